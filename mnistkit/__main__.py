@@ -1,0 +1,5 @@
+import sys
+
+from mnistkit.cli import main
+
+sys.exit(main())

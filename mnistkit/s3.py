@@ -1,0 +1,347 @@
+"""S3 I/O with boto3: a client that works with AWS, MinIO, Ceph and moto; files and prefixes up and
+down with progress; and ``publish_model_version``, which makes a SavedModel version visible only
+when it is complete.
+
+Why the publish dance: TF Serving (and ``mnistkit serve``) poll ``<base>/`` for numeric version
+directories about once a second. Uploading straight into ``<base>/<N>/`` lets them see a half-written
+version. So we upload under a non-numeric staging prefix (ignored by every server), verify sizes, then
+copy server-side into ``<base>/<N>/`` with ``saved_model.pb`` last, and delete the staging prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mnistkit.config import S3Config, split_s3_url
+from mnistkit.errors import S3Error
+
+if TYPE_CHECKING:  # boto3 is a core dependency, but its import costs ~0.3 s: load on first use.
+    from mypy_boto3_s3 import S3Client  # pragma: no cover
+else:
+    S3Client = Any
+
+__all__ = [
+    "Progress",
+    "make_client",
+    "ensure_bucket",
+    "upload_file",
+    "download_file",
+    "upload_dir",
+    "download_prefix",
+    "list_keys",
+    "delete_prefix",
+    "publish_model_version",
+    "list_model_versions",
+    "abort_incomplete_uploads",
+    "probe_bucket",
+]
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(bytes_done, bytes_total)`` while a transfer runs."""
+
+STAGING_PREFIX = ".staging"
+MARKER_FILE = "saved_model.pb"
+
+
+def make_client(cfg: S3Config, *, max_attempts: int = 8, connect_timeout: float = 5.0) -> S3Client:
+    """A boto3 S3 client for ``cfg``.
+
+    * retry mode ``standard`` (retries 5xx, SlowDown, throttling and dropped connections with backoff);
+    * checksums only "when required": boto3 >= 1.36 sends CRC32 trailers by default, which older MinIO,
+      Ceph and some proxies reject (``XAmzContentSHA256Mismatch`` / ``InvalidArgument``);
+    * path-style addressing, since self-hosted stores rarely have wildcard DNS.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"},
+        connect_timeout=connect_timeout,
+        read_timeout=60,
+        signature_version="s3v4",
+    )
+    kwargs: dict[str, Any] = {"region_name": cfg.region, "config": config, "verify": cfg.verify_ssl}
+    if cfg.endpoint_url:
+        kwargs["endpoint_url"] = cfg.endpoint_url
+    if cfg.access_key_id:
+        kwargs["aws_access_key_id"] = cfg.access_key_id
+        kwargs["aws_secret_access_key"] = cfg.secret_access_key
+    return boto3.session.Session().client("s3", **kwargs)
+
+
+def _wrap(op: str, target: str, exc: Exception) -> S3Error:
+    # botocore messages never contain the secret key; they may contain the access key id, which is not secret.
+    return S3Error(f"S3 {op} failed for {target}: {exc}", field="s3", value=target)
+
+
+def ensure_bucket(client: S3Client, bucket: str, region: str = "us-east-1") -> bool:
+    """Create ``bucket`` unless it exists. Returns True when it was created."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise _wrap("head_bucket", f"s3://{bucket}", exc) from None
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region and region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        client.create_bucket(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise _wrap("create_bucket", f"s3://{bucket}", exc) from None
+        return False
+    return True
+
+
+def _transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    # Threads help a remote store; on loopback they mostly add overhead, but 4 keeps large files fast.
+    return TransferConfig(multipart_threshold=16 * 1024 * 1024, max_concurrency=4, use_threads=True)
+
+
+class _Counter:
+    """Adapts boto3's per-chunk byte callbacks to ``progress(done, total)``."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(self.done, self.total)
+
+
+def upload_file(
+    client: S3Client, path: str | os.PathLike[str], bucket: str, key: str, progress: Progress | None = None
+) -> None:
+    """Upload one file; a missing local file or an S3 failure is an error naming both ends."""
+    path = Path(path)
+    if not path.is_file():
+        raise S3Error(f"cannot upload {path}: no such file", field="path", value=str(path))
+    try:
+        client.upload_file(
+            str(path), bucket, key, Callback=_Counter(path.stat().st_size, progress), Config=_transfer_config()
+        )
+    except Exception as exc:  # boto3 raises S3UploadFailedError, ClientError, EndpointConnectionError...
+        raise _wrap("upload", f"s3://{bucket}/{key}", exc) from None
+
+
+def download_file(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    path: str | os.PathLike[str],
+    progress: Progress | None = None,
+) -> Path:
+    """Download one object to ``path`` atomically (a temp file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        client.download_file(bucket, key, str(tmp), Callback=_Counter(size, progress), Config=_transfer_config())
+        if tmp.stat().st_size != size:
+            raise S3Error(
+                f"s3://{bucket}/{key}: got {tmp.stat().st_size} bytes, expected {size}", field="key", value=key
+            )
+        os.replace(tmp, path)
+    except S3Error:
+        raise
+    except Exception as exc:
+        raise _wrap("download", f"s3://{bucket}/{key}", exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def list_keys(client: S3Client, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+    """Every object under ``prefix`` (dicts with ``Key``, ``Size``, ``ETag``), paginated."""
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+    except Exception as exc:
+        raise _wrap("list", f"s3://{bucket}/{prefix}", exc) from None
+
+
+def _offset(progress: Progress | None, base: int, total: int) -> Progress | None:
+    """Report one file's progress as part of a multi-file transfer."""
+    if progress is None:
+        return None
+    return lambda done, _total: progress(base + done, total)
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def upload_dir(
+    client: S3Client,
+    root: str | os.PathLike[str],
+    bucket: str,
+    prefix: str,
+    progress: Progress | None = None,
+    *,
+    only_changed: bool = False,
+) -> list[str]:
+    """Upload every file under ``root`` to ``prefix``; returns the keys written.
+
+    ``only_changed`` skips files whose size already matches the object (used by the trainer's periodic
+    sync of TensorBoard events and checkpoints, where most files are unchanged between syncs).
+    """
+    root = Path(root)
+    files = _files(root)
+    existing: dict[str, int] = {}
+    if only_changed:
+        existing = {o["Key"]: o["Size"] for o in list_keys(client, bucket, prefix.rstrip("/") + "/")}
+    total = sum(p.stat().st_size for p in files)
+    done = 0
+    written = []
+    for p in files:
+        key = f"{prefix.rstrip('/')}/{p.relative_to(root).as_posix()}".lstrip("/")
+        size = p.stat().st_size
+        if not (only_changed and existing.get(key) == size):
+            upload_file(client, p, bucket, key, progress=_offset(progress, done, total))
+            written.append(key)
+        done += size
+    if progress:
+        progress(total, total)
+    return written
+
+
+def download_prefix(
+    client: S3Client, bucket: str, prefix: str, root: str | os.PathLike[str], progress: Progress | None = None
+) -> list[Path]:
+    """Download every object under ``prefix`` into ``root`` keeping relative paths."""
+    root = Path(root)
+    prefix = prefix.strip("/")
+    objs = [o for o in list_keys(client, bucket, prefix + "/" if prefix else "") if not o["Key"].endswith("/")]
+    total = sum(o["Size"] for o in objs)
+    done = 0
+    paths = []
+    for o in objs:
+        rel = o["Key"][len(prefix) :].lstrip("/") if prefix else o["Key"]
+        target = root / rel
+        if ".." in Path(rel).parts:
+            raise S3Error(f"refusing to write outside {root}: key {o['Key']!r}", field="key", value=o["Key"])
+        download_file(client, bucket, o["Key"], target, progress=_offset(progress, done, total))
+        done += o["Size"]
+        paths.append(target)
+    if progress:
+        progress(total, total)
+    return paths
+
+
+def delete_prefix(client: S3Client, bucket: str, prefix: str) -> int:
+    """Delete every object under ``prefix``; returns how many."""
+    keys = [o["Key"] for o in list_keys(client, bucket, prefix)]
+    for i in range(0, len(keys), 1000):
+        chunk = keys[i : i + 1000]
+        try:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+        except Exception as exc:
+            raise _wrap("delete", f"s3://{bucket}/{prefix}", exc) from None
+    return len(keys)
+
+
+def abort_incomplete_uploads(client: S3Client, bucket: str, prefix: str = "") -> int:
+    """Abort multipart uploads left behind by a killed process, so no orphan parts cost storage."""
+    aborted = 0
+    try:
+        resp = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+        for up in resp.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+            aborted += 1
+    except Exception as exc:
+        raise _wrap("abort multipart uploads", f"s3://{bucket}/{prefix}", exc) from None
+    return aborted
+
+
+def list_model_versions(client: S3Client, bucket: str, base_prefix: str) -> list[int]:
+    """Numeric version directories under ``base_prefix`` that hold a ``saved_model.pb``, ascending."""
+    base = base_prefix.strip("/") + "/"
+    versions = set()
+    for o in list_keys(client, bucket, base):
+        parts = o["Key"][len(base) :].split("/")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] == MARKER_FILE:
+            versions.add(int(parts[0]))
+    return sorted(versions)
+
+
+def publish_model_version(
+    client: S3Client,
+    local_dir: str | os.PathLike[str],
+    base_url: str,
+    version: int,
+    progress: Progress | None = None,
+) -> str:
+    """Publish the SavedModel in ``local_dir`` as ``<base_url>/<version>/``, complete or not at all.
+
+    Returns the version URL. If the version already exists, that is an error: versions are immutable,
+    since a server may have loaded it already.
+    """
+    local = Path(local_dir)
+    if not (local / MARKER_FILE).is_file():
+        raise S3Error(f"{local} is not a SavedModel (no {MARKER_FILE})", field="local_dir", value=str(local))
+    if int(version) < 0:
+        raise S3Error(f"version must be a non-negative integer, got {version!r}", field="version", value=version)
+    bucket, base = split_s3_url(base_url, "base_url")
+    final = f"{base}/{int(version)}".lstrip("/")
+    if any(True for _ in list_keys(client, bucket, final + "/")):
+        raise S3Error(f"s3://{bucket}/{final}/ exists already; versions are immutable", field="version", value=version)
+    staging = f"{base}/{STAGING_PREFIX}/{int(version)}-{uuid.uuid4().hex[:12]}".lstrip("/")
+    try:
+        upload_dir(client, local, bucket, staging, progress)
+        expected = {p.relative_to(local).as_posix(): p.stat().st_size for p in _files(local)}
+        staged = {o["Key"][len(staging) + 1 :]: o["Size"] for o in list_keys(client, bucket, staging + "/")}
+        if staged != expected:
+            raise S3Error(
+                f"staged upload of version {version} does not match {local} (sizes differ or files missing)",
+                field="version",
+                value=version,
+            )
+        # saved_model.pb last: a poller that sees it knows every other file is in place.
+        for rel in sorted(expected, key=lambda r: (r == MARKER_FILE, r)):
+            try:
+                client.copy_object(
+                    Bucket=bucket, Key=f"{final}/{rel}", CopySource={"Bucket": bucket, "Key": f"{staging}/{rel}"}
+                )
+            except Exception as exc:
+                raise _wrap("copy", f"s3://{bucket}/{final}/{rel}", exc) from None
+    except BaseException:
+        # Leave nothing half-visible: drop what was copied into the version and the staging prefix.
+        for prefix in (final + "/", staging + "/"):
+            try:
+                delete_prefix(client, bucket, prefix)
+            except S3Error:
+                pass
+        raise
+    delete_prefix(client, bucket, staging + "/")
+    return f"s3://{bucket}/{final}"
+
+
+def probe_bucket(client: S3Client, bucket: str) -> None:
+    """Check that ``bucket`` is reachable and writable: put, read back and delete a small probe object."""
+    key = f".mnistkit-probe-{uuid.uuid4().hex[:12]}"
+    body = b"mnistkit probe"
+    try:
+        client.head_bucket(Bucket=bucket)
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+        if client.get_object(Bucket=bucket, Key=key)["Body"].read() != body:
+            raise S3Error(f"s3://{bucket}: probe object read back differently", field="bucket", value=bucket)
+        client.delete_object(Bucket=bucket, Key=key)
+    except S3Error:
+        raise
+    except Exception as exc:
+        raise _wrap("probe", f"s3://{bucket}", exc) from None
