@@ -22,7 +22,9 @@ OUTPUTS = ("classes", "predictions")
 
 def export_saved_model(model: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` (any callable Keras model taking [b, 28, 28]) as a SavedModel at ``path``."""
-    import tensorflow as tf
+    from mnistkit.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     class MnistServing(tf.Module):
         def __init__(self, m: Any) -> None:

@@ -1,0 +1,289 @@
+"""The parameters every manifest is built from: the seed workflow's ``-p name=value`` set, validated once.
+
+``ManifestParams`` holds the values as the strings Argo passes around (``argo submit -p tf-worker=2``), so
+the same builder functions produce both concrete manifests (``mnistkit render``, ``mnistkit submit``)
+and the workflow's inline manifests, where each value is an Argo placeholder such as
+``{{workflow.parameters.tf-worker}}`` (``ManifestParams.placeholders()``).
+
+Storage layout of one job (documented in docs/cluster.md, shared with ``trainer.task``)::
+
+    <s3-train-base-url>/<job-name>/              the model dir (--tf-model-dir)
+        logs/                                    TensorBoard event files (TensorBoard reads this)
+        backup/                                  checkpoints (BackupAndRestore)
+        metrics.jsonl                            one JSON line per epoch (the chief's)
+        export/mnist/<version>/saved_model.pb    exports (--tf-export-dir = .../export/mnist)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import secrets as _secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from mnistkit.config import (
+    MODEL_TYPES,
+    S3Config,
+    TrainConfig,
+    parse_bool,
+    split_s3_url,
+    validate_job_name,
+)
+from mnistkit.errors import ConfigError
+
+__all__ = [
+    "ManifestParams",
+    "PARAMETER_NAMES",
+    "default_job_name",
+    "current_user",
+    "is_placeholder",
+    "NAMESPACE_FILE",
+]
+
+NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+_PLACEHOLDER_RE = re.compile(r"^\{\{.*\}\}$")
+_LABEL_RE = re.compile(r"[^a-z0-9-]+")
+
+
+def is_placeholder(value: object) -> bool:
+    """True for an Argo template expression such as ``{{workflow.parameters.job-name}}``."""
+    return isinstance(value, str) and bool(_PLACEHOLDER_RE.match(value))
+
+
+def current_user(env: Mapping[str, str] | None = None, namespace_file: str = NAMESPACE_FILE) -> str:
+    """Who is submitting: ``JUPYTERHUB_USER`` in a hub, else the pod's namespace (a Kubeflow profile), else $USER."""
+    env = os.environ if env is None else env
+    user = env.get("JUPYTERHUB_USER", "")
+    if not user:
+        try:
+            user = Path(namespace_file).read_text().strip()
+        except OSError:
+            user = ""
+    return user or env.get("USER", "") or "user"
+
+
+def _label(text: str, max_len: int) -> str:
+    """``"Jane.Doe@Example.com"`` -> ``"jane-doe-example-com"``: a DNS-1123 fragment of at most ``max_len``."""
+    out = _LABEL_RE.sub("-", text.lower()).strip("-")
+    return out[:max_len].strip("-") or "user"
+
+
+def default_job_name(user: str | None = None, now: _dt.datetime | None = None) -> str:
+    """``mnist-<user>-<yyyymmdd-hhmmss>-<4 random>``: unique per user and second, so two hub users never collide."""
+    who = _label(user if user is not None else current_user(), 25)
+    stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    suffix = "".join(_secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4))
+    return validate_job_name(f"mnist-{who}-{stamp}-{suffix}")
+
+
+# field name -> workflow parameter name (the seed's names, kept so `argo submit -p` commands still work).
+_PARAM_OF_FIELD = {
+    "job_name": "job-name",
+    "namespace": "namespace",
+    "tf_worker": "tf-worker",
+    "tf_model_image": "tf-model-image",
+    "model_train_steps": "model-train-steps",
+    "model_batch_size": "model-batch-size",
+    "model_learning_rate": "model-learning-rate",
+    "model_type": "model-type",
+    "model_serving": "model-serving",
+    "s3_data_url": "s3-data-url",
+    "s3_train_base_url": "s3-train-base-url",
+    "aws_endpoint_url": "aws-endpoint-url",
+    "s3_endpoint": "s3-endpoint",
+    "aws_region": "aws-region",
+    "s3_use_https": "s3-use-https",
+    "s3_verify_ssl": "s3-verify-ssl",
+    "aws_secret": "aws-secret",
+    "tensorboard_image": "tensorboard-image",
+    "serving_image": "serving-image",
+}
+PARAMETER_NAMES: tuple[str, ...] = tuple(_PARAM_OF_FIELD.values())
+_FIELD_OF_PARAM = {v: k for k, v in _PARAM_OF_FIELD.items()}
+
+
+@dataclass(frozen=True)
+class ManifestParams:
+    """Everything a manifest needs. Values are strings (Argo parameters are strings); see ``validate``.
+
+    Not parameters, because Argo cannot substitute into integers of a parsed workflow: the deadlines and
+    retry limits below, and the resource requests (edit them here or with ``dataclasses.replace``).
+    """
+
+    job_name: str = "mnist-train"
+    namespace: str = "kubeflow"
+    tf_worker: str = "1"
+    tf_model_image: str = "docker.io/mnistkit/trainer:0.1.0"
+    model_train_steps: str = "200"
+    model_batch_size: str = "100"
+    model_learning_rate: str = "0.01"
+    model_type: str = "cnn"
+    model_serving: str = "true"
+    s3_data_url: str = "s3://mnist/data"
+    s3_train_base_url: str = "s3://mnist/models"
+    aws_endpoint_url: str = "https://s3.us-west-1.amazonaws.com"
+    s3_endpoint: str = "s3.us-west-1.amazonaws.com"
+    aws_region: str = "us-west-1"
+    s3_use_https: str = "1"
+    s3_verify_ssl: str = "1"
+    aws_secret: str = "aws-creds"
+    tensorboard_image: str = "docker.io/mnistkit/tensorboard:0.1.0"
+    serving_image: str = "docker.io/tensorflow/serving:2.18.0"
+    # Not workflow parameters:
+    train_deadline_seconds: int = 6 * 3600
+    backoff_limit: int = 3
+    ttl_seconds_after_finished: int = 24 * 3600
+    aws_cli_image: str = "docker.io/amazon/aws-cli:2.22.35"
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def placeholders(cls) -> ManifestParams:
+        """Every parameter as ``{{workflow.parameters.<name>}}``: what the workflow's inline manifests use."""
+        return cls(**{f: f"{{{{workflow.parameters.{p}}}}}" for f, p in _PARAM_OF_FIELD.items()})
+
+    @classmethod
+    def from_s3(cls, s3: S3Config, **overrides: str) -> ManifestParams:
+        """Endpoint, region and TLS settings from an ``S3Config``; never its keys (those live in the Secret)."""
+        values: dict[str, str] = {
+            "s3_data_url": s3.url("data"),
+            "s3_train_base_url": s3.url("models"),
+            "aws_endpoint_url": s3.endpoint_url,
+            "s3_endpoint": s3.endpoint,
+            "aws_region": s3.region,
+            "s3_use_https": "1" if s3.use_https else "0",
+            "s3_verify_ssl": "1" if s3.verify_ssl else "0",
+        }
+        values.update(overrides)
+        return cls(**values).validate()
+
+    def with_parameters(self, pairs: Mapping[str, str]) -> ManifestParams:
+        """Apply ``{"tf-worker": "2", ...}`` (workflow parameter names; ``_`` spelling also accepted)."""
+        changes: dict[str, str] = {}
+        for name, value in pairs.items():
+            key = _FIELD_OF_PARAM.get(name) or (name if name in _PARAM_OF_FIELD else None)
+            if key is None:
+                raise ConfigError(
+                    f"unknown parameter {name!r}; known: {', '.join(PARAMETER_NAMES)}", field="parameter", value=name
+                )
+            if key == "aws_secret" or name.lower().startswith(("aws-secret-access", "aws_secret_access")):
+                # Only the *name* of a Secret may be a parameter; reject anything that looks like a key.
+                if len(str(value)) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", str(value)):
+                    raise ConfigError(
+                        "aws-secret is the name of a Kubernetes Secret (e.g. aws-creds), not a key",
+                        field="aws_secret",
+                    )
+            changes[key] = str(value)
+        return replace(self, **changes).validate()
+
+    @classmethod
+    def from_train_config(cls, cfg: TrainConfig, base: ManifestParams | None = None) -> ManifestParams:
+        """Map a ``TrainConfig`` (``workers`` = processes in all) onto the parameters (Chief + tf-worker)."""
+        base = base or cls()
+        changes = {
+            "tf_worker": str(cfg.workers - 1),
+            "model_train_steps": str(cfg.train_steps),
+            "model_batch_size": str(cfg.batch_size),
+            "model_learning_rate": str(cfg.learning_rate),
+            "model_type": cfg.model_type,
+        }
+        if cfg.data_dir:
+            changes["s3_data_url"] = cfg.data_dir
+        return replace(base, **changes).validate()
+
+    # ---- validation ---------------------------------------------------------------------------
+    def validate(self) -> ManifestParams:
+        """Check every concrete value (placeholders pass); returns ``self`` so calls chain."""
+        def concrete(name: str) -> str | None:
+            value = getattr(self, name)
+            return None if is_placeholder(value) else value
+
+        if (v := concrete("job_name")) is not None:
+            validate_job_name(v, "job_name")
+            if not v[0].isalpha():
+                # It names Services (<job>-tb, <job>-serving), and Service names must start with a letter.
+                raise ConfigError(f"job_name {v!r} must start with a letter", field="job_name", value=v)
+        if (v := concrete("namespace")) is not None:
+            validate_job_name(v, "namespace", max_len=63)
+        if (v := concrete("aws_secret")) is not None:
+            validate_job_name(v, "aws_secret", max_len=63)
+        if (v := concrete("tf_worker")) is not None:
+            if not v.isdigit() or int(v) > 63:
+                raise ConfigError(
+                    f"tf_worker is the number of workers besides the chief (0-63), got {v!r}", field="tf_worker", value=v
+                )
+        if all(concrete(n) is not None for n in ("model_train_steps", "model_batch_size", "model_learning_rate")):
+            try:
+                TrainConfig(
+                    train_steps=int(self.model_train_steps),
+                    batch_size=int(self.model_batch_size),
+                    learning_rate=float(self.model_learning_rate),
+                )
+            except ValueError as exc:
+                raise ConfigError(f"training parameters: {exc}", field="model_train_steps") from None
+        if (v := concrete("model_type")) is not None and v not in MODEL_TYPES:
+            raise ConfigError(f"model_type must be one of {', '.join(MODEL_TYPES)}, got {v!r}", field="model_type", value=v)
+        for name in ("model_serving",):
+            if (v := concrete(name)) is not None:
+                object.__setattr__(self, name, "true" if parse_bool(name, v, True) else "false")
+        for name in ("s3_use_https", "s3_verify_ssl"):
+            if (v := concrete(name)) is not None:
+                object.__setattr__(self, name, "1" if parse_bool(name, v, True) else "0")
+        for name in ("s3_data_url", "s3_train_base_url"):
+            if (v := concrete(name)) is not None:
+                split_s3_url(v, name)
+        if (v := concrete("aws_endpoint_url")) is not None and v and not re.match(r"^https?://[^/\s]+/?$", v):
+            raise ConfigError(f"aws_endpoint_url must be http(s)://host[:port], got {v!r}", field="aws_endpoint_url", value=v)
+        for name in ("tf_model_image", "tensorboard_image", "serving_image", "aws_cli_image"):
+            if (v := concrete(name)) is not None and (not v or any(c.isspace() for c in v)):
+                raise ConfigError(f"{name} must be an image reference, got {v!r}", field=name, value=v)
+        return self
+
+    # ---- derived values -----------------------------------------------------------------------
+    def parameters(self) -> dict[str, str]:
+        """``{"job-name": ..., ...}``: the workflow's ``spec.arguments.parameters`` as a mapping."""
+        return {p: getattr(self, f) for f, p in _PARAM_OF_FIELD.items()}
+
+    @property
+    def model_dir(self) -> str:
+        return f"{self.s3_train_base_url.rstrip('/')}/{self.job_name}"
+
+    @property
+    def logs_dir(self) -> str:
+        return f"{self.model_dir}/logs"
+
+    @property
+    def export_dir(self) -> str:
+        return f"{self.model_dir}/export/mnist"
+
+    @property
+    def tensorboard_name(self) -> str:
+        return f"{self.job_name}-tb"
+
+    @property
+    def serving_name(self) -> str:
+        return f"{self.job_name}-serving"
+
+    def trainer_flags(self) -> list[str]:
+        """The seed's ``--tf-*`` flags for ``python -m trainer.task``."""
+        return [
+            f"--tf-data-dir={self.s3_data_url}",
+            f"--tf-model-dir={self.model_dir}",
+            f"--tf-export-dir={self.export_dir}",
+            f"--tf-train-steps={self.model_train_steps}",
+            f"--tf-batch-size={self.model_batch_size}",
+            f"--tf-learning-rate={self.model_learning_rate}",
+            f"--tf-model-type={self.model_type}",
+        ]
+
+
+def _check_fields() -> None:  # keep the table and the dataclass in step (import-time, cheap)
+    names = {f.name for f in fields(ManifestParams)}
+    missing = set(_PARAM_OF_FIELD) - names
+    assert not missing, missing
+
+
+_check_fields()

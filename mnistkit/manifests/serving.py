@@ -1,0 +1,186 @@
+"""Serving a job's export: TF Serving fed by an init container, or a KServe ``InferenceService``.
+
+TF Serving >= 2.7 dropped its S3 filesystem, so the Deployment's init container (``amazon/aws-cli``)
+copies ``<model-dir>/export/mnist/`` (every published ``<version>/``) into an ``emptyDir`` that TF
+Serving reads as ``/models/mnist``. Ports: gRPC 8500, REST 8501, and the seed's 9000 (gRPC) on the
+Service. KServe's storage initializer reads ``s3://`` itself, configured by the ServiceAccount's
+annotations and the Secret it lists (https://kserve.github.io/website/ "Deploy InferenceService with
+a saved model on S3").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mnistkit.manifests.common import (
+    container_security,
+    labels,
+    metadata,
+    pod_security,
+    resources,
+    s3_env,
+)
+from mnistkit.manifests.params import ManifestParams
+
+__all__ = [
+    "serving_deployment",
+    "serving_service",
+    "kserve_service_account",
+    "inference_service",
+    "GRPC_PORT",
+    "REST_PORT",
+    "SEED_GRPC_PORT",
+    "MODEL_NAME",
+    "KSERVE_SERVICE_ACCOUNT",
+]
+
+GRPC_PORT = 8500
+REST_PORT = 8501
+SEED_GRPC_PORT = 9000
+MODEL_NAME = "mnist"
+KSERVE_SERVICE_ACCOUNT = "mnistkit-kserve-s3"
+
+# Copies every version, then refuses to start TF Serving on an empty model dir (a clear init error
+# beats a server that answers "no versions available" forever).
+_SYNC_SCRIPT = """set -eu
+extra=""
+if [ "${S3_VERIFY_SSL:-1}" = "0" ]; then extra="--no-verify-ssl"; fi
+if [ -n "${AWS_ENDPOINT_URL:-}" ]; then extra="$extra --endpoint-url $AWS_ENDPOINT_URL"; fi
+echo "copying $EXPORT_URL/ to /models/mnist/"
+aws s3 sync $extra --only-show-errors "$EXPORT_URL/" /models/mnist/
+if ! ls /models/mnist/*/saved_model.pb >/dev/null 2>&1; then
+  echo "no exported version under $EXPORT_URL/ (expected <version>/saved_model.pb)" >&2
+  exit 1
+fi
+ls /models/mnist
+"""
+
+
+def _selector(p: ManifestParams) -> dict[str, str]:
+    return {k: v for k, v in labels(p, "serving").items() if k != "app.kubernetes.io/part-of"}
+
+
+def serving_deployment(p: ManifestParams) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(p.serving_name, p, "serving"),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": _selector(p)},
+            "template": {
+                "metadata": {"labels": labels(p, "serving")},
+                "spec": {
+                    "securityContext": pod_security(),
+                    "initContainers": [
+                        {
+                            "name": "fetch-model",
+                            "image": p.aws_cli_image,
+                            "command": ["/bin/sh", "-c", _SYNC_SCRIPT],
+                            "env": [
+                                *s3_env(p),
+                                {"name": "EXPORT_URL", "value": p.export_dir},
+                                {"name": "HOME", "value": "/tmp"},
+                            ],
+                            "resources": resources("100m", "256Mi", "1", "512Mi"),
+                            "securityContext": container_security(),
+                            "volumeMounts": [
+                                {"name": "models", "mountPath": "/models"},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "tf-serving",
+                            "image": p.serving_image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["tensorflow_model_server"],
+                            "args": [
+                                f"--port={GRPC_PORT}",
+                                f"--rest_api_port={REST_PORT}",
+                                f"--model_name={MODEL_NAME}",
+                                f"--model_base_path=/models/{MODEL_NAME}",
+                            ],
+                            "ports": [
+                                {"name": "grpc", "containerPort": GRPC_PORT},
+                                {"name": "http", "containerPort": REST_PORT},
+                            ],
+                            "readinessProbe": {
+                                "httpGet": {"path": f"/v1/models/{MODEL_NAME}", "port": REST_PORT},
+                                "initialDelaySeconds": 5,
+                                "periodSeconds": 10,
+                            },
+                            "resources": resources("500m", "1Gi", "2", "2Gi"),
+                            "securityContext": container_security(),
+                            "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "models", "emptyDir": {"sizeLimit": "2Gi"}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def serving_service(p: ManifestParams) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(p.serving_name, p, "serving"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(p),
+            "ports": [
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP"},
+                {"name": "http", "port": REST_PORT, "targetPort": REST_PORT, "protocol": "TCP"},
+                {"name": "grpc-seed", "port": SEED_GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def kserve_service_account(p: ManifestParams) -> dict[str, Any]:
+    """The ServiceAccount KServe's storage initializer reads S3 settings and the Secret from."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": KSERVE_SERVICE_ACCOUNT,
+            "namespace": p.namespace,
+            "labels": {"app.kubernetes.io/part-of": "mnistkit"},
+            "annotations": {
+                "serving.kserve.io/s3-endpoint": p.s3_endpoint,
+                "serving.kserve.io/s3-usehttps": p.s3_use_https,
+                "serving.kserve.io/s3-region": p.aws_region,
+                "serving.kserve.io/s3-verifyssl": p.s3_verify_ssl,
+                "serving.kserve.io/s3-useanoncredential": "false",
+            },
+        },
+        "secrets": [{"name": p.aws_secret}],
+    }
+
+
+def inference_service(p: ManifestParams) -> dict[str, Any]:
+    """KServe alternative to the Deployment: its storage initializer downloads ``storageUri`` itself."""
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            **metadata(p.job_name, p, "serving"),
+            "annotations": {"sidecar.istio.io/inject": "false"},
+        },
+        "spec": {
+            "predictor": {
+                "serviceAccountName": KSERVE_SERVICE_ACCOUNT,
+                "model": {
+                    "modelFormat": {"name": "tensorflow"},
+                    "storageUri": p.export_dir,
+                    "resources": resources("500m", "1Gi", "2", "2Gi"),
+                },
+            }
+        },
+    }

@@ -1,0 +1,251 @@
+"""The Argo workflows: ``model-train`` (TensorBoard, TFJob, optional serving) and ``model-deploy``.
+
+``model-train`` keeps the seed's parameters and steps: ``get-workflow-info`` -> ``tensorboard`` ->
+``train-model`` -> ``serve-model`` (only when ``model-serving`` is true). What changed and why:
+
+* ``train-model`` creates the TFJob with a successCondition *and* a failureCondition and a deadline;
+  the seed had none, so a failed TFJob kept the workflow Running forever.
+* Inline manifests come from the same builders as the rendered files (``ManifestParams.placeholders()``),
+  so the TFJob the workflow creates is the TFJob ``mnistkit render`` writes and the tests validate.
+* The exit handler deletes a TFJob that is still running when the workflow did not succeed, then a
+  ``report`` step prints the outcome and ``{{workflow.failures}}`` and exits 1 on failure, so the
+  failure shows in logs and the UI instead of being hidden behind a green exit handler.
+* Every created object gets an owner reference to the workflow (``setOwnerReference``): deleting the
+  workflow garbage-collects its TFJob, TensorBoard and serving objects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+import yaml
+
+from mnistkit.manifests.common import PART_OF, JOB_LABEL, container_security, resources
+from mnistkit.manifests.params import ManifestParams
+from mnistkit.manifests.rbac import WORKFLOW_SERVICE_ACCOUNT
+from mnistkit.manifests.serving import serving_deployment, serving_service
+from mnistkit.manifests.tensorboard import tensorboard_deployment, tensorboard_service
+from mnistkit.manifests.tfjob import FAILURE_CONDITION, SUCCESS_CONDITION, tfjob
+
+__all__ = [
+    "model_train_workflow",
+    "model_deploy_template",
+    "inline_manifest",
+    "TRAIN_STEPS",
+    "DEPLOY_PARAMETERS_FROM_TRAINING",
+    "REPORT_IMAGE",
+]
+
+TRAIN_STEPS = ("get-workflow-info", "tensorboard", "train-model", "serve-model")
+REPORT_IMAGE = "docker.io/library/busybox:1.36"
+# Argo executor's documented non-root user.
+_EXECUTOR_UID = 8737
+# Parameters model-deploy reads from the finished model-train workflow.
+DEPLOY_PARAMETERS_FROM_TRAINING = (
+    "job-name",
+    "namespace",
+    "s3-train-base-url",
+    "aws-endpoint-url",
+    "s3-endpoint",
+    "aws-region",
+    "s3-use-https",
+    "s3-verify-ssl",
+    "aws-secret",
+)
+# Integer fields whose value is a placeholder: Argo substitutes text, so they must not be YAML-quoted.
+_UNQUOTE_RE = re.compile(r"(replicas: )'(\{\{[^']+\}\})'")
+
+
+def inline_manifest(obj: dict[str, Any]) -> str:
+    """YAML for a resource template's ``manifest`` (placeholders in integer fields left unquoted)."""
+    text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=1000)
+    return _UNQUOTE_RE.sub(r"\1\2", text)
+
+
+def _resource(name: str, action: str, manifest: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    res: dict[str, Any] = {"action": action, "manifest": inline_manifest(manifest)}
+    if action in ("create", "apply"):
+        res["setOwnerReference"] = True
+    res.update(extra.pop("resource", {}))
+    return {"name": name, "resource": res, **extra}
+
+
+def _pod_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": _EXECUTOR_UID, "runAsGroup": _EXECUTOR_UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _report_template() -> dict[str, Any]:
+    script = (
+        'echo "workflow $WORKFLOW_NAME finished: $WORKFLOW_STATUS"\n'
+        'if [ "$WORKFLOW_STATUS" != "Succeeded" ]; then\n'
+        '  echo "failed steps: $WORKFLOW_FAILURES" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+    )
+    return {
+        "name": "report",
+        "container": {
+            "image": REPORT_IMAGE,
+            "command": ["/bin/sh", "-c", script],
+            # Through env, not the script text: failures are JSON with quotes that would break the shell.
+            "env": [
+                {"name": "WORKFLOW_NAME", "value": "{{workflow.name}}"},
+                {"name": "WORKFLOW_STATUS", "value": "{{workflow.status}}"},
+                {"name": "WORKFLOW_FAILURES", "value": "{{workflow.failures}}"},
+            ],
+            "resources": resources("10m", "16Mi", "100m", "32Mi"),
+            "securityContext": container_security(read_only_root=True),
+        },
+    }
+
+
+def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = None) -> dict[str, Any]:
+    """The ``model-train`` Workflow with ``p`` as its default arguments.
+
+    ``name=None`` gives ``generateName: model-train-`` (for ``argo submit`` of the rendered file);
+    ``mnistkit submit`` passes the job name so a retried create can never make a second workflow.
+    """
+    p = (p or ManifestParams()).validate()
+    ph = ManifestParams.placeholders()
+    ph = replace(ph, train_deadline_seconds=p.train_deadline_seconds, backoff_limit=p.backoff_limit,
+                 ttl_seconds_after_finished=p.ttl_seconds_after_finished, aws_cli_image=p.aws_cli_image)
+    meta: dict[str, Any] = {"labels": dict(PART_OF)}
+    if name:
+        meta["name"] = name
+        meta["labels"][JOB_LABEL] = p.job_name
+    else:
+        meta["generateName"] = "model-train-"
+    meta["namespace"] = p.namespace
+    serving_when = "{{workflow.parameters.model-serving}} == true"
+    tfjob_ref = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob",
+                 "metadata": {"name": ph.job_name, "namespace": ph.namespace}}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": meta,
+        "spec": {
+            "entrypoint": "model-train",
+            "onExit": "exit-handler",
+            "serviceAccountName": WORKFLOW_SERVICE_ACCOUNT,
+            # Training deadline plus room for TensorBoard, serving and the exit handler.
+            "activeDeadlineSeconds": p.train_deadline_seconds + 1800,
+            "securityContext": _pod_security(),
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in p.parameters().items()]},
+            "templates": [
+                {
+                    "name": "model-train",
+                    "steps": [
+                        [{"name": "get-workflow-info", "template": "get-workflow-info"}],
+                        [
+                            {"name": "tensorboard", "template": "tensorboard"},
+                            {"name": "tensorboard-service", "template": "tensorboard-service"},
+                        ],
+                        [{"name": "train-model", "template": "train-model"}],
+                        [
+                            {"name": "serve-model", "template": "serve-model", "when": serving_when},
+                            {"name": "serve-model-service", "template": "serve-model-service", "when": serving_when},
+                        ],
+                    ],
+                },
+                _resource(
+                    "get-workflow-info", "get",
+                    {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                     "metadata": {"name": "{{workflow.name}}", "namespace": ph.namespace}},
+                    outputs={"parameters": [
+                        {"name": "workflow-uid", "valueFrom": {"jsonPath": "{.metadata.uid}"}},
+                        {"name": "created", "valueFrom": {"jsonPath": "{.metadata.creationTimestamp}"}},
+                    ]},
+                ),
+                _resource("tensorboard", "apply", tensorboard_deployment(ph)),
+                _resource("tensorboard-service", "apply", tensorboard_service(ph)),
+                _resource(
+                    "train-model", "create", tfjob(ph),
+                    resource={"successCondition": SUCCESS_CONDITION, "failureCondition": FAILURE_CONDITION},
+                    # Past the TFJob's own deadline: if the operator's Failed status never shows up in
+                    # replicaStatuses, this still ends the step.
+                    activeDeadlineSeconds=p.train_deadline_seconds + 600,
+                    outputs={"parameters": [{"name": "tfjob-name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]},
+                ),
+                _resource("serve-model", "apply", serving_deployment(ph)),
+                _resource("serve-model-service", "apply", serving_service(ph)),
+                {
+                    "name": "exit-handler",
+                    "steps": [
+                        [{"name": "cleanup", "template": "cleanup", "when": "{{workflow.status}} != Succeeded"}],
+                        [{"name": "report", "template": "report"}],
+                    ],
+                },
+                _resource("cleanup", "delete", tfjob_ref, resource={"flags": ["--ignore-not-found"]}),
+                _report_template(),
+            ],
+        },
+    }
+
+
+def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
+    """``model-deploy``: serve the export of a finished ``model-train`` workflow, given its name.
+
+    ``argo submit --from workflowtemplate/model-deploy -p train-workflow=<name>`` (or ``mnistkit deploy``).
+    It waits until that workflow Succeeded (failing if it Failed), reads its parameters (job name, S3
+    settings) and applies the serving Deployment and Service.
+    """
+    p = (p or ManifestParams()).validate()
+    ph = ManifestParams.placeholders()
+    inputs = {n: f"{{{{inputs.parameters.{n}}}}}" for n in DEPLOY_PARAMETERS_FROM_TRAINING}
+    ph = replace(
+        ph,
+        job_name=inputs["job-name"], namespace=inputs["namespace"],
+        s3_train_base_url=inputs["s3-train-base-url"], aws_endpoint_url=inputs["aws-endpoint-url"],
+        s3_endpoint=inputs["s3-endpoint"], aws_region=inputs["aws-region"], s3_use_https=inputs["s3-use-https"],
+        s3_verify_ssl=inputs["s3-verify-ssl"], aws_secret=inputs["aws-secret"], aws_cli_image=p.aws_cli_image,
+    )
+    outputs = [
+        {"name": n, "valueFrom": {"jsonPath": f'{{.spec.arguments.parameters[?(@.name=="{n}")].value}}'}}
+        for n in DEPLOY_PARAMETERS_FROM_TRAINING
+    ]
+    step_args = {"parameters": [
+        {"name": n, "value": f"{{{{steps.wait-for-training.outputs.parameters.{n}}}}}"}
+        for n in DEPLOY_PARAMETERS_FROM_TRAINING
+    ]}
+    inputs_decl = {"parameters": [{"name": n} for n in DEPLOY_PARAMETERS_FROM_TRAINING]}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": "model-deploy", "namespace": p.namespace, "labels": dict(PART_OF)},
+        "spec": {
+            "entrypoint": "model-deploy",
+            "serviceAccountName": WORKFLOW_SERVICE_ACCOUNT,
+            "activeDeadlineSeconds": 3600,
+            "securityContext": _pod_security(),
+            "arguments": {"parameters": [
+                {"name": "train-workflow", "value": "", "description": "name of a finished model-train workflow"},
+                {"name": "serving-image", "value": p.serving_image},
+            ]},
+            "templates": [
+                {
+                    "name": "model-deploy",
+                    "steps": [
+                        [{"name": "wait-for-training", "template": "wait-for-training"}],
+                        [
+                            {"name": "serve-model", "template": "serve-model", "arguments": step_args},
+                            {"name": "serve-model-service", "template": "serve-model-service", "arguments": step_args},
+                        ],
+                    ],
+                },
+                _resource(
+                    "wait-for-training", "get",
+                    {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                     "metadata": {"name": "{{workflow.parameters.train-workflow}}"}},
+                    resource={"successCondition": "status.phase == Succeeded",
+                              "failureCondition": "status.phase in (Failed, Error)"},
+                    activeDeadlineSeconds=3000,
+                    outputs={"parameters": outputs},
+                ),
+                {**_resource("serve-model", "apply", serving_deployment(ph)), "inputs": inputs_decl},
+                {**_resource("serve-model-service", "apply", serving_service(ph)), "inputs": inputs_decl},
+            ],
+        },
+    }

@@ -1,0 +1,27 @@
+"""Notebook panels: the drawing pad, the S3 panel and the training panel with its monitor.
+
+Each panel is a thin ipywidgets/anywidget view over a plain-Python controller in
+``mnistkit.widgets.controllers`` (which tests and papermill drive without a browser). Panels load
+lazily: ``from mnistkit.widgets import DrawingPad`` imports anywidget only then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DrawingPad", "S3Panel", "TrainingPanel", "TrainingMonitor"]
+
+_WHERE = {
+    "DrawingPad": "mnistkit.widgets.drawing_pad",
+    "S3Panel": "mnistkit.widgets.s3_panel",
+    "TrainingPanel": "mnistkit.widgets.training_panel",
+    "TrainingMonitor": "mnistkit.widgets.training_panel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'mnistkit.widgets' has no attribute {name!r}")
