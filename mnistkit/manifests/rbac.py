@@ -46,7 +46,7 @@ STEP_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "train-model": (("kubeflow.org", "tfjobs", "create"), ("kubeflow.org", "tfjobs", "get")),
     "serve-model": tuple(("apps", "deployments", v) for v in _APPLY),
     "serve-model-service": tuple(("", "services", v) for v in _APPLY),
-    "cleanup": (("kubeflow.org", "tfjobs", "get"), ("kubeflow.org", "tfjobs", "delete")),
+    "cleanup": (("kubeflow.org", "tfjobs", "delete"),),
     "report": (),
     # model-deploy
     "wait-for-training": (("argoproj.io", "workflows", "get"),),

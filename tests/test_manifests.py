@@ -1,0 +1,494 @@
+"""The Kubernetes/Argo manifests: official schemas in strict mode, golden files, RBAC, secrets, job names.
+
+Golden files live in tests/golden/ and are compared exactly; regenerate them with
+``MNISTKIT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_manifests.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import functools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mnistkit.config import S3Config
+from mnistkit.errors import ConfigError
+from mnistkit.manifests import (
+    ManifestParams,
+    all_manifests,
+    aws_secret,
+    default_job_name,
+    model_train_workflow,
+    to_yaml,
+)
+from mnistkit.manifests.conditions import resource_outcome
+from mnistkit.manifests.rbac import STEP_PERMISSIONS, permissions_from_rules, required_permissions, role
+from mnistkit.manifests.tfjob import FAILURE_CONDITION, SUCCESS_CONDITION
+
+HERE = Path(__file__).parent
+SCHEMAS = HERE / "schemas"
+GOLDEN = HERE / "golden"
+ROOT = HERE.parent
+K8S_VERSION = "1.33.0"  # a version kubernetes-validate ships; Kubeflow 1.10 supports 1.31-1.33
+CORE_KINDS = {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "Secret"}
+
+
+# ---- schema helpers (the code from the schemas' README, strict mode) ---------------------------
+def _closed(s: Any) -> Any:
+    if isinstance(s, list):
+        return [_closed(x) for x in s]
+    if not isinstance(s, dict):
+        return s
+    out = {k: ({n: _closed(v) for n, v in s[k].items()} if k in ("properties", "definitions") else _closed(v))
+           for k, v in s.items()}
+    if "properties" in s and "additionalProperties" not in s and not s.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def _argo_defs() -> dict[str, Any]:
+    defs = json.loads((SCHEMAS / "argo-workflows-v4.1.2.schema.json").read_text())["definitions"]
+    for k in ("io.k8s.apimachinery.pkg.util.intstr.IntOrString", "io.k8s.apimachinery.pkg.api.resource.Quantity"):
+        defs[k] = {"type": ["integer", "string"]}
+    return _closed(defs)
+
+
+@functools.cache
+def _crd(name: str) -> Any:
+    from jsonschema import Draft7Validator
+
+    return Draft7Validator(_closed(json.loads((SCHEMAS / name).read_text())))
+
+
+def argo_errors(m: dict[str, Any]) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    assert m["kind"] in ("Workflow", "WorkflowTemplate")
+    schema = {"definitions": _argo_defs(), "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{m['kind']}"}
+    errs = [f"schema.json {e.json_path}: {e.message}" for e in Draft202012Validator(schema).iter_errors(m)]
+    crd = _crd("argo-workflow-crd-v4.1.2.openapi.json")
+    return errs + [f"CRD {e.json_path}: {e.message}" for e in crd.iter_errors(m)]
+
+
+def tfjob_errors(m: dict[str, Any]) -> list[str]:
+    errs = [f"{e.json_path}: {e.message}" for e in _crd("kubeflow-tfjob-crd-v1.9.4.openapi.json").iter_errors(m)]
+    if (m.get("apiVersion"), m.get("kind")) != ("kubeflow.org/v1", "TFJob"):
+        errs.append("apiVersion/kind must be kubeflow.org/v1 TFJob")
+    return errs
+
+
+def core_errors(m: dict[str, Any]) -> list[str]:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(m, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return [str(exc.message)]
+    return []
+
+
+def _json(m: Any) -> Any:
+    return json.loads(json.dumps(m))
+
+
+def _substitute(text: str, params: dict[str, str], name: str = "model-train-abcde") -> str:
+    """Do what Argo does to an inline manifest before it reaches kubectl."""
+    text = text.replace("{{workflow.name}}", name)
+    return re.sub(r"\{\{(?:workflow|inputs)\.parameters\.([a-z0-9-]+)\}\}", lambda m: params[m.group(1)], text)
+
+
+def _inline(wf: dict[str, Any], params: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    params = params or {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
+    return {
+        t["name"]: yaml.safe_load(_substitute(t["resource"]["manifest"], params))
+        for t in wf["spec"]["templates"] if "resource" in t
+    }
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, dict[str, Any]]:
+    return _json(all_manifests(ManifestParams()))
+
+
+def _containers(m: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = m.get("spec", {})
+    pods = []
+    if m["kind"] == "Deployment":
+        pods.append(spec["template"]["spec"])
+    if m["kind"] == "TFJob":
+        pods += [r["template"]["spec"] for r in spec["tfReplicaSpecs"].values()]
+    return [c for pod in pods for c in pod.get("initContainers", []) + pod["containers"]]
+
+
+# ---- schemas -----------------------------------------------------------------------------------
+def test_every_rendered_manifest_is_valid_against_its_official_schema(manifests: dict[str, Any]) -> None:
+    checked = {}
+    for name, m in manifests.items():
+        if m["kind"] in ("Workflow", "WorkflowTemplate"):
+            errors = argo_errors(m)
+        elif m["kind"] == "TFJob":
+            errors = tfjob_errors(m)
+        elif m["kind"] in CORE_KINDS:
+            errors = core_errors(m)
+        else:
+            continue  # PodDefault, InferenceService: no vendored schema (structure tested below)
+        assert errors == [], f"{name}: {errors}"
+        checked[name] = m["kind"]
+    assert {"Workflow", "WorkflowTemplate", "TFJob", "Deployment", "Service", "Role"} <= set(checked.values())
+
+
+def test_strict_mode_catches_a_misspelled_key(manifests: dict[str, Any]) -> None:
+    wf = copy.deepcopy(manifests["model-train.yaml"])
+    wf["spec"]["entrypiont"] = "oops"
+    assert any("entrypiont" in e for e in argo_errors(wf))
+    job = copy.deepcopy(manifests["tfjob.yaml"])
+    job["spec"]["tfReplicaSpecs"]["Chief"]["restartpolicy"] = "Never"
+    assert tfjob_errors(job)
+    dep = copy.deepcopy(manifests["tensorboard-deployment.yaml"])
+    dep["spec"]["template"]["spec"]["containers"][0]["comand"] = ["x"]
+    assert core_errors(dep)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"tf-worker": "0"}, {"tf-worker": "3", "model-serving": "false"}])
+def test_the_workflows_inline_manifests_are_valid_after_argo_substitutes_parameters(overrides: dict[str, str]) -> None:
+    p = ManifestParams().with_parameters(overrides)
+    wf = _json(model_train_workflow(p))
+    inline = _inline(wf)
+    assert inline["train-model"]["kind"] == "TFJob"
+    assert tfjob_errors(inline["train-model"]) == []
+    workers = inline["train-model"]["spec"]["tfReplicaSpecs"]["Worker"]["replicas"]
+    assert workers == int(p.tf_worker) and isinstance(workers, int)
+    for step in ("tensorboard", "tensorboard-service", "serve-model", "serve-model-service"):
+        assert core_errors(inline[step]) == [], step
+    # The TFJob the workflow creates is the one `mnistkit render` writes (same builder).
+    from mnistkit.manifests import tfjob
+
+    standalone = _json(tfjob(p))
+    if p.tf_worker == "0":
+        standalone["spec"]["tfReplicaSpecs"]["Worker"] = inline["train-model"]["spec"]["tfReplicaSpecs"]["Worker"]
+    assert inline["train-model"] == standalone
+
+
+def test_model_deploy_inline_manifests_are_valid(manifests: dict[str, Any]) -> None:
+    wt = manifests["model-deploy.yaml"]
+    params = {p["name"]: p["value"] for p in manifests["model-train.yaml"]["spec"]["arguments"]["parameters"]}
+    params["train-workflow"] = "model-train-abcde"
+    inline = _inline(wt, params)
+    assert core_errors(inline["serve-model"]) == [] and core_errors(inline["serve-model-service"]) == []
+    assert inline["wait-for-training"]["metadata"]["name"] == "model-train-abcde"
+    outs = {o["name"] for t in wt["spec"]["templates"] if t["name"] == "wait-for-training"
+            for o in t["outputs"]["parameters"]}
+    assert {"job-name", "s3-train-base-url", "aws-secret"} <= outs
+
+
+# ---- workflow behaviour ------------------------------------------------------------------------
+def test_workflow_has_the_seeds_parameters_and_steps(manifests: dict[str, Any]) -> None:
+    wf = manifests["model-train.yaml"]
+    names = [p["name"] for p in wf["spec"]["arguments"]["parameters"]]
+    for seed in ("job-name", "namespace", "tf-worker", "tf-model-image", "model-train-steps", "model-batch-size",
+                 "model-learning-rate", "model-serving", "s3-data-url", "s3-train-base-url", "aws-endpoint-url",
+                 "s3-endpoint", "aws-region", "s3-use-https", "s3-verify-ssl", "aws-secret"):
+        assert seed in names
+    main = next(t for t in wf["spec"]["templates"] if t["name"] == wf["spec"]["entrypoint"])
+    order = [s["name"] for group in main["steps"] for s in group]
+    assert order.index("get-workflow-info") < order.index("tensorboard") < order.index("train-model") \
+        < order.index("serve-model")
+    serve = next(s for g in main["steps"] for s in g if s["name"] == "serve-model")
+    assert "model-serving" in serve["when"]
+    assert wf["spec"]["onExit"] == "exit-handler"
+
+
+def test_train_step_has_success_and_failure_conditions_and_a_deadline(manifests: dict[str, Any]) -> None:
+    wf = manifests["model-train.yaml"]
+    train = next(t for t in wf["spec"]["templates"] if t["name"] == "train-model")
+    assert train["resource"]["successCondition"] == SUCCESS_CONDITION
+    assert train["resource"]["failureCondition"] == FAILURE_CONDITION
+    assert train["activeDeadlineSeconds"] > manifests["tfjob.yaml"]["spec"]["runPolicy"]["activeDeadlineSeconds"]
+
+
+def _tfjob_status(kind: str) -> dict[str, Any]:
+    """TFJob statuses as training-operator v1 writes them."""
+    cond = lambda t: {"type": t, "status": "True", "reason": f"TFJob{t}"}  # noqa: E731
+    if kind == "running":
+        return {"status": {"conditions": [cond("Created"), cond("Running")],
+                           "replicaStatuses": {"Chief": {"active": 1}, "Worker": {"active": 1}}}}
+    if kind == "succeeded":
+        return {"status": {"conditions": [cond("Created"), cond("Succeeded")],
+                           "replicaStatuses": {"Chief": {"succeeded": 1}, "Worker": {"succeeded": 1}}}}
+    if kind == "chief-failed":
+        return {"status": {"conditions": [cond("Created"), cond("Failed")],
+                           "replicaStatuses": {"Chief": {"failed": 1}, "Worker": {"active": 1}}}}
+    if kind == "worker-failed":
+        return {"status": {"conditions": [cond("Created"), cond("Failed")],
+                           "replicaStatuses": {"Chief": {"active": 1}, "Worker": {"failed": 1}}}}
+    return {}
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    ("created", "waiting"), ("running", "waiting"), ("succeeded", "succeeded"),
+    ("chief-failed", "failed"), ("worker-failed", "failed"),
+])
+def test_failure_condition_matches_a_failed_tfjob(status: str, expected: str) -> None:
+    assert resource_outcome(_tfjob_status(status), SUCCESS_CONDITION, FAILURE_CONDITION) == expected
+
+
+def test_exit_handler_cleans_up_and_reports_failures(manifests: dict[str, Any]) -> None:
+    wf = manifests["model-train.yaml"]
+    templates = {t["name"]: t for t in wf["spec"]["templates"]}
+    steps = [s for g in templates["exit-handler"]["steps"] for s in g]
+    assert [s["name"] for s in steps] == ["cleanup", "report"]
+    assert templates["cleanup"]["resource"]["action"] == "delete"
+    report = templates["report"]["container"]
+    assert "exit 1" in report["command"][-1]  # a failed workflow's exit handler fails too: nothing hidden
+    assert any(e["value"] == "{{workflow.failures}}" for e in report["env"])
+
+
+def test_submit_form_has_a_deterministic_name_and_job_label() -> None:
+    p = ManifestParams().with_parameters({"job-name": "mnist-a-1"})
+    wf = model_train_workflow(p, name="mnist-a-1")
+    assert wf["metadata"]["name"] == "mnist-a-1" and "generateName" not in wf["metadata"]
+    assert wf["metadata"]["labels"]["mnistkit.io/job"] == "mnist-a-1"
+    assert argo_errors(_json(wf)) == []
+
+
+# ---- TFJob -------------------------------------------------------------------------------------
+def test_tfjob_chief_workers_trainer_command_and_run_policy(manifests: dict[str, Any]) -> None:
+    job = manifests["tfjob.yaml"]
+    specs = job["spec"]["tfReplicaSpecs"]
+    assert specs["Chief"]["replicas"] == 1 and specs["Worker"]["replicas"] == 1
+    for spec in specs.values():
+        tmpl = spec["template"]
+        assert tmpl["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+        c = tmpl["spec"]["containers"][0]
+        assert c["name"] == "tensorflow" and c["command"] == ["python", "-m", "trainer.task"]
+        flags = {a.split("=")[0] for a in c["args"]}
+        assert {"--tf-data-dir", "--tf-model-dir", "--tf-export-dir", "--tf-train-steps", "--tf-batch-size",
+                "--tf-learning-rate", "--tf-model-type"} <= flags
+        assert "--tf-model-dir=s3://mnist/models/mnist-train" in c["args"]
+    rp = job["spec"]["runPolicy"]
+    assert set(rp) >= {"cleanPodPolicy", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"}
+    single = _json(all_manifests(ManifestParams().with_parameters({"tf-worker": "0"}))["tfjob.yaml"])
+    assert set(single["spec"]["tfReplicaSpecs"]) == {"Chief"}
+
+
+def test_pods_run_as_non_root_with_resources(manifests: dict[str, Any]) -> None:
+    seen = 0
+    for name, m in manifests.items():
+        for c in _containers(m):
+            seen += 1
+            assert c["resources"]["requests"] and c["resources"]["limits"], (name, c["name"])
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        if m["kind"] in ("Deployment",):
+            assert m["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+        if m["kind"] == "TFJob":
+            for r in m["spec"]["tfReplicaSpecs"].values():
+                assert r["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+        if m["kind"] in ("Workflow", "WorkflowTemplate"):
+            assert m["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert seen >= 5
+
+
+def test_serving_ports_and_init_container(manifests: dict[str, Any]) -> None:
+    svc = manifests["serving-service.yaml"]
+    assert {(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {(8500, 8500), (8501, 8501), (9000, 8500)}
+    pod = manifests["serving-deployment.yaml"]["spec"]["template"]["spec"]
+    init = pod["initContainers"][0]
+    assert "aws s3 sync" in init["command"][-1]
+    assert {"name": "EXPORT_URL", "value": "s3://mnist/models/mnist-train/export/mnist"} in init["env"]
+    isvc = manifests["inferenceservice.yaml"]
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://mnist/models/mnist-train/export/mnist"
+    sa = manifests["kserve-serviceaccount.yaml"]
+    assert sa["metadata"]["annotations"]["serving.kserve.io/s3-endpoint"] == "s3.us-west-1.amazonaws.com"
+    assert sa["secrets"] == [{"name": "aws-creds"}]
+    assert isvc["spec"]["predictor"]["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_tensorboard_reads_the_jobs_logs_prefix_with_a_full_url_endpoint(manifests: dict[str, Any]) -> None:
+    c = manifests["tensorboard-deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--logdir=s3://mnist/models/mnist-train/logs" in c["args"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["S3_ENDPOINT"] == "https://s3.us-west-1.amazonaws.com"  # TF-free TensorBoard wants a URL
+
+
+def test_poddefault_injects_aws_creds_by_secret_ref(manifests: dict[str, Any]) -> None:
+    pd = manifests["poddefault.yaml"]
+    assert pd["spec"]["selector"] == {"matchLabels": {"mnistkit-s3": "true"}}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pd["spec"]["env"] if "valueFrom" in e}
+    assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "aws-creds", "key": "awsSecretAccessKey"}
+    assert refs["AWS_ACCESS_KEY_ID"] == {"name": "aws-creds", "key": "awsAccessKeyID"}
+
+
+class _Defaults(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "1"
+
+
+# ---- RBAC --------------------------------------------------------------------------------------
+_KIND_RESOURCE = {"Deployment": ("apps", "deployments"), "Service": ("", "services"),
+                  "TFJob": ("kubeflow.org", "tfjobs"), "Workflow": ("argoproj.io", "workflows")}
+_ACTION_VERBS = {"apply": {"get", "create", "patch"}, "create": {"create"}, "get": {"get"}, "delete": {"delete"}}
+
+
+def test_role_grants_exactly_what_the_steps_use(manifests: dict[str, Any]) -> None:
+    granted = permissions_from_rules(manifests["rbac-role.yaml"]["rules"])
+    needed = required_permissions()
+    excess, missing = granted - needed, needed - granted
+    print(f"FIGURE rbac_excess_permissions={len(excess)} missing={len(missing)} granted={len(granted)}")
+    assert excess == set() and missing == set()
+    assert not any("*" in perm for perm in granted)
+
+
+def test_step_permissions_cover_every_resource_step() -> None:
+    """Derive each step's needs from the manifests themselves and compare with the declared list."""
+    for wf in (all_manifests()["model-train.yaml"], all_manifests()["model-deploy.yaml"]):
+        for t in wf["spec"]["templates"]:
+            if "resource" not in t:
+                continue
+            kind = yaml.safe_load(_substitute(t["resource"]["manifest"], _Defaults()))["kind"]
+            group, resource = _KIND_RESOURCE[kind]
+            verbs = set(_ACTION_VERBS[t["resource"]["action"]])
+            if t["resource"].get("successCondition") or t["resource"].get("failureCondition"):
+                verbs.add("get")  # the executor polls the resource
+            declared = {(g, r, v) for g, r, v in STEP_PERMISSIONS[t["name"]]}
+            assert {(group, resource, v) for v in verbs} == declared, t["name"]
+    assert ("argoproj.io", "workflowtaskresults", "create") in required_permissions()
+
+
+def test_role_from_params_is_namespaced() -> None:
+    r = role(ManifestParams().with_parameters({"namespace": "kubeflow-user-jane"}))
+    assert r["metadata"]["namespace"] == "kubeflow-user-jane"
+
+
+# ---- secrets -----------------------------------------------------------------------------------
+CANARY_ID = "AKIACANARY0000000042"
+CANARY_SECRET = "canary-Secret/value+do-not-leak-7f3a9c"
+
+
+def test_render_never_writes_secret_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CANARY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY_SECRET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.example:9000")
+    s3 = S3Config.from_env()
+    p = ManifestParams.from_s3(s3)
+    # Through the command line, and through the library with params built from the canary config.
+    assert main(["render", "--out", str(tmp_path / "cli"), "-p", "tf-worker=2"]) == 0
+    out = capsys.readouterr()
+    texts = [f.read_text() for f in (tmp_path / "cli").iterdir()] + [to_yaml(m) for m in all_manifests(p).values()]
+    assert len(texts) == 2 * len(all_manifests())
+    for text in [*texts, out.out, out.err, repr(p)]:
+        assert CANARY_SECRET not in text and CANARY_ID not in text
+        assert "kind: Secret\n" not in text
+    assert "AWS_SECRET_ACCESS_KEY" in texts[0] + "".join(texts)  # the variable is there, by secretKeyRef only
+    for m in all_manifests(p).values():
+        for c in _containers(m):
+            for e in c.get("env", []):
+                if e["name"] in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"):
+                    assert "value" not in e and "secretKeyRef" in e["valueFrom"]
+    # The Secret itself exists only in memory, for the cluster client.
+    secret = aws_secret(s3, namespace="ns1")
+    assert secret["stringData"]["awsSecretAccessKey"] == CANARY_SECRET and core_errors(secret) == []
+
+
+def test_a_secret_passed_as_a_parameter_is_refused() -> None:
+    with pytest.raises(ConfigError) as err:
+        ManifestParams().with_parameters({"aws-secret": CANARY_SECRET})
+    assert CANARY_SECRET not in str(err.value)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        ManifestParams().with_parameters({"aws-secret-access-key": "x"})
+
+
+# ---- parameters and job names --------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "value"), [
+    ("job-name", "Bad_Name"), ("job-name", "1starts-with-digit"), ("job-name", "x" * 60), ("tf-worker", "-1"),
+    ("tf-worker", "two"), ("model-train-steps", "0"), ("model-type", "resnet"), ("s3-data-url", "http://x/y"),
+    ("model-serving", "maybe"), ("aws-endpoint-url", "minio:9000"),
+])
+def test_bad_parameters_name_the_field(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ManifestParams().with_parameters({name: value})
+    assert err.value.field
+
+
+def test_default_job_name_carries_the_user_and_is_dns1123() -> None:
+    now = dt.datetime(2026, 11, 28, 16, 5, 9, tzinfo=dt.timezone.utc)
+    a = default_job_name("Jane.Doe@Example.com", now=now)
+    b = default_job_name("bob", now=now)
+    assert re.fullmatch(r"mnist-jane-doe-example-com-20261128-160509-[a-z0-9]{4}", a), a
+    assert b.startswith("mnist-bob-20261128-160509-") and a != b
+    long = default_job_name("u" * 200, now=now)
+    assert len(long) <= 52 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", long)
+    assert len({default_job_name("bob", now=now) for _ in range(20)}) > 1  # random suffix
+
+
+def test_default_job_name_reads_the_hub_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mnistkit.manifests.params import current_user
+
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    assert default_job_name().startswith("mnist-alice-")
+    ns = tmp_path / "namespace"
+    ns.write_text("kubeflow-user-carol\n")
+    assert current_user(env={}, namespace_file=str(ns)) == "kubeflow-user-carol"
+
+
+# ---- golden files --------------------------------------------------------------------------------
+def test_golden_files_match_exactly(manifests: dict[str, Any]) -> None:
+    rendered = {name: to_yaml(m) for name, m in all_manifests(ManifestParams()).items()}
+    if os.environ.get("MNISTKIT_UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        for old in GOLDEN.glob("*.yaml"):
+            old.unlink()
+        for name, text in rendered.items():
+            (GOLDEN / name).write_text(text)
+    on_disk = {f.name for f in GOLDEN.glob("*.yaml")}
+    assert on_disk == set(rendered), "golden set differs; MNISTKIT_UPDATE_GOLDEN=1 regenerates"
+    for name, text in rendered.items():
+        assert (GOLDEN / name).read_text() == text, f"{name} differs from tests/golden (MNISTKIT_UPDATE_GOLDEN=1)"
+        assert yaml.safe_load(text) == manifests[name]  # the YAML round-trips to the same object
+
+
+# ---- Dockerfiles (no Docker engine here: static checks) -------------------------------------------
+def _dockerfile(path: str) -> str:
+    f = ROOT / path
+    assert f.is_file(), f"{path} is missing"
+    return f.read_text()
+
+
+def _final_user(text: str) -> str:
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
+    assert users, "no USER instruction"
+    return users[-1]
+
+
+def test_trainer_dockerfile() -> None:
+    text = _dockerfile("trainer/Dockerfile")
+    assert re.search(r"^FROM python:3\.11-slim", text, flags=re.M)
+    assert '".[ml]"' in text or "[ml]" in text
+    assert 'ENTRYPOINT ["python", "-m", "trainer.task"]' in text
+    assert _final_user(text) not in ("root", "0")
+
+
+def test_tensorboard_dockerfile_has_no_tensorflow() -> None:
+    text = _dockerfile("docker/tensorboard/Dockerfile")
+    assert "tensorboard==2.21" in text and "boto3" in text
+    assert not re.search(r"pip install[^\n]*\btensorflow\b", text)
+    assert _final_user(text) not in ("root", "0")
+
+
+def test_notebook_dockerfile() -> None:
+    text = _dockerfile("docker/notebook/Dockerfile")
+    assert re.search(r"^FROM (kubeflownotebookswg/jupyter-tensorflow|quay.io/jupyter/scipy-notebook|jupyter/scipy-notebook)",
+                     text, flags=re.M)
+    assert "[all]" in text and "notebooks" in text
+    assert "jupyter_server_config" in text or "ServerProxy" in text
+    assert _final_user(text) not in ("root", "0")
