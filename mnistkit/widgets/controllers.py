@@ -251,6 +251,9 @@ class S3PanelController:
             for name in S3_FIELDS:
                 raw = env.get(_ENV_FOR_FIELD[name], "")
                 self.values[name] = raw if raw != "" else getattr(defaults, name)
+            for flag in ("use_https", "verify_ssl"):
+                raw_flag = str(self.values[flag]).strip().lower()
+                self.values[flag] = raw_flag not in ("0", "false", "no", "off")
             if not self.values["endpoint_url"] and env.get("S3_ENDPOINT"):
                 self.values["endpoint_url"] = f"https://{env['S3_ENDPOINT']}"
             self.error = self._scrub(str(exc))

@@ -48,7 +48,7 @@ class S3Panel(w.VBox):
                 value=str(v["secret_access_key"]), description=_LABELS["secret_access_key"], style=style, layout=layout
             ),
             "region": w.Text(value=str(v["region"]), description=_LABELS["region"], style=style, layout=layout),
-            "verify_ssl": w.Checkbox(value=bool(v["verify_ssl"]) if not isinstance(v["verify_ssl"], str) else v["verify_ssl"] not in ("0", "false"), description=_LABELS["verify_ssl"], indent=False),
+            "verify_ssl": w.Checkbox(value=bool(v["verify_ssl"]), description=_LABELS["verify_ssl"], indent=False),
         }
         self.validate_button = w.Button(description="Validate", icon="check")
         self.test_button = w.Button(description="Test connection", icon="plug", button_style="primary")

@@ -1,0 +1,109 @@
+"""Evaluation plots for notebooks: a confusion matrix and a grid of misclassified digits.
+
+Numbers come from numpy (``confusion_matrix``); the figures are matplotlib ``Figure`` objects built
+without pyplot's global state, so they work under the Agg backend (papermill, CI) and display inline
+when a notebook cell returns them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mnistkit.errors import DataError
+
+__all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_misclassified", "accuracy"]
+
+
+def _labels(name: str, values: Any, n_classes: int) -> np.ndarray:
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array of digits, got shape {list(a.shape)}", field=name)
+    if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= n_classes):
+        raise DataError(f"{name} must hold integers 0-{n_classes - 1}", field=name)
+    return a.astype(np.int64)
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int = 10) -> np.ndarray:
+    """``cm[i, j]`` = how many digits labelled ``i`` were predicted ``j``."""
+    t, p = _labels("y_true", y_true, n_classes), _labels("y_pred", y_pred, n_classes)
+    if t.shape != p.shape:
+        raise DataError(f"y_true has {t.size} labels but y_pred has {p.size}", field="y_pred", value=p.size)
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (t, p), 1)
+    return cm
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    cm = confusion_matrix(y_true, y_pred)
+    return float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0
+
+
+def _figure(size: tuple[float, float]) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, layout="constrained")
+
+
+def plot_confusion_matrix(y_true: Any, y_pred: Any, *, normalize: bool = False, title: str | None = None) -> Any:
+    """A heat map of the confusion matrix with counts (or row fractions) written in each cell."""
+    cm = confusion_matrix(y_true, y_pred)
+    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    fig = _figure((6, 5.2))
+    ax = fig.add_subplot()
+    im = ax.imshow(shown, cmap="Blues")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(title or f"confusion matrix (accuracy {acc:.2%}, n={cm.sum()})")
+    top = shown.max() if shown.size else 0
+    for i in range(10):
+        for j in range(10):
+            if cm[i, j]:
+                text = f"{shown[i, j]:.2f}" if normalize else str(cm[i, j])
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if shown[i, j] > top / 2 else "black")
+    return fig
+
+
+def plot_misclassified(
+    images: Any, y_true: Any, y_pred: Any, probs: Any | None = None, n: int = 16, *, columns: int = 8
+) -> Any:
+    """Up to ``n`` misclassified digits, most confident mistakes first, titled ``true→pred (p)``."""
+    x = np.asarray(images)
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise DataError(f"images must be [n, 28, 28], got {list(x.shape)}", field="images")
+    t, p = _labels("y_true", y_true, 10), _labels("y_pred", y_pred, 10)
+    if not (len(x) == t.size == p.size):
+        raise DataError(f"images ({len(x)}), y_true ({t.size}) and y_pred ({p.size}) differ in length", field="images")
+    wrong = np.flatnonzero(t != p)
+    confidence: Sequence[float] | np.ndarray
+    if probs is not None:
+        pr = np.asarray(probs, np.float64)
+        if pr.shape != (len(x), 10):
+            raise DataError(f"probs must be [{len(x)}, 10], got {list(pr.shape)}", field="probs")
+        confidence = pr[np.arange(len(x)), p]
+        wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
+    else:
+        confidence = np.full(len(x), np.nan)
+    wrong = wrong[:n]
+    cols = max(1, min(columns, len(wrong) or 1))
+    rows = max(1, -(-len(wrong) // cols))
+    fig = _figure((1.3 * cols, 1.5 * rows))
+    if not len(wrong):
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no misclassified digits", ha="center", va="center")
+        return fig
+    for k, i in enumerate(wrong):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.imshow(x[i], cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        c = confidence[i]
+        ax.set_title(f"{t[i]}→{p[i]}" + ("" if np.isnan(c) else f" ({c:.2f})"), fontsize=9)
+    return fig
