@@ -119,6 +119,12 @@ def jupyter_lab(root_dir: Path, workspaces_dir: Path, env: dict[str, str] | None
         "--LabApp.expose_app_in_browser=True",
         f"--ServerApp.root_dir={root_dir}",
     ]
+    # No "get notified about Jupyter news?" toast over the panels (and no fetch of the news feed offline).
+    settings = workspaces_dir.parent / "user-settings"
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    cmd.append(f"--LabApp.user_settings_dir={settings}")
     log_path = root_dir.parent / "jupyter-lab.log"
     full_env = {**os.environ, **(env or {})}
     # The kernel must import this checkout's mnistkit (and trainer) even when it is not installed.

@@ -94,7 +94,7 @@ class TrainingPanel(w.VBox):
         self.interval = interval
         d = self.controller.defaults()
         r = TrainConfig.RANGES
-        self.train_steps = w.IntSlider(value=d["train_steps"], min=r["train_steps"][0], max=5000, step=10, description="Train steps", style=_STYLE, layout=_WIDE)
+        self.train_steps = w.IntSlider(value=d["train_steps"], min=r["train_steps"][0], max=5000, step=1, description="Train steps", style=_STYLE, layout=_WIDE)
         self.batch_size = w.IntSlider(value=d["batch_size"], min=r["batch_size"][0], max=1024, description="Batch size", style=_STYLE, layout=_WIDE)
         lo, hi = r["learning_rate"]
         self.learning_rate = w.FloatLogSlider(
