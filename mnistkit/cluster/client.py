@@ -1,0 +1,333 @@
+"""The cluster client behind ``mnistkit submit/list/get/logs/delete`` and the Argo engine.
+
+Submitting is the ``argo submit -p ...`` equivalent through the Kubernetes API (``CustomObjectsApi``),
+with two guarantees a notebook on a flaky connection needs:
+
+* Deterministic names: the workflow is named after the job, so a retried create can never make a
+  second workflow. Each submission carries a random ``mnistkit.io/submission`` annotation; a 409 is
+  answered by reading the existing workflow: ours (our earlier attempt whose response was lost) is
+  success, anyone else's is a clear "name taken" error with a fresh name to use.
+* Nothing leaks: the S3 Secret is created from an ``S3Config`` and its values never reach a log,
+  an exception or a return value.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mnistkit.config import S3Config
+from mnistkit.errors import ClusterError
+from mnistkit.manifests.common import COMPONENT_LABEL, JOB_LABEL
+from mnistkit.manifests.params import ManifestParams, default_job_name
+from mnistkit.manifests.workflow import model_train_workflow
+
+__all__ = ["ClusterClient", "WorkflowInfo", "TERMINAL_PHASES", "SUBMISSION_ANNOTATION"]
+
+ARGO = ("argoproj.io", "v1alpha1")
+KUBEFLOW = ("kubeflow.org", "v1")
+TERMINAL_PHASES = ("Succeeded", "Failed", "Error")
+SUBMISSION_ANNOTATION = "mnistkit.io/submission"
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """What ``mnistkit list``/``get`` show for one workflow."""
+
+    name: str
+    namespace: str
+    phase: str
+    job_name: str
+    started: str
+    finished: str
+    message: str
+    nodes: tuple[tuple[str, str, str], ...]  # (step, phase, message)
+
+    @classmethod
+    def from_object(cls, wf: dict[str, Any]) -> WorkflowInfo:
+        st = wf.get("status") or {}
+        params = {p["name"]: p.get("value", "") for p in wf.get("spec", {}).get("arguments", {}).get("parameters", [])}
+        nodes = tuple(
+            sorted(
+                (n.get("displayName", n.get("name", "")), n.get("phase", ""), n.get("message", ""))
+                for n in (st.get("nodes") or {}).values()
+                if n.get("type") in ("Pod", "Resource", None) or n.get("type") not in ("Steps", "StepGroup", "DAG")
+            )
+        )
+        return cls(
+            name=wf["metadata"]["name"],
+            namespace=wf["metadata"].get("namespace", ""),
+            phase=st.get("phase") or "Pending",
+            job_name=params.get("job-name", wf["metadata"].get("labels", {}).get(JOB_LABEL, "")),
+            started=st.get("startedAt") or "",
+            finished=st.get("finishedAt") or "",
+            message=st.get("message") or "",
+            nodes=nodes,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+
+class ClusterClient:
+    """One namespace of one cluster. Build with ``ClusterClient.connect()`` or from a ``Connection``."""
+
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client
+        self.namespace = namespace
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+
+    @classmethod
+    def connect(cls, namespace: str | None = None, **kwargs: Any) -> ClusterClient:
+        from mnistkit.cluster.connect import connect
+
+        conn = connect(namespace, **kwargs)
+        return cls(conn.api_client, conn.namespace)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _api_error(exc: Any, what: str, field: str, value: str) -> ClusterError:
+        status = getattr(exc, "status", None)
+        reason = getattr(exc, "reason", "") or ""
+        hint = {
+            401: "your credentials were refused (log in again, or check the kubeconfig)",
+            403: "you are not allowed to do this here; `mnistkit doctor` lists what is missing",
+            404: "it does not exist (or the CRD is not installed: run `mnistkit doctor`)",
+        }.get(status or 0, reason)
+        return ClusterError(f"{what} failed ({status}): {hint}", field=field, value=value)
+
+    def _wf_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.custom, method)(ARGO[0], ARGO[1], self.namespace, "workflows", *args, **kwargs)
+
+    # ---- submit --------------------------------------------------------------------------------
+    def params_for(self, params: ManifestParams | None = None, **parameters: str) -> ManifestParams:
+        """Parameters for this namespace (the workflow's objects live where the workflow does)."""
+        p = params or ManifestParams()
+        pairs = {"namespace": self.namespace, **{k.replace("_", "-"): v for k, v in parameters.items()}}
+        return p.with_parameters(pairs)
+
+    def submit(self, params: ManifestParams, *, attempts: int = 4, backoff: float = 0.2) -> str:
+        """Create the ``model-train`` workflow named after ``params.job_name``; returns the name.
+
+        Retries lost responses and connection errors; never creates two workflows.
+        """
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        p = params.validate()
+        if p.namespace != self.namespace:
+            p = p.with_parameters({"namespace": self.namespace})
+        body = model_train_workflow(p, name=p.job_name)
+        token = uuid.uuid4().hex
+        body["metadata"]["annotations"] = {SUBMISSION_ANNOTATION: token}
+        last: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                self._wf_call("create_namespaced_custom_object", body)
+                return p.job_name
+            except ApiException as exc:
+                if exc.status == 409:
+                    existing = self._get_workflow_or_none(p.job_name)
+                    if existing and existing["metadata"].get("annotations", {}).get(SUBMISSION_ANNOTATION) == token:
+                        return p.job_name  # our own earlier attempt: its response was lost
+                    raise ClusterError(
+                        f"job name {p.job_name!r} is taken in namespace {self.namespace!r}; "
+                        f"pick another, e.g. --job-name {default_job_name()}",
+                        field="job_name",
+                        value=p.job_name,
+                    ) from None
+                if exc.status is not None and exc.status < 500 and exc.status != 429:
+                    raise self._api_error(exc, "creating the workflow", "job_name", p.job_name) from None
+                last = exc
+            except (urllib3.exceptions.HTTPError, ConnectionError, OSError) as exc:
+                last = exc
+            time.sleep(backoff * 2**attempt)
+        raise ClusterError(
+            f"could not submit {p.job_name!r} after {attempts} attempts: {last}", field="job_name", value=p.job_name
+        )
+
+    # ---- read ----------------------------------------------------------------------------------
+    def _get_workflow_or_none(self, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(4):
+            try:
+                return self._wf_call("get_namespaced_custom_object", name)  # type: ignore[no-any-return]
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise self._api_error(exc, f"reading workflow {name}", "workflow", name) from None
+            except Exception:  # noqa: BLE001 - a dropped connection: GET is safe to retry
+                if attempt == 3:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+        return None
+
+    def workflow(self, name: str) -> dict[str, Any]:
+        wf = self._get_workflow_or_none(name)
+        if wf is None:
+            raise ClusterError(f"no workflow {name!r} in namespace {self.namespace!r}", field="job_name", value=name)
+        return wf
+
+    def get(self, name: str) -> WorkflowInfo:
+        return WorkflowInfo.from_object(self.workflow(name))
+
+    def list(self, all_workflows: bool = False) -> list[WorkflowInfo]:
+        """mnistkit's workflows (``all_workflows``: every workflow in the namespace), newest first."""
+        from kubernetes.client.exceptions import ApiException
+
+        selector = "" if all_workflows else "app.kubernetes.io/part-of=mnistkit"
+        try:
+            items = self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]
+        except ApiException as exc:
+            raise self._api_error(exc, "listing workflows", "namespace", self.namespace) from None
+        infos = [WorkflowInfo.from_object(w) for w in items]
+        return sorted(infos, key=lambda i: (i.started, i.name), reverse=True)
+
+    # ---- watch ---------------------------------------------------------------------------------
+    def watch(self, name: str, timeout: float | None = None, stats: Any = None) -> Iterator[WorkflowInfo]:
+        """Yield the workflow each time it changes, until it is done (or ``timeout``)."""
+        from mnistkit.cluster.watch import follow
+
+        list_fn = functools.partial(self.custom.list_namespaced_custom_object, ARGO[0], ARGO[1], self.namespace,
+                                    "workflows")
+        last_phase = None
+        for kind, obj in follow(list_fn, field_selector=f"metadata.name={name}", timeout=timeout, stats=stats):
+            if kind == "DELETED":
+                raise ClusterError(f"workflow {name!r} was deleted while being watched", field="job_name", value=name)
+            info = WorkflowInfo.from_object(obj)
+            if info.phase != last_phase or kind != "SYNC":
+                yield info
+            last_phase = info.phase
+            if info.done:
+                return
+
+    def wait(self, name: str, timeout: float | None = None, stats: Any = None) -> WorkflowInfo:
+        """Block until the workflow is done; returns its last state (maybe not done, after ``timeout``)."""
+        info = None
+        for info in self.watch(name, timeout=timeout, stats=stats):
+            if info.done:
+                return info
+        return info or self.get(name)
+
+    # ---- logs ----------------------------------------------------------------------------------
+    def pods(self, job_name: str, component: str = "training") -> list[Any]:
+        selector = f"{JOB_LABEL}={job_name},{COMPONENT_LABEL}={component}"
+        return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
+
+    def logs(self, job_name: str, tail: int | None = None) -> str:
+        """The TFJob pods' logs, each line prefixed with ``[chief-0]``/``[worker-1]``, chief first."""
+        from kubernetes.client.exceptions import ApiException
+
+        def order(pod: Any) -> tuple[int, str]:
+            labels = pod.metadata.labels or {}
+            return (0 if labels.get("training.kubeflow.org/replica-type") == "chief" else 1, pod.metadata.name)
+
+        out: list[str] = []
+        for pod in sorted(self.pods(job_name), key=order):
+            labels = pod.metadata.labels or {}
+            rtype, idx = labels.get("training.kubeflow.org/replica-type"), labels.get("training.kubeflow.org/replica-index")
+            tag = f"{rtype}-{idx}" if rtype else pod.metadata.name
+            kwargs: dict[str, Any] = {"container": "tensorflow"}
+            if tail is not None:
+                kwargs["tail_lines"] = tail
+            try:
+                text = self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace, **kwargs)
+            except ApiException as exc:
+                text = f"(no log: {exc.status} {exc.reason})\n"
+            out += [f"[{tag}] {line}" for line in str(text).splitlines()]
+        return "\n".join(out) + ("\n" if out else "")
+
+    # ---- delete --------------------------------------------------------------------------------
+    def delete(self, job_name: str) -> dict[str, int]:
+        """Tear down everything the job created: workflow, TFJob (and its pods), TensorBoard, serving.
+
+        Exports on S3 stay. Returns how many objects of each kind were deleted.
+        """
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        opts = client.V1DeleteOptions(propagation_policy="Background")
+        selector = f"{JOB_LABEL}={job_name}"
+        counts = {"workflows": 0, "tfjobs": 0, "deployments": 0, "services": 0}
+
+        def gone(fn: Any, *args: Any, **kw: Any) -> int:
+            try:
+                fn(*args, **kw)
+                return 1
+            except ApiException as exc:
+                if exc.status == 404:
+                    return 0
+                raise self._api_error(exc, f"deleting {args[-1] if args else job_name}", "job_name", job_name) from None
+
+        counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", job_name, body=opts)
+        for wf in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]:
+            counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", wf["metadata"]["name"], body=opts)
+        tfjobs = self.custom.list_namespaced_custom_object(*KUBEFLOW, self.namespace, "tfjobs", label_selector=selector)
+        for job in tfjobs["items"]:
+            counts["tfjobs"] += gone(self.custom.delete_namespaced_custom_object, *KUBEFLOW, self.namespace, "tfjobs",
+                                     job["metadata"]["name"], body=opts)
+        for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items:
+            counts["deployments"] += gone(self.apps.delete_namespaced_deployment, d.metadata.name, self.namespace,
+                                          body=opts)
+        for s in self.core.list_namespaced_service(self.namespace, label_selector=selector).items:
+            counts["services"] += gone(self.core.delete_namespaced_service, s.metadata.name, self.namespace, body=opts)
+        return counts
+
+    def leftovers(self, job_name: str) -> list[str]:
+        """Objects still labelled with the job (pods included): empty after a complete teardown."""
+        selector = f"{JOB_LABEL}={job_name}"
+        names = [f"workflow/{w['metadata']['name']}"
+                 for w in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]]
+        names += [f"tfjob/{j['metadata']['name']}" for j in self.custom.list_namespaced_custom_object(
+            *KUBEFLOW, self.namespace, "tfjobs", label_selector=selector)["items"]]
+        names += [f"deployment/{d.metadata.name}" for d in
+                  self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items]
+        names += [f"service/{s.metadata.name}" for s in
+                  self.core.list_namespaced_service(self.namespace, label_selector=selector).items]
+        names += [f"pod/{p.metadata.name}" for p in
+                  self.core.list_namespaced_pod(self.namespace, label_selector=selector).items]
+        return names
+
+    def stop(self, name: str) -> None:
+        """``argo stop``: Argo stops the steps and still runs the exit handler (which deletes the TFJob)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._wf_call("patch_namespaced_custom_object", name, {"spec": {"shutdown": "Stop"}})
+        except ApiException as exc:
+            raise self._api_error(exc, f"stopping {name}", "job_name", name) from None
+
+    # ---- secret --------------------------------------------------------------------------------
+    def ensure_secret(self, s3: S3Config, name: str = "aws-creds") -> str:
+        """Create (or replace) the S3 Secret from ``s3``; returns ``"created"`` or ``"updated"``.
+
+        The values travel only in the request body; errors name the Secret, never its contents.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        from mnistkit.manifests.credentials import aws_secret
+
+        body = aws_secret(s3, name=name, namespace=self.namespace)
+        try:
+            self.core.create_namespaced_secret(self.namespace, body)
+            return "created"
+        except ApiException as exc:
+            if exc.status != 409:
+                raise ClusterError(f"creating Secret {name!r} failed ({exc.status} {exc.reason})",
+                                   field="secret", value=name) from None
+        try:
+            self.core.replace_namespaced_secret(name, self.namespace, body)
+            return "updated"
+        except ApiException as exc:
+            raise ClusterError(f"updating Secret {name!r} failed ({exc.status} {exc.reason})",
+                               field="secret", value=name) from None

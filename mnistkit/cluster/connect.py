@@ -1,0 +1,71 @@
+"""Reach the cluster: a kubeconfig on a laptop, the pod's service account in a Kubeflow notebook.
+
+The namespace is, in order: the one asked for, the kubeconfig context's, the pod's own (a Kubeflow
+profile namespace, from ``/var/run/secrets/kubernetes.io/serviceaccount/namespace``), ``default``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnistkit.errors import ClusterError
+from mnistkit.manifests.params import NAMESPACE_FILE
+
+__all__ = ["Connection", "connect", "in_cluster"]
+
+_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+@dataclass
+class Connection:
+    api_client: Any  # kubernetes.client.ApiClient
+    namespace: str
+    source: str  # "kubeconfig:<context>", "in-cluster" or "configuration"
+
+
+def in_cluster(env: dict[str, str] | None = None) -> bool:
+    env = dict(os.environ) if env is None else env
+    return bool(env.get("KUBERNETES_SERVICE_HOST")) and Path(_TOKEN_FILE).exists()
+
+
+def _pod_namespace() -> str:
+    try:
+        return Path(NAMESPACE_FILE).read_text().strip()
+    except OSError:
+        return ""
+
+
+def connect(
+    namespace: str | None = None,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    configuration: Any = None,
+) -> Connection:
+    """An ``ApiClient`` and the namespace to work in. ``configuration`` (a ``kubernetes.client.Configuration``)
+    skips discovery; tests use it to point the client at the API double."""
+    from kubernetes import client, config
+
+    if configuration is not None:
+        return Connection(client.ApiClient(configuration), namespace or "default", "configuration")
+    if kubeconfig is None and context is None and in_cluster():
+        config.load_incluster_config()
+        return Connection(client.ApiClient(), namespace or _pod_namespace() or "default", "in-cluster")
+    try:
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    except (config.ConfigException, OSError, TypeError) as exc:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise ClusterError(
+            f"no usable Kubernetes config ({where}: {exc}); run inside a Kubeflow notebook, "
+            "or point KUBECONFIG at a cluster",
+            field="kubeconfig",
+            value=where,
+        ) from None
+    chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+    ns = namespace or (chosen or {}).get("context", {}).get("namespace") or _pod_namespace() or "default"
+    return Connection(client.ApiClient(cfg), ns, f"kubeconfig:{(chosen or {}).get('name', '?')}")

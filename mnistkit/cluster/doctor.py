@@ -1,0 +1,163 @@
+"""``mnistkit doctor``: can this notebook/laptop run the mnistkit workflow here, and if not, why not?
+
+Checks, each answered in plain words with what to do: the API server answers; the CRDs
+``workflows.argoproj.io`` and ``tfjobs.kubeflow.org`` exist; the Argo and training-operator controllers
+run; the workflow's ServiceAccount (``mnistkit render`` -> rbac-*.yaml) and the ``aws-creds`` Secret
+exist; and the user may do what the CLI does (one SelfSubjectAccessReview per permission).
+A check that cannot be made (not allowed to look) is reported as unknown, not as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mnistkit.manifests.rbac import USER_PERMISSIONS, WORKFLOW_SERVICE_ACCOUNT
+
+__all__ = ["Check", "doctor", "format_report", "CRDS", "CONTROLLERS"]
+
+CRDS = {
+    "workflows.argoproj.io": "Argo Workflows (kubectl apply -k of the Argo install, or Kubeflow Pipelines' Argo)",
+    "tfjobs.kubeflow.org": "the Kubeflow training operator v1 (kubectl apply -k "
+    "github.com/kubeflow/training-operator/manifests/overlays/standalone?ref=v1.9.4)",
+}
+# (what, [(namespace, deployment), ...]) - the first one found counts.
+CONTROLLERS = (
+    ("Argo workflow controller", [("argo", "workflow-controller"), ("kubeflow", "workflow-controller"),
+                                  ("kubeflow", "ml-pipeline-workflow-controller")]),
+    ("training operator", [("kubeflow", "training-operator"), ("training-operator", "training-operator")]),
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: could not be checked (not allowed to look)
+    detail: str
+    fix: str = ""
+
+
+def _crd_checks(client: Any) -> list[Check]:
+    from kubernetes import client as k
+    from kubernetes.client.exceptions import ApiException
+
+    api = k.ApiextensionsV1Api(client.api_client)
+    out = []
+    for crd, what in CRDS.items():
+        try:
+            # Raw: only existence matters, and a full CRD need not fit the client's models.
+            api.read_custom_resource_definition(crd, _preload_content=False).release_conn()
+            out.append(Check(f"CRD {crd}", True, "installed"))
+        except ApiException as exc:
+            if exc.status == 404:
+                out.append(Check(f"CRD {crd}", False, "not installed", f"install {what}"))
+            elif exc.status == 403:
+                out.append(Check(f"CRD {crd}", None, "not allowed to read CRDs; assumed present if the permission "
+                                 "checks below pass"))
+            else:
+                out.append(Check(f"CRD {crd}", False, f"API error {exc.status} {exc.reason}"))
+    return out
+
+
+def _controller_checks(client: Any) -> list[Check]:
+    from kubernetes.client.exceptions import ApiException
+
+    out = []
+    for what, places in CONTROLLERS:
+        found, forbidden = None, False
+        for ns, name in places:
+            try:
+                resp = client.apps.read_namespaced_deployment(name, ns, _preload_content=False)
+                dep = json.loads(resp.data)
+            except ApiException as exc:
+                forbidden = forbidden or exc.status == 403
+                continue
+            found = (ns, name, int((dep.get("status") or {}).get("readyReplicas") or 0))
+            break
+        if found and found[2] > 0:
+            out.append(Check(what, True, f"{found[0]}/{found[1]} ready ({found[2]} replica(s))"))
+        elif found:
+            out.append(Check(what, False, f"{found[0]}/{found[1]} has no ready replica",
+                             f"kubectl -n {found[0]} describe deployment {found[1]}"))
+        elif forbidden:
+            out.append(Check(what, None, "not allowed to look at the controllers' namespaces; ask your admin "
+                             "whether it runs"))
+        else:
+            out.append(Check(what, False, "not found in " + ", ".join(f"{n}/{d}" for n, d in places),
+                             "install it, or ask your admin where it runs"))
+    return out
+
+
+def _object_checks(client: Any, secret_name: str) -> list[Check]:
+    from kubernetes.client.exceptions import ApiException
+
+    out = []
+    for what, call, fix in (
+        (f"ServiceAccount {WORKFLOW_SERVICE_ACCOUNT}", lambda: client.core.read_namespaced_service_account(
+            WORKFLOW_SERVICE_ACCOUNT, client.namespace, _preload_content=False).release_conn(),
+         "mnistkit render --out m -p namespace=NS && kubectl apply -f m/rbac-serviceaccount.yaml "
+         "-f m/rbac-role.yaml -f m/rbac-rolebinding.yaml"),
+        (f"Secret {secret_name}", lambda: client.core.read_namespaced_secret(
+            secret_name, client.namespace, _preload_content=False).release_conn(),
+         "create it from the S3 panel, or `mnistkit secret` (reads AWS_* from the environment)"),
+    ):
+        try:
+            call()
+            out.append(Check(what, True, f"exists in {client.namespace}"))
+        except ApiException as exc:
+            if exc.status == 404:
+                out.append(Check(what, False, f"missing in {client.namespace}", fix))
+            elif exc.status == 403:
+                out.append(Check(what, None, "not allowed to read it"))
+            else:
+                out.append(Check(what, False, f"API error {exc.status} {exc.reason}"))
+    return out
+
+
+def _permission_checks(client: Any) -> list[Check]:
+    from kubernetes import client as k
+
+    api = k.AuthorizationV1Api(client.api_client)
+    denied = []
+    for group, resource, verb in USER_PERMISSIONS:
+        res, _, sub = resource.partition("/")
+        review = k.V1SelfSubjectAccessReview(spec=k.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=k.V1ResourceAttributes(namespace=client.namespace, group=group, resource=res,
+                                                       subresource=sub or None, verb=verb)))
+        result = api.create_self_subject_access_review(review)
+        if not (result.status and result.status.allowed):
+            denied.append(f"{verb} {resource}" + (f".{group}" if group else ""))
+    if denied:
+        return [Check("your permissions", False, f"you may not: {', '.join(denied)} (namespace {client.namespace})",
+                      "ask your admin for these verbs, or use your Kubeflow profile namespace (-n)")]
+    return [Check("your permissions", True, f"all {len(USER_PERMISSIONS)} needed verbs allowed in {client.namespace}")]
+
+
+def doctor(client: Any, secret_name: str = "aws-creds") -> list[Check]:
+    """Run every check against ``client`` (a ``ClusterClient``); never raises for a cluster problem."""
+    import urllib3
+
+    try:
+        checks = _crd_checks(client)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        host = client.api_client.configuration.host
+        return [Check("API server", False, f"cannot reach {host}: {type(exc).__name__}",
+                      "check KUBECONFIG / your network, or run from a Kubeflow notebook")]
+    checks.insert(0, Check("API server", True, f"{client.api_client.configuration.host}, namespace {client.namespace}"))
+    checks += _controller_checks(client)
+    checks += _object_checks(client, secret_name)
+    checks += _permission_checks(client)
+    return checks
+
+
+def format_report(checks: list[Check]) -> str:
+    mark = {True: "ok  ", False: "FAIL", None: "??  "}
+    lines = []
+    for c in checks:
+        lines.append(f"[{mark[c.ok]}] {c.name}: {c.detail}")
+        if c.fix and c.ok is not True:
+            lines.append(f"       fix: {c.fix}")
+    bad = sum(c.ok is False for c in checks)
+    lines.append("all checks passed" if not bad else f"{bad} problem(s) found")
+    return "\n".join(lines)

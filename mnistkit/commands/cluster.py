@@ -1,0 +1,149 @@
+"""Cluster sub-commands: ``submit``, ``list``, ``get``, ``logs``, ``delete``, ``doctor``, ``port-forward``, ``secret``.
+
+The ``argo`` CLI equivalents, through the Kubernetes API with your kubeconfig (or, in a Kubeflow
+notebook, the pod's service account and namespace). ``kubernetes`` is imported only when one runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from mnistkit.cluster.client import ClusterClient
+
+    return ClusterClient.connect(args.namespace, kubeconfig=args.kubeconfig, context=args.context)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--namespace", help="namespace (default: kubeconfig context's, or the notebook's)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context")
+
+
+def _print_info(info: Any) -> None:
+    print(f"Name:       {info.name}\nNamespace:  {info.namespace}\nJob:        {info.job_name}\n"
+          f"Status:     {info.phase}\nStarted:    {info.started}\nFinished:   {info.finished}")
+    if info.message:
+        print(f"Message:    {info.message}")
+    if info.nodes:
+        print("\nSTEP                      PHASE       MESSAGE")
+        for step, phase, msg in info.nodes:
+            print(f"{step:<25} {phase:<11} {msg}")
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from mnistkit.commands.render import parse_parameters
+    from mnistkit.manifests import ManifestParams, default_job_name
+
+    client = _client(args)
+    pairs = parse_parameters(args.parameter)
+    pairs.setdefault("job-name", args.job_name or default_job_name())
+    params = client.params_for(ManifestParams(), **pairs)
+    name = client.submit(params)
+    print(f"submitted workflow {name} in namespace {client.namespace}")
+    print(f"  model dir: {params.model_dir}\n  exports:   {params.export_dir}")
+    if args.watch:
+        for info in client.watch(name):
+            print(f"{info.name}: {info.phase}" + (f" ({info.message})" if info.message else ""), flush=True)
+        info = client.get(name)
+        return 0 if info.phase == "Succeeded" else 1
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    infos = _client(args).list(all_workflows=args.all)
+    print(f"{'NAME':<52} {'STATUS':<10} STARTED")
+    for i in infos:
+        print(f"{i.name:<52} {i.phase:<10} {i.started}")
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.watch:
+        for info in client.watch(args.name):
+            print(f"{info.name}: {info.phase}", flush=True)
+    _print_info(client.get(args.name))
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    sys.stdout.write(_client(args).logs(args.name, tail=args.tail))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    client = _client(args)
+    counts = client.delete(args.name)
+    print(f"deleted {args.name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + " (exports on S3 are kept)")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from mnistkit.cluster.doctor import doctor, format_report
+
+    checks = doctor(_client(args), secret_name=args.secret)
+    print(format_report(checks))
+    return 1 if any(c.ok is False for c in checks) else 0
+
+
+def _port_forward(args: argparse.Namespace) -> int:
+    from mnistkit.cluster.portforward import forward
+
+    def ready(port: int, pod: str) -> None:
+        print(f"forwarding http://127.0.0.1:{port} -> {pod} ({args.target}); Ctrl-C stops", flush=True)
+
+    forward(_client(args), args.name, args.target, args.port, ready=ready)
+    return 0
+
+
+def _secret(args: argparse.Namespace) -> int:
+    from mnistkit.config import S3Config
+
+    s3 = S3Config.from_env()
+    outcome = _client(args).ensure_secret(s3, name=args.name)
+    print(f"Secret {args.name} {outcome} (keys awsAccessKeyID, awsSecretAccessKey; values not shown)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    def add(name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, help=help_, description=help_)
+        _common(p)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("submit", "submit the model-train workflow to the cluster (argo submit -p ...)", _submit)
+    p.add_argument("--job-name", help="default: mnist-<user>-<date>-<time>-<random>")
+    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE", help="workflow parameter (repeatable)")
+    p.add_argument("--watch", "-w", action="store_true", help="follow it until it ends; exit 1 unless it succeeded")
+
+    p = add("list", "list mnistkit workflows (argo list)", _list)
+    p.add_argument("--all", action="store_true", help="every workflow in the namespace, not only mnistkit's")
+
+    p = add("get", "show one workflow and its steps (argo get)", _get)
+    p.add_argument("name")
+    p.add_argument("--watch", "-w", action="store_true", help="follow it until it ends")
+
+    p = add("logs", "logs of a job's TFJob pods, chief first", _logs)
+    p.add_argument("name")
+    p.add_argument("--tail", type=int, help="only the last N lines of each pod")
+
+    p = add("delete", "delete a job and everything it created (workflow, TFJob, TensorBoard, serving)", _delete)
+    p.add_argument("name")
+
+    p = add("doctor", "check the cluster has what mnistkit needs, and say what is missing", _doctor)
+    p.add_argument("--secret", default="aws-creds", help="name of the S3 Secret to look for")
+
+    p = add("port-forward", "forward a local port to a job's TensorBoard or TF Serving", _port_forward)
+    p.add_argument("name")
+    p.add_argument("target", nargs="?", default="tensorboard", choices=["tensorboard", "serving", "serving-grpc"])
+    p.add_argument("--port", type=int, default=0, help="local port (default: any free one)")
+
+    p = add("secret", "create/replace the aws-creds Secret from AWS_* environment variables", _secret)
+    p.add_argument("--name", default="aws-creds")

@@ -1,0 +1,129 @@
+"""The Kubernetes engine: each training is an Argo ``model-train`` workflow that runs a Kubeflow TFJob.
+
+Same ``Engine``/``Job`` interface as the local engine, so panels and notebooks switch with one word.
+``TrainConfig.workers`` counts all processes: the TFJob gets one Chief and ``workers - 1`` Workers.
+Metrics come from ``<model-dir>/metrics.jsonl`` on S3 (the chief syncs it while training) when an
+``S3Config`` is given; logs from the TFJob pods.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from mnistkit.config import S3Config, TrainConfig
+from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
+from mnistkit.errors import MnistkitError
+from mnistkit.manifests.params import ManifestParams, default_job_name
+
+__all__ = ["ArgoEngine", "ArgoJob"]
+
+_PHASES = {"": JobState.PENDING, "Pending": JobState.PENDING, "Running": JobState.RUNNING,
+           "Succeeded": JobState.SUCCEEDED, "Failed": JobState.FAILED, "Error": JobState.FAILED}
+
+
+class ArgoJob(Job):
+    def __init__(self, engine: ArgoEngine, name: str, params: ManifestParams) -> None:
+        self.engine, self.name, self.params = engine, name, params
+
+    def _wf(self) -> dict[str, Any]:
+        return self.engine.client.workflow(self.name)
+
+    @staticmethod
+    def _state_of(wf: dict[str, Any]) -> JobState:
+        phase = (wf.get("status") or {}).get("phase", "")
+        state = _PHASES.get(phase, JobState.RUNNING)
+        if state.done and state is not JobState.SUCCEEDED and wf.get("spec", {}).get("shutdown"):
+            return JobState.STOPPED
+        return state
+
+    def state(self) -> JobState:
+        return self._state_of(self._wf())
+
+    def metrics(self) -> list[EpochMetrics]:
+        s3cfg = self.engine.s3
+        if s3cfg is None:
+            return []
+        from mnistkit import s3
+        from mnistkit.config import split_s3_url
+
+        bucket, prefix = split_s3_url(self.model_dir, "model_dir")
+        try:
+            body = s3.make_client(s3cfg, max_attempts=2).get_object(Bucket=bucket, Key=f"{prefix}/metrics.jsonl")
+            text = body["Body"].read().decode()
+        except Exception:  # noqa: BLE001 - not written yet (or not reachable): no metrics so far
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+                out.append(EpochMetrics(**{k: row[k] for k in EpochMetrics.__dataclass_fields__ if k in row}))
+            except (ValueError, TypeError):
+                continue  # a partial last line while the chief is writing
+        return out
+
+    def logs(self, tail: int | None = None) -> str:
+        return self.engine.client.logs(self.name, tail=tail)
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        self.engine.client.wait(self.name, timeout=timeout)
+        return self.state()
+
+    def stop(self) -> None:
+        self.engine.client.stop(self.name)
+
+    def delete(self) -> None:
+        self.engine.client.delete(self.name)
+
+    @property
+    def model_dir(self) -> str:
+        return self.params.model_dir
+
+    @property
+    def export_dir(self) -> str:
+        return self.params.export_dir
+
+
+class ArgoEngine(Engine):
+    """``ArgoEngine(namespace=..., s3=S3Config(...), params=ManifestParams(tf_model_image=...))``."""
+
+    name = "argo"
+
+    def __init__(self, client: Any = None, *, namespace: str | None = None, s3: S3Config | None = None,
+                 params: ManifestParams | None = None, **connect_kwargs: Any) -> None:
+        if client is None:
+            from mnistkit.cluster.client import ClusterClient
+
+            client = ClusterClient.connect(namespace, **connect_kwargs)
+        self.client = client
+        self.s3 = s3
+        base = params or (ManifestParams.from_s3(s3) if s3 else ManifestParams())
+        self.base = client.params_for(base)
+
+    def submit(self, config: TrainConfig, job_name: str | None = None) -> ArgoJob:
+        params = ManifestParams.from_train_config(config, self.base)
+        params = params.with_parameters({"job-name": job_name or default_job_name()})
+        if config.model_dir or config.export_dir:
+            raise MnistkitError(
+                "on the cluster the model dir is <s3-train-base-url>/<job-name>; set s3_train_base_url instead",
+                field="model_dir", value=config.model_dir or config.export_dir)
+        self.client.submit(params)
+        return ArgoJob(self, params.job_name, params)
+
+    def _params_of(self, wf: dict[str, Any]) -> ManifestParams:
+        values = {p["name"]: p.get("value", "") for p in wf["spec"]["arguments"]["parameters"]}
+        known = {k: v for k, v in values.items() if k in ManifestParams().parameters()}
+        return ManifestParams().with_parameters(known)
+
+    def get(self, job_name: str) -> ArgoJob:
+        wf = self.client.workflow(job_name)
+        return ArgoJob(self, job_name, self._params_of(wf))
+
+    def list(self) -> list[ArgoJob]:  # type: ignore[override]
+        return [self.get(i.name) for i in self.client.list()]
+
+    def wait_all(self, timeout: float) -> None:  # convenience for notebooks
+        deadline = time.monotonic() + timeout
+        for job in self.list():
+            job.wait(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,316 @@
+"""The cluster path over HTTP: the real ``kubernetes`` client against the in-process API double.
+
+End to end (submit -> watch -> Succeeded/Failed -> logs -> teardown) and faults (lost create response,
+410 Gone during a watch, cut watch streams, a failed TFJob). Figures are printed as ``FIGURE ...`` lines.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from k8s_double import PODS, TFJOB, WF, FakeArgo, Fault, K8sDouble
+from mnistkit.cluster.client import ClusterClient
+from mnistkit.cluster.watch import WatchStats
+from mnistkit.config import S3Config, TrainConfig
+from mnistkit.errors import ClusterError
+from mnistkit.manifests import ManifestParams
+
+NS = "kubeflow-user-jane"
+
+
+@pytest.fixture()
+def k8s() -> Iterator[K8sDouble]:
+    with K8sDouble() as double:
+        yield double
+
+
+@pytest.fixture()
+def client(k8s: K8sDouble) -> ClusterClient:
+    from kubernetes import client as k
+
+    return ClusterClient(k.ApiClient(k8s.configuration()), NS)
+
+
+def _params(client: ClusterClient, job: str, **extra: str) -> ManifestParams:
+    return client.params_for(ManifestParams(), job_name=job, **extra)
+
+
+def _later(fn: Any, delay: float = 0.3) -> threading.Thread:
+    """Play the controller in the background while the test blocks in the client."""
+    def run() -> None:
+        time.sleep(delay)
+        fn()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+def test_submit_watch_succeeded_logs_teardown(k8s: K8sDouble, client: ClusterClient) -> None:
+    fake = FakeArgo(k8s)
+    name = client.submit(_params(client, "mnist-jane-e2e"))
+    assert name == "mnist-jane-e2e"
+    wf = k8s.get(WF, NS, name)
+    assert wf and wf["metadata"]["labels"]["mnistkit.io/job"] == name
+    params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
+    assert params["namespace"] == NS and params["aws-secret"] == "aws-creds"
+
+    logs = {f"{name}-chief-0": "[trainer] epoch 1/1 loss=0.3\n[trainer] exported version 1\n",
+            f"{name}-worker-0": "[trainer] worker ready\n"}
+    seen: list[str] = []
+
+    def controller() -> None:
+        fake.start(NS, name, logs=logs)
+        time.sleep(0.2)
+        assert fake.finish_tfjob(NS, name, succeeded=True) == "succeeded"
+
+    t = _later(controller)
+    for info in client.watch(name, timeout=30):
+        seen.append(info.phase)
+    t.join()
+    assert seen[-1] == "Succeeded" and "Running" in seen
+    assert client.get(name).phase == "Succeeded"
+
+    text = client.logs(name)
+    lines = text.splitlines()
+    assert lines[0] == "[chief-0] [trainer] epoch 1/1 loss=0.3" and "[worker-0] [trainer] worker ready" in lines
+    assert client.logs(name, tail=1).splitlines()[0] == "[chief-0] [trainer] exported version 1"
+
+    # model-serving=true: the serving Deployment/Service exist, TensorBoard too.
+    kinds = sorted(f"{k[1]}/{o['metadata']['name']}" for k, o in k8s.all_objects(f"mnistkit.io/job={name}"))
+    assert f"deployments/{name}-serving" in kinds and f"services/{name}-tb" in kinds and f"tfjobs/{name}" in kinds
+
+    k8s.gc = False  # no garbage collector: teardown must find everything by label itself
+    counts = client.delete(name)
+    assert counts == {"workflows": 1, "tfjobs": 1, "deployments": 2, "services": 2}
+    for pod in k8s.list(PODS, NS):  # (pods go with their TFJob in a real cluster)
+        k8s.delete(PODS, NS, pod["metadata"]["name"])
+    assert client.leftovers(name) == []
+    assert k8s.all_objects(f"mnistkit.io/job={name}") == []
+    print(f"FIGURE e2e_phases={'>'.join(dict.fromkeys(seen))} leftovers=0")
+
+
+@pytest.mark.reliability
+def test_failed_tfjob_fails_the_workflow_and_teardown_leaves_nothing(k8s: K8sDouble, client: ClusterClient) -> None:
+    fake = FakeArgo(k8s)
+    name = client.submit(_params(client, "mnist-jane-fail", model_serving="true"))
+    fake.start(NS, name)
+    _later(lambda: fake.finish_tfjob(NS, name, succeeded=False, failed_replica="Worker"))
+    info = client.wait(name, timeout=30)
+    assert info.phase == "Failed" and "failure condition" in info.message
+    # The exit handler's cleanup deleted the TFJob (and the GC its pods); no serving for a failed job.
+    assert k8s.get(TFJOB, NS, name) is None and k8s.list(PODS, NS) == []
+    assert k8s.list(("apps", "deployments"), NS, label_selector="app.kubernetes.io/component=serving") == []
+    client.delete(name)
+    left = client.leftovers(name)
+    print(f"FIGURE failed_tfjob_workflow_phase={info.phase} leftovers={len(left)}")
+    assert left == []
+
+
+# ---- faults ---------------------------------------------------------------------------------------
+@pytest.mark.reliability
+def test_lost_create_response_never_makes_two_workflows(k8s: K8sDouble, client: ClusterClient) -> None:
+    runs = 5
+    for i in range(runs):
+        k8s.drop_responses.append(Fault("POST", r"/workflows$", remaining=1))
+        name = client.submit(_params(client, f"mnist-jane-lost-{i}"), backoff=0.01)
+        assert name == f"mnist-jane-lost-{i}"
+    posts = sum(1 for m, p in k8s.requests if m == "POST" and p.split("?")[0].endswith("/workflows"))
+    workflows = k8s.list(WF, NS)
+    duplicates = len(workflows) - len({w["metadata"]["name"] for w in workflows})
+    print(f"FIGURE lost_create_runs={runs} creates_sent={posts} workflows={len(workflows)} duplicates={duplicates}")
+    assert posts == 2 * runs  # each create was retried once...
+    assert len(workflows) == runs and duplicates == 0  # ...and still made exactly one workflow
+
+
+def test_a_taken_job_name_is_a_clear_error(k8s: K8sDouble, client: ClusterClient) -> None:
+    client.submit(_params(client, "mnist-jane-taken"))
+    with pytest.raises(ClusterError) as err:
+        client.submit(_params(client, "mnist-jane-taken"))
+    assert "taken" in str(err.value) and "--job-name mnist-" in str(err.value)
+    assert err.value.field == "job_name"
+    assert len(k8s.list(WF, NS)) == 1
+
+
+@pytest.mark.reliability
+def test_watch_survives_410_gone_and_misses_no_terminal_state(k8s: K8sDouble, client: ClusterClient) -> None:
+    fake = FakeArgo(k8s)
+    name = client.submit(_params(client, "mnist-jane-gone"))
+    fake.start(NS, name)
+    stats = WatchStats()
+
+    def finish_while_history_is_lost() -> None:
+        with k8s.lock:  # the terminal event is compacted away before any watcher can see it
+            fake._phase(NS, name, "Succeeded")
+            k8s.compact()
+
+    _later(finish_while_history_is_lost, 0.5)
+    info = client.wait(name, timeout=30, stats=stats)
+    print(f"FIGURE watch_410_relists={stats.relists} server_410s={k8s.watch_410s} final={info.phase} missed=0")
+    assert info.phase == "Succeeded"
+    assert stats.relists >= 1 and k8s.watch_410s >= 1
+
+
+@pytest.mark.reliability
+def test_watch_reconnects_after_cut_streams(k8s: K8sDouble, client: ClusterClient) -> None:
+    fake = FakeArgo(k8s)
+    name = client.submit(_params(client, "mnist-jane-cut"))
+    k8s.cut_watches_after = 1  # every watch stream dies after one event
+    stats = WatchStats()
+    phases: list[str] = []
+
+    def controller() -> None:
+        fake.start(NS, name)
+        for _ in range(3):  # a few MODIFIED events (status churn) before the end
+            time.sleep(0.1)
+            k8s.update(WF, NS, name, lambda o: o["status"].__setitem__("progress", "1/2"))
+        time.sleep(0.1)
+        fake.finish_tfjob(NS, name, succeeded=True)
+
+    _later(controller)
+    phases = [i.phase for i in client.watch(name, timeout=30, stats=stats)]
+    print(f"FIGURE watch_reconnects={stats.reconnects} final={phases[-1]}")
+    assert phases[-1] == "Succeeded" and stats.reconnects >= 1
+
+
+# ---- doctor, secret, port-forward -------------------------------------------------------------------
+def _controllers(k8s: K8sDouble, ready: int = 1) -> None:
+    for ns, name in (("argo", "workflow-controller"), ("kubeflow", "training-operator")):
+        k8s.create(("apps", "deployments"), ns, {"metadata": {"name": name}, "spec": {}, "status": {"readyReplicas": ready}})
+
+
+def test_doctor_all_green_then_says_what_is_missing(k8s: K8sDouble, client: ClusterClient) -> None:
+    from mnistkit.cluster.doctor import doctor, format_report
+
+    _controllers(k8s)
+    k8s.create(("", "serviceaccounts"), NS, {"metadata": {"name": "mnistkit-workflow"}})
+    k8s.create(("", "secrets"), NS, {"metadata": {"name": "aws-creds"}, "data": {}})
+    checks = doctor(client)
+    assert all(c.ok for c in checks), format_report(checks)
+    assert "all checks passed" in format_report(checks)
+
+    k8s.crds.discard("tfjobs.kubeflow.org")
+    k8s.denied |= {("", "pods/log", "get"), ("argoproj.io", "workflows", "create")}
+    k8s.delete(("", "secrets"), NS, "aws-creds")
+    report = format_report(doctor(client))
+    print(report)
+    assert "[FAIL] CRD tfjobs.kubeflow.org: not installed" in report and "training operator" in report
+    assert "you may not: create workflows.argoproj.io, get pods/log" in report
+    assert "[FAIL] Secret aws-creds: missing" in report
+    assert "3 problem(s) found" in report
+
+
+def test_doctor_on_an_unreachable_server_says_so() -> None:
+    from kubernetes import client as k
+
+    from mnistkit.cluster.doctor import doctor
+    from mnistkit.embedded_s3 import free_port
+
+    cfg = k.Configuration()
+    cfg.host = f"http://127.0.0.1:{free_port()}"
+    cfg.retries = 0
+    checks = doctor(ClusterClient(k.ApiClient(cfg), "x"))
+    assert len(checks) == 1 and checks[0].ok is False and "cannot reach" in checks[0].detail
+
+
+CANARY = "canary-secret-value-9d8c7b"
+
+
+def test_secret_from_s3config_never_leaks(k8s: K8sDouble, client: ClusterClient,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    s3 = S3Config(endpoint_url="http://minio:9000", use_https=False, access_key_id="AKIAX", secret_access_key=CANARY)
+    assert client.ensure_secret(s3) == "created"
+    assert client.ensure_secret(s3) == "updated"
+    stored = k8s.get(("", "secrets"), NS, "aws-creds")
+    import base64
+
+    assert stored and base64.b64decode(stored["data"]["awsSecretAccessKey"]).decode() == CANARY
+    k8s.denied.add(("", "secrets", "create"))
+    with pytest.raises(ClusterError) as err:
+        client.ensure_secret(s3, name="other")
+    assert "403" in str(err.value) and "other" in str(err.value) and err.value.field == "secret"
+    out = capsys.readouterr()
+    assert CANARY not in str(err.value) and CANARY not in repr(err.value) and CANARY not in out.out + out.err
+
+
+def test_port_forward_names_the_missing_pod(k8s: K8sDouble, client: ClusterClient) -> None:
+    from mnistkit.cluster.portforward import find_pod
+
+    with pytest.raises(ClusterError, match="no running tensorboard pod for job 'mnist-x'"):
+        find_pod(client, "mnist-x", "tensorboard")
+    k8s.create(PODS, NS, {"metadata": {"name": "mnist-x-tb-abc", "labels": {
+        "mnistkit.io/job": "mnist-x", "app.kubernetes.io/component": "tensorboard"}}, "status": {"phase": "Running"}})
+    assert find_pod(client, "mnist-x", "tensorboard") == "mnist-x-tb-abc"
+
+
+# ---- the engine and the CLI ----------------------------------------------------------------------------
+def test_argo_engine_runs_a_trainconfig_as_chief_plus_workers(k8s: K8sDouble, client: ClusterClient) -> None:
+    from mnistkit.engines import JobState
+    from mnistkit.engines.argo import ArgoEngine
+
+    engine = ArgoEngine(client)
+    job = engine.submit(TrainConfig(workers=3, train_steps=50, model_type="small"), job_name="mnist-jane-engine")
+    assert job.state() is JobState.PENDING
+    assert job.model_dir == "s3://mnist/models/mnist-jane-engine"
+    assert job.export_dir == "s3://mnist/models/mnist-jane-engine/export/mnist"
+    fake = FakeArgo(k8s)
+    tfjob = fake.start(NS, job.name)
+    assert tfjob["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 2
+    assert "--tf-train-steps=50" in tfjob["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"][0]["args"]
+    assert job.state() is JobState.RUNNING
+    _later(lambda: fake.finish_tfjob(NS, job.name, succeeded=True))
+    assert job.wait(timeout=30) is JobState.SUCCEEDED
+    assert [j.name for j in engine.list()] == ["mnist-jane-engine"]
+    assert "[chief-0]" in job.logs()
+    job.delete()
+    assert client.leftovers(job.name) == []
+
+
+def test_stop_marks_the_job_stopped(k8s: K8sDouble, client: ClusterClient) -> None:
+    from mnistkit.engines import JobState
+    from mnistkit.engines.argo import ArgoEngine
+
+    engine = ArgoEngine(client)
+    job = engine.submit(TrainConfig(), job_name="mnist-jane-stop")
+    job.stop()
+    assert k8s.get(WF, NS, job.name)["spec"]["shutdown"] == "Stop"
+    FakeArgo(k8s)._phase(NS, job.name, "Failed", "Stopped with strategy 'Stop'")
+    assert job.state() is JobState.STOPPED
+
+
+def test_cli_against_the_double_via_a_kubeconfig(k8s: K8sDouble, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "double",
+        "clusters": [{"name": "double", "cluster": {"server": k8s.url}}],
+        "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "me", "namespace": NS}}],
+    }))
+    kc = ["--kubeconfig", str(kubeconfig)]
+    assert main(["submit", *kc, "--job-name", "mnist-cli-1", "-p", "tf-worker=2", "-p", "model-train-steps=20"]) == 0
+    assert "submitted workflow mnist-cli-1 in namespace kubeflow-user-jane" in capsys.readouterr().out
+    assert main(["submit", *kc, "--job-name", "mnist-cli-1"]) == 1
+    assert "is taken" in capsys.readouterr().err
+    FakeArgo(k8s).start(NS, "mnist-cli-1")
+    assert main(["list", *kc]) == 0
+    out = capsys.readouterr().out
+    assert "mnist-cli-1" in out and "Running" in out
+    assert main(["get", *kc, "mnist-cli-1"]) == 0
+    assert "Status:     Running" in capsys.readouterr().out
+    assert main(["logs", *kc, "mnist-cli-1"]) == 0
+    assert "[chief-0]" in capsys.readouterr().out
+    assert main(["delete", *kc, "mnist-cli-1"]) == 0
+    assert "deleted mnist-cli-1: 1 workflows" in capsys.readouterr().out  # the rest went with it (GC)
+    assert main(["get", *kc, "mnist-cli-1"]) == 1
+    assert "no workflow 'mnist-cli-1'" in capsys.readouterr().err
