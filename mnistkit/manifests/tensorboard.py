@@ -2,7 +2,9 @@
 
 TF 2.21 has no ``s3://`` filesystem, but TensorBoard without TensorFlow falls back to its own stub,
 which reads S3 through boto3 (``docker/tensorboard/Dockerfile``: ``pip install tensorboard boto3``).
-That stub wants ``S3_ENDPOINT`` as a full URL; ``common.s3_env(tensorboard=True)`` sets it so.
+That stub wants ``S3_ENDPOINT`` as a full URL (``common.s3_env(tensorboard=True)`` sets it so), and
+TensorBoard must run with ``--load_fast=false`` (its Rust data server has no S3 support).
+Checked by ``tests/test_cluster_tensorboard.py`` against the embedded S3 server.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def tensorboard_deployment(p: ManifestParams) -> dict[str, Any]:
                                 "--host=0.0.0.0",
                                 f"--port={TENSORBOARD_PORT}",
                                 "--reload_interval=15",
+                                # The Rust data server cannot read s3://; the Python loader can.
+                                "--load_fast=false",
                             ],
                             "env": [*s3_env(p, tensorboard=True), {"name": "HOME", "value": "/tmp"}],
                             "ports": [{"name": "http", "containerPort": TENSORBOARD_PORT}],
