@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -35,9 +34,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __all__ = ["main", "build_parser", "ClusterInfo", "cluster_info"]
-
-EXIT_PEER_TIMEOUT = 3
-
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
@@ -127,25 +123,6 @@ def cluster_info(tf_config: str | None = None) -> ClusterInfo:
 
 def _log(msg: str) -> None:
     print(f"[trainer] {msg}", flush=True)
-
-
-def _peer_watchdog(info: ClusterInfo, started: threading.Event, timeout: float) -> None:
-    """Exit with a message naming the peers that never came up, since TF would wait forever."""
-    if started.wait(timeout):
-        return
-    missing = []
-    for i, addr in enumerate(info.workers):
-        if addr == info.address:
-            continue
-        host, _, port = addr.rpartition(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=2):
-                pass
-        except OSError:
-            missing.append(f"task {i} at {addr}")
-    who = ", ".join(missing) if missing else "a peer (all ports answer, but the cluster never formed)"
-    _log(f"ERROR: gave up after {timeout:.0f}s waiting for {who}; check that every worker in TF_CONFIG started")
-    os._exit(EXIT_PEER_TIMEOUT)
 
 
 class _S3Mirror:
@@ -264,11 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     local.mkdir(parents=True, exist_ok=True)
     export_dir = cfg.export_dir or (model_dir.rstrip("/") + "/export/mnist")
 
-    started = threading.Event()
+    watchdog = None
     if info.multi_worker:
-        threading.Thread(
-            target=_peer_watchdog, args=(info, started, args.tf_peer_timeout), daemon=True, name="peer-watchdog"
-        ).start()
+        from trainer import watchdog as _watchdog
+
+        watchdog = _watchdog.start(args.tf_peer_timeout, info.workers, info.address)
 
     mirror = None
     try:
@@ -293,7 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy: Any = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
-    started.set()
+    if watchdog is not None and watchdog.stdin is not None:
+        watchdog.stdin.write(b"1")
+        watchdog.stdin.close()
     _log(
         f"{info.task_type} {info.task_index} of {info.num_workers} worker(s) ready in {time.monotonic() - t0:.1f}s; "
         f"model={cfg.model_type} steps={cfg.train_steps} batch={cfg.batch_size} lr={cfg.learning_rate}"
