@@ -244,7 +244,9 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
 
     path = Path(path)
     try:
-        import tensorflow as tf
+        from mnistkit.tf_runtime import import_tensorflow
+
+        tf = import_tensorflow()
         from tensorflow.core.protobuf import saved_model_pb2
 
         sm = saved_model_pb2.SavedModel.FromString((path / _MARKER).read_bytes())

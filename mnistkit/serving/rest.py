@@ -173,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, status_json(self.server.backend.status(name, version)))
         except RequestError as exc:
             self._error(exc)
+        except Exception:
+            self._internal_error()
 
     def do_POST(self) -> None:  # noqa: N802
         try:
@@ -189,6 +191,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._predict(model, raw)
         except RequestError as exc:
             self._error(exc)
+        except Exception:
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        # A bug, not a bad request: log the traceback (never the body) and answer 500; the server keeps serving.
+        log.exception("internal error answering %s %s", self.command, self.path.split("?")[0][:200])
+        self.close_connection = True
+        self._send(500, {"error": "internal server error; see the server log"})
 
     def _read_length(self) -> int | None:
         value = self.headers.get("Content-Length")
@@ -234,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
             inputs = _columns_from_instances(body["instances"], keys)
         else:
             cols = body["inputs"]
-            if isinstance(cols, dict) and not (len(keys) == 1 and keys[0] not in cols and not cols):
+            if isinstance(cols, dict):
                 inputs = cols
             elif len(keys) == 1:
                 inputs = {keys[0]: cols}

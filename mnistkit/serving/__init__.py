@@ -1,0 +1,27 @@
+"""Serving with TensorFlow Serving's protocols: a local server (``ModelServer``) and a client (``ModelClient``).
+
+Importing this package is light; the server (TensorFlow, gRPC) and the client load on first use::
+
+    from mnistkit.serving import ModelClient
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["ModelServer", "ModelClient", "Prediction", "RequestError", "ascii_art"]
+
+_WHERE = {
+    "ModelServer": "mnistkit.serving.server",
+    "ModelClient": "mnistkit.serving.client",
+    "Prediction": "mnistkit.serving.client",
+    "RequestError": "mnistkit.serving.status",
+    "ascii_art": "mnistkit.serving.ascii",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'mnistkit.serving' has no attribute {name!r}")

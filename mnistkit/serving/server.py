@@ -1,0 +1,213 @@
+"""``ModelServer``: one model, served over TF Serving's gRPC and REST APIs, following a base path.
+
+There is no ``tensorflow_model_server`` on PyPI or Debian, so this is the local stand-in: same flags,
+same protocols, same version policy, so a client written against it talks to real TF Serving in a
+cluster unchanged. Used by ``mnistkit serve``, the demo and the tests::
+
+    with ModelServer("models/mnist", port=0, rest_api_port=0) as server:
+        print(server.grpc_target, server.rest_url)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent import futures
+from types import TracebackType
+from typing import Any
+
+from mnistkit.config import S3Config
+from mnistkit.errors import ServingError
+from mnistkit.serving.models import MAX_BATCH, LoadedModel, ModelManager, VersionStatus
+from mnistkit.serving.status import RequestError
+
+__all__ = ["ModelServer", "MAX_REQUEST_BYTES"]
+
+log = logging.getLogger("mnistkit.serving")
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+class ModelServer:
+    """Serve the latest version under ``model_base_path`` as ``model_name``.
+
+    ``port`` (gRPC) and ``rest_api_port`` (REST) of 0 pick free ports; ``rest_api_port=None`` turns REST
+    off. Both bind to ``host`` (loopback by default: the server has no authentication).
+    """
+
+    def __init__(
+        self,
+        model_base_path: str | os.PathLike[str],
+        *,
+        model_name: str = "mnist",
+        port: int = 8500,
+        rest_api_port: int | None = 8501,
+        host: str = "127.0.0.1",
+        file_system_poll_wait_seconds: float = 1.0,
+        s3_config: S3Config | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        max_batch: int = MAX_BATCH,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        grpc_workers: int = 16,
+    ) -> None:
+        if not model_name or "/" in model_name or ":" in model_name:
+            raise ServingError(f"model_name must be a plain name, got {model_name!r}", field="model_name", value=model_name)
+        self.model_name = model_name
+        self.host = host
+        self.max_batch = max_batch
+        self.max_request_bytes = max_request_bytes
+        self._requested_ports = (port, rest_api_port)
+        self._grpc_workers = grpc_workers
+        self.manager = ModelManager(
+            model_name,
+            model_base_path,
+            poll_wait_seconds=file_system_poll_wait_seconds,
+            s3_config=s3_config,
+            cache_dir=cache_dir,
+        )
+        self._grpc: Any = None
+        self._rest: Any = None
+        self._rest_thread: threading.Thread | None = None
+        self.grpc_port: int | None = None
+        self.rest_port: int | None = None
+
+    # -- what the gRPC and REST front ends call -------------------------------------------------------
+
+    def _check_name(self, name: str, version: int | None) -> None:
+        if name != self.model_name:
+            what = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+            raise RequestError(
+                f"Servable not found for request: {what} (this server serves {self.model_name!r})",
+                "NOT_FOUND",
+                field="model_name",
+                value=name,
+            )
+
+    def resolve(self, name: str, version: int | None = None) -> LoadedModel:
+        """The loaded model answering for ``name`` (and ``version``); RequestError otherwise."""
+        self._check_name(name, version)
+        return self.manager.get(version)
+
+    def status(self, name: str, version: int | None = None) -> list[VersionStatus]:
+        if name != self.model_name:
+            raise RequestError(f"Could not find any versions of model {name}", "NOT_FOUND", field="model_name", value=name)
+        return self.manager.status(version)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self._client_host()}:{self.grpc_port}"
+
+    @property
+    def rest_url(self) -> str:
+        if self.rest_port is None:
+            raise ServingError("REST is off on this server (rest_api_port=None)", field="rest_api_port")
+        return f"http://{self._client_host()}:{self.rest_port}"
+
+    def _client_host(self) -> str:
+        if self.host in ("0.0.0.0", ""):
+            return "127.0.0.1"
+        if self.host == "::":
+            return "[::1]"
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def version(self) -> int | None:
+        """The version serving now (None before one loads)."""
+        cur = self.manager.current
+        return cur.version if cur else None
+
+    def wait_for_version(self, version: int, timeout: float = 30.0) -> bool:
+        return self.manager.wait_for_version(version, timeout)
+
+    def start(self) -> ModelServer:
+        """Load the latest version (if any), start polling, and open the gRPC and REST ports."""
+        from mnistkit.tf_runtime import import_tensorflow
+
+        import_tensorflow()  # before the gRPC service imports TF's protos, so its start-up noise is silenced
+        import grpc
+
+        from mnistkit.serving.grpc_service import add_services
+        from mnistkit.serving.rest import make_rest_server
+
+        port, rest_port = self._requested_ports
+        self.manager.start()
+        try:
+            self._grpc = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=self._grpc_workers, thread_name_prefix="mnistkit-grpc"),
+                options=[
+                    ("grpc.max_receive_message_length", self.max_request_bytes),
+                    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                    ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
+                ],
+            )
+            add_services(self._grpc, self)
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            try:
+                bound = self._grpc.add_insecure_port(f"{host}:{port}")
+            except RuntimeError:
+                bound = 0
+            if not bound:
+                raise ServingError(
+                    f"cannot listen for gRPC on {self.host}:{port} (in use or not allowed); pick another --port",
+                    field="port",
+                    value=port,
+                )
+            self.grpc_port = bound
+            if rest_port is not None:
+                try:
+                    self._rest = make_rest_server(self.host, rest_port, self, self.max_request_bytes, self.max_batch)
+                except OSError as exc:
+                    raise ServingError(
+                        f"cannot listen for REST on {self.host}:{rest_port}: {exc.strerror}; pick another --rest_api_port",
+                        field="rest_api_port",
+                        value=rest_port,
+                    ) from None
+                self.rest_port = int(self._rest.server_address[1])
+                self._rest_thread = threading.Thread(
+                    target=self._rest.serve_forever, kwargs={"poll_interval": 0.2}, name="mnistkit-rest", daemon=True
+                )
+                self._rest_thread.start()
+            self._grpc.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info(
+            "serving model %s (version %s) from %s: gRPC on %s:%s%s",
+            self.model_name,
+            self.version if self.version is not None else "none yet",
+            self.manager.base_path,
+            self.host,
+            self.grpc_port,
+            f", REST on http://{self.host}:{self.rest_port}/v1/models/{self.model_name}" if self.rest_port else "",
+        )
+        return self
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop answering (in-flight requests get ``grace`` seconds), stop polling, free the ports."""
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait(grace + 5)
+            self._grpc = None
+        if self._rest is not None:
+            self._rest.shutdown()
+            self._rest.server_close()
+            self._rest = None
+        if self._rest_thread is not None:
+            self._rest_thread.join(timeout=5)
+            self._rest_thread = None
+        self.manager.stop()
+
+    def wait(self) -> None:
+        """Block until the gRPC server stops (``mnistkit serve`` runs here until a signal)."""
+        if self._grpc is not None:
+            self._grpc.wait_for_termination()
+
+    def __enter__(self) -> ModelServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
