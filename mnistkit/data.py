@@ -207,6 +207,12 @@ def download(
                     done += len(chunk)
                     if progress:
                         progress(done, total or done)
+        if total and done < total:  # the connection closed early; urllib does not always raise for that
+            raise DataError(
+                f"download of {url} stopped at {done} of {total} bytes; run again to resume from {done} bytes",
+                field="url",
+                value=url,
+            )
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # already complete
             pass
