@@ -85,6 +85,8 @@ def browser_url(port: int, env: Mapping[str, str] | None = None) -> str:
 def _logdir_of(target: Any) -> str:
     if isinstance(target, (str, os.PathLike)):
         logdir = os.fspath(target)
+    elif getattr(target, "logdir", None):
+        logdir = str(target.logdir)  # a local job knows where its TensorBoard events are
     elif hasattr(target, "model_dir"):
         logdir = str(target.model_dir)
     else:

@@ -142,6 +142,15 @@ def test_s3_panel_test_connection_succeeds(lab_page: tuple[Any, list[str]]) -> N
     ok.wait_for(state="visible", timeout=30_000)
     assert "connected: s3://browser-test is reachable and writable" in ok.inner_text()
     s3.screenshot(path=str(ARTIFACTS / "s3-panel-connected.png"))
+    # Upload the offline sample: the progress bar fills and the panel names the four files' place.
+    s3.get_by_role("button", name="Upload dataset").click()
+    page.wait_for_function(
+        "() => (document.querySelector('.mnistkit-s3-panel .mnistkit-ok')?.textContent ?? '').includes('uploaded 4 files')",
+        timeout=60_000,
+    )
+    assert "to s3://browser-test/data/mnist" in s3.locator(".mnistkit-ok").inner_text()
+    assert s3.locator(".widget-hprogress .progress-bar").evaluate("b => b.style.width") == "100%"
+    s3.screenshot(path=str(ARTIFACTS / "s3-panel-uploaded.png"))
 
 
 def _draw(page: Any, canvas: Any, strokes: list[list[tuple[int, int]]], steps: int = 12) -> None:
@@ -175,7 +184,7 @@ def test_drawing_a_seven_gets_seven_and_ten_bars(lab_page: tuple[Any, list[str]]
     page.wait_for_selector(".mnistkit-pad[data-digit='-1']")
     pad.get_by_role("button", name="Random test digit").click()
     page.wait_for_function(
-        "() => document.querySelector('.mnistkit-pad-status').textContent.includes('true label')", timeout=30_000
+        "() => (document.querySelector('.mnistkit-pad-status')?.textContent ?? '').includes('true label')", timeout=30_000
     )
     pad.screenshot(path=str(ARTIFACTS / "drawing-pad-random.png"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import threading
 from dataclasses import dataclass, field
 
@@ -493,3 +494,55 @@ def test_confusion_matrix_counts_and_plots() -> None:
     with pytest.raises(Exception, match="y_pred has 2"):
         plots.confusion_matrix([1, 2, 3], [1, 2])
     grid.savefig(__import__("io").BytesIO(), format="png")  # renders under Agg
+
+
+# ----------------------------------------------------------------------------- with the real local engine
+
+
+@pytest.mark.slow
+def test_training_panel_drives_a_real_local_training_and_tensorboard_shows_it(tmp_path) -> None:
+    """The panel over the real LocalEngine: a 2-epoch "small" training, monitored to the end, then TensorBoard."""
+    import urllib.request
+
+    from mnistkit import tensorboard
+    from mnistkit.widgets import TrainingPanel
+
+    panel = TrainingPanel(engine_kwargs={"local": {"run_dir": str(tmp_path / "runs")}}, interval=0.2)
+    panel.train_steps.value, panel.batch_size.value, panel.model_type.value = 40, 200, "small"
+    monitor = panel.submit()
+    assert monitor is not None, panel.status.value
+    final = monitor.wait(timeout=300)
+    assert final.state == "Succeeded", final.log_tail
+    assert (final.epoch, final.epochs, final.progress) == (2, 2, 1.0)
+    assert 0.0 < final.last.accuracy <= 1.0 and final.log_tail
+    assert "Succeeded" in monitor.state.value and monitor.progress.value == 1.0
+    try:
+        frame = tensorboard.show(monitor.job)
+        (server,) = tensorboard.running()
+        assert server.logdir == str(Path(monitor.job.logdir).resolve())
+        with urllib.request.urlopen(server.local_url + "data/runs", timeout=10) as r:
+            assert r.status == 200
+        assert frame.src == server.url
+    finally:
+        tensorboard.stop_all()
+
+
+def test_front_end_assets_are_found_in_a_checkout_and_in_a_wheel_layout(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import shutil
+
+    from mnistkit.widgets import _assets
+
+    assert _assets.asset_dir() == Path(__file__).resolve().parent.parent / "widgets"
+    # An installed wheel: pyproject force-includes widgets/ as mnistkit/_widgets, next to mnistkit/widgets/.
+    site = tmp_path / "site-packages" / "mnistkit"
+    (site / "widgets").mkdir(parents=True)
+    shutil.copy(_assets.__file__, site / "widgets" / "_assets.py")
+    shutil.copytree(_assets.asset_dir(), site / "_widgets")
+    spec = importlib.util.spec_from_file_location("wheel_assets", site / "widgets" / "_assets.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert module.asset("drawing_pad.js") == site / "_widgets" / "drawing_pad.js"
+    shutil.rmtree(site / "_widgets")
+    with pytest.raises(ConfigError, match="widget front ends are missing"):
+        module.asset_dir()
