@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DrawingPad", "S3Panel", "TrainingPanel", "TrainingMonitor"]
+__all__ = ["DrawingPad", "S3Panel", "TrainingPanel", "TrainingMonitor", "saved_model_predictor"]
 
 _WHERE = {
     "DrawingPad": "mnistkit.widgets.drawing_pad",
     "S3Panel": "mnistkit.widgets.s3_panel",
     "TrainingPanel": "mnistkit.widgets.training_panel",
     "TrainingMonitor": "mnistkit.widgets.training_panel",
+    "saved_model_predictor": "mnistkit.widgets.controllers",
 }
 
 
