@@ -584,6 +584,7 @@ class FakeArgo:
         job = self.k8s.get(TFJOB, job_manifest["metadata"]["namespace"], job_manifest["metadata"]["name"])
         outcome = resource_outcome(job or {}, tmpl.get("successCondition", ""), tmpl.get("failureCondition", ""))
         if outcome == "failed":
+            self._phase(ns, name, "Running", "train-model: failure condition matched")
             self._exit_handler(wf, ok=False)
             self._phase(ns, name, "Failed", "child 'train-model' failed: failure condition matched")
         elif outcome == "succeeded":
@@ -595,9 +596,19 @@ class FakeArgo:
         return outcome
 
     def _exit_handler(self, wf: dict[str, Any], ok: bool) -> None:
-        if not ok:  # cleanup: delete the TFJob (the workflow's `cleanup` step)
-            ref = self._render(wf, "cleanup")
-            self.k8s.delete(TFJOB, ref["metadata"]["namespace"], ref["metadata"]["name"])
+        if ok:
+            return
+        # The `cleanup` step patches the TFJob's deadline; the operator then fails it and deletes its
+        # running pods (cleanPodPolicy: Running); failed and succeeded pods stay.
+        ref = self._render(wf, "cleanup")
+        jns, jname = ref["metadata"]["namespace"], ref["metadata"]["name"]
+        job = self.k8s.update(TFJOB, jns, jname, lambda o: _merge(o, {"spec": ref["spec"]}))
+        if job is None:
+            return
+        assert job["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
+        for pod in self.k8s.list(PODS, jns, f"training.kubeflow.org/job-name={jname}"):
+            if pod["status"]["phase"] == "Running":
+                self.k8s.delete(PODS, jns, pod["metadata"]["name"])
 
     def iter_phases(self, ns: str, name: str) -> Iterator[str]:
         wf = self.k8s.get(WF, ns, name)

@@ -102,12 +102,14 @@ def test_submit_watch_succeeded_logs_teardown(k8s: K8sDouble, client: ClusterCli
 def test_failed_tfjob_fails_the_workflow_and_teardown_leaves_nothing(k8s: K8sDouble, client: ClusterClient) -> None:
     fake = FakeArgo(k8s)
     name = client.submit(_params(client, "mnist-jane-fail", model_serving="true"))
-    fake.start(NS, name)
+    fake.start(NS, name, logs={f"{name}-worker-0": "[trainer] loading data\ntrainer: error: data dir is empty\n"})
     _later(lambda: fake.finish_tfjob(NS, name, succeeded=False, failed_replica="Worker"))
     info = client.wait(name, timeout=30)
     assert info.phase == "Failed" and "failure condition" in info.message
-    # The exit handler's cleanup deleted the TFJob (and the GC its pods); no serving for a failed job.
-    assert k8s.get(TFJOB, NS, name) is None and k8s.list(PODS, NS) == []
+    # The exit handler stopped the TFJob: running pods gone, the failed pod (and its log) kept.
+    assert [p["metadata"]["name"] for p in k8s.list(PODS, NS)] == [f"{name}-worker-0"]
+    assert "[worker-0] trainer: error: data dir is empty" in client.logs(name)
+    assert k8s.get(TFJOB, NS, name)["spec"]["runPolicy"]["activeDeadlineSeconds"] == 1
     assert k8s.list(("apps", "deployments"), NS, label_selector="app.kubernetes.io/component=serving") == []
     client.delete(name)
     left = client.leftovers(name)
@@ -314,3 +316,21 @@ def test_cli_against_the_double_via_a_kubeconfig(k8s: K8sDouble, tmp_path: Path,
     assert "deleted mnist-cli-1: 1 workflows" in capsys.readouterr().out  # the rest went with it (GC)
     assert main(["get", *kc, "mnist-cli-1"]) == 1
     assert "no workflow 'mnist-cli-1'" in capsys.readouterr().err
+
+
+def test_deploy_serves_a_finished_workflow_and_is_torn_down_with_it(k8s: K8sDouble, client: ClusterClient) -> None:
+    fake = FakeArgo(k8s)
+    name = client.submit(_params(client, "mnist-jane-deploy", model_serving="false"))
+    fake.start(NS, name)
+    fake.finish_tfjob(NS, name, succeeded=True)
+    assert k8s.list(("apps", "deployments"), NS, "app.kubernetes.io/component=serving") == []
+    deploy = client.deploy(name)
+    assert client.deploy(name) == deploy == "mnist-jane-deploy-deploy"  # a retry deploys once
+    wt = k8s.get(("argoproj.io", "workflowtemplates"), NS, "model-deploy")
+    assert wt and wt["metadata"]["namespace"] == NS
+    wf = k8s.get(WF, NS, deploy)
+    assert wf and wf["spec"]["workflowTemplateRef"] == {"name": "model-deploy"}
+    assert wf["spec"]["arguments"]["parameters"] == [{"name": "train-workflow", "value": name}]
+    assert len(k8s.list(WF, NS)) == 2
+    counts = client.delete(name)
+    assert counts["workflows"] == 2 and client.leftovers(name) == []

@@ -245,7 +245,10 @@ def test_exit_handler_cleans_up_and_reports_failures(manifests: dict[str, Any]) 
     templates = {t["name"]: t for t in wf["spec"]["templates"]}
     steps = [s for g in templates["exit-handler"]["steps"] for s in g]
     assert [s["name"] for s in steps] == ["cleanup", "report"]
-    assert templates["cleanup"]["resource"]["action"] == "delete"
+    assert templates["cleanup"]["resource"]["action"] == "patch"  # stop the TFJob, keep failed pods' logs
+    assert yaml.safe_load(templates["cleanup"]["resource"]["manifest"])["spec"] == {
+        "runPolicy": {"activeDeadlineSeconds": 1}}
+    assert steps[0]["continueOn"] == {"failed": True, "error": True}
     report = templates["report"]["container"]
     assert "exit 1" in report["command"][-1]  # a failed workflow's exit handler fails too: nothing hidden
     assert any(e["value"] == "{{workflow.failures}}" for e in report["env"])
@@ -334,7 +337,8 @@ class _Defaults(dict):  # type: ignore[type-arg]
 # ---- RBAC --------------------------------------------------------------------------------------
 _KIND_RESOURCE = {"Deployment": ("apps", "deployments"), "Service": ("", "services"),
                   "TFJob": ("kubeflow.org", "tfjobs"), "Workflow": ("argoproj.io", "workflows")}
-_ACTION_VERBS = {"apply": {"get", "create", "patch"}, "create": {"create"}, "get": {"get"}, "delete": {"delete"}}
+_ACTION_VERBS = {"apply": {"get", "create", "patch"}, "create": {"create"}, "get": {"get"}, "delete": {"delete"},
+                 "patch": {"patch"}}
 
 
 def test_role_grants_exactly_what_the_steps_use(manifests: dict[str, Any]) -> None:

@@ -51,11 +51,12 @@ class WorkflowInfo:
     def from_object(cls, wf: dict[str, Any]) -> WorkflowInfo:
         st = wf.get("status") or {}
         params = {p["name"]: p.get("value", "") for p in wf.get("spec", {}).get("arguments", {}).get("parameters", [])}
+        # The steps a person cares about: pods and resource steps, not Argo's grouping nodes.
         nodes = tuple(
             sorted(
                 (n.get("displayName", n.get("name", "")), n.get("phase", ""), n.get("message", ""))
                 for n in (st.get("nodes") or {}).values()
-                if n.get("type") in ("Pod", "Resource", None) or n.get("type") not in ("Steps", "StepGroup", "DAG")
+                if n.get("type") not in ("Steps", "StepGroup", "DAG", "TaskGroup")
             )
         )
         return cls(
@@ -154,6 +155,41 @@ class ClusterClient:
         raise ClusterError(
             f"could not submit {p.job_name!r} after {attempts} attempts: {last}", field="job_name", value=p.job_name
         )
+
+    def deploy(self, train_workflow: str) -> str:
+        """Serve a finished ``model-train`` workflow's export: runs the ``model-deploy`` WorkflowTemplate.
+
+        Creates the template when the namespace lacks it; the deploy workflow is named
+        ``<train-workflow>-deploy`` (so a retry cannot deploy twice) and labelled with the job, so
+        ``delete`` removes it with the rest.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        from mnistkit.manifests.workflow import model_deploy_template
+
+        wf = self.workflow(train_workflow)
+        job = WorkflowInfo.from_object(wf).job_name or train_workflow
+        template = model_deploy_template(ManifestParams().with_parameters({"namespace": self.namespace}))
+        try:
+            self.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", template)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self._api_error(exc, "creating WorkflowTemplate model-deploy", "template", "model-deploy") from None
+        name = f"{train_workflow}-deploy"[:63].rstrip("-")
+        body = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": name, "namespace": self.namespace,
+                         "labels": {"app.kubernetes.io/part-of": "mnistkit", JOB_LABEL: job}},
+            "spec": {"workflowTemplateRef": {"name": "model-deploy"},
+                     "arguments": {"parameters": [{"name": "train-workflow", "value": train_workflow}]}},
+        }
+        try:
+            self._wf_call("create_namespaced_custom_object", body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self._api_error(exc, f"creating workflow {name}", "job_name", train_workflow) from None
+        return name
 
     # ---- read ----------------------------------------------------------------------------------
     def _get_workflow_or_none(self, name: str) -> dict[str, Any] | None:

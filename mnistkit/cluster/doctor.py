@@ -38,6 +38,12 @@ class Check:
     fix: str = ""
 
 
+def _drain(resp: Any) -> None:
+    """Read and drop a raw response (a Secret's body included): a half-read one would poison the pool."""
+    _ = resp.data
+    resp.release_conn()
+
+
 def _crd_checks(client: Any) -> list[Check]:
     from kubernetes import client as k
     from kubernetes.client.exceptions import ApiException
@@ -47,7 +53,7 @@ def _crd_checks(client: Any) -> list[Check]:
     for crd, what in CRDS.items():
         try:
             # Raw: only existence matters, and a full CRD need not fit the client's models.
-            api.read_custom_resource_definition(crd, _preload_content=False).release_conn()
+            _drain(api.read_custom_resource_definition(crd, _preload_content=False))
             out.append(Check(f"CRD {crd}", True, "installed"))
         except ApiException as exc:
             if exc.status == 404:
@@ -70,6 +76,7 @@ def _controller_checks(client: Any) -> list[Check]:
             try:
                 resp = client.apps.read_namespaced_deployment(name, ns, _preload_content=False)
                 dep = json.loads(resp.data)
+                resp.release_conn()
             except ApiException as exc:
                 forbidden = forbidden or exc.status == 403
                 continue
@@ -94,12 +101,12 @@ def _object_checks(client: Any, secret_name: str) -> list[Check]:
 
     out = []
     for what, call, fix in (
-        (f"ServiceAccount {WORKFLOW_SERVICE_ACCOUNT}", lambda: client.core.read_namespaced_service_account(
-            WORKFLOW_SERVICE_ACCOUNT, client.namespace, _preload_content=False).release_conn(),
+        (f"ServiceAccount {WORKFLOW_SERVICE_ACCOUNT}", lambda: _drain(client.core.read_namespaced_service_account(
+            WORKFLOW_SERVICE_ACCOUNT, client.namespace, _preload_content=False)),
          "mnistkit render --out m -p namespace=NS && kubectl apply -f m/rbac-serviceaccount.yaml "
          "-f m/rbac-role.yaml -f m/rbac-rolebinding.yaml"),
-        (f"Secret {secret_name}", lambda: client.core.read_namespaced_secret(
-            secret_name, client.namespace, _preload_content=False).release_conn(),
+        (f"Secret {secret_name}", lambda: _drain(client.core.read_namespaced_secret(
+            secret_name, client.namespace, _preload_content=False)),
          "create it from the S3 panel, or `mnistkit secret` (reads AWS_* from the environment)"),
     ):
         try:

@@ -1,4 +1,5 @@
-"""Cluster sub-commands: ``submit``, ``list``, ``get``, ``logs``, ``delete``, ``doctor``, ``port-forward``, ``secret``.
+"""Cluster sub-commands: ``submit``, ``list``, ``get``, ``logs``, ``delete``, ``deploy``, ``doctor``, ``port-forward``,
+``secret``.
 
 The ``argo`` CLI equivalents, through the Kubernetes API with your kubeconfig (or, in a Kubeflow
 notebook, the pod's service account and namespace). ``kubernetes`` is imported only when one runs.
@@ -84,6 +85,13 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    client = _client(args)
+    name = client.deploy(args.name)
+    print(f"deploy workflow {name} started: it waits for {args.name} to succeed, then serves its export")
+    return 0
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from mnistkit.cluster.doctor import doctor, format_report
 
@@ -136,6 +144,9 @@ def register(subparsers: Any) -> None:
 
     p = add("delete", "delete a job and everything it created (workflow, TFJob, TensorBoard, serving)", _delete)
     p.add_argument("name")
+
+    p = add("deploy", "serve the export of a finished model-train workflow (the model-deploy template)", _deploy)
+    p.add_argument("name", help="the model-train workflow (= job name)")
 
     p = add("doctor", "check the cluster has what mnistkit needs, and say what is missing", _doctor)
     p.add_argument("--secret", default="aws-creds", help="name of the S3 Secret to look for")

@@ -46,7 +46,7 @@ STEP_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "train-model": (("kubeflow.org", "tfjobs", "create"), ("kubeflow.org", "tfjobs", "get")),
     "serve-model": tuple(("apps", "deployments", v) for v in _APPLY),
     "serve-model-service": tuple(("", "services", v) for v in _APPLY),
-    "cleanup": (("kubeflow.org", "tfjobs", "delete"),),
+    "cleanup": (("kubeflow.org", "tfjobs", "patch"),),
     "report": (),
     # model-deploy
     "wait-for-training": (("argoproj.io", "workflows", "get"),),
@@ -59,6 +59,7 @@ USER_PERMISSIONS: tuple[Permission, ...] = (
     ("argoproj.io", "workflows", "list"),
     ("argoproj.io", "workflows", "watch"),
     ("argoproj.io", "workflows", "delete"),
+    ("argoproj.io", "workflowtemplates", "create"),
     ("kubeflow.org", "tfjobs", "list"),
     ("kubeflow.org", "tfjobs", "delete"),
     ("", "pods", "list"),

@@ -7,7 +7,8 @@
   the seed had none, so a failed TFJob kept the workflow Running forever.
 * Inline manifests come from the same builders as the rendered files (``ManifestParams.placeholders()``),
   so the TFJob the workflow creates is the TFJob ``mnistkit render`` writes and the tests validate.
-* The exit handler deletes a TFJob that is still running when the workflow did not succeed, then a
+* The exit handler stops a TFJob that is still running when the workflow did not succeed (keeping the
+  failed pods' logs), then a
   ``report`` step prints the outcome and ``{{workflow.failures}}`` and exits 1 on failure, so the
   failure shows in logs and the UI instead of being hidden behind a green exit handler.
 * Every created object gets an owner reference to the workflow (``setOwnerReference``): deleting the
@@ -174,11 +175,17 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 {
                     "name": "exit-handler",
                     "steps": [
-                        [{"name": "cleanup", "template": "cleanup", "when": "{{workflow.status}} != Succeeded"}],
+                        # continueOn: no TFJob yet (an early failure) must not skip the report.
+                        [{"name": "cleanup", "template": "cleanup", "when": "{{workflow.status}} != Succeeded",
+                          "continueOn": {"failed": True, "error": True}}],
                         [{"name": "report", "template": "report"}],
                     ],
                 },
-                _resource("cleanup", "delete", tfjob_ref, resource={"flags": ["--ignore-not-found"]}),
+                # Stop, don't delete: a 1 s deadline makes the operator fail the TFJob and remove its
+                # *running* pods (cleanPodPolicy Running), while failed pods and their logs stay for
+                # `mnistkit logs` until ttlSecondsAfterFinished.
+                _resource("cleanup", "patch", {**tfjob_ref, "spec": {"runPolicy": {"activeDeadlineSeconds": 1}}},
+                          resource={"mergeStrategy": "merge"}),
                 _report_template(),
             ],
         },
