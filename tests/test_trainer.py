@@ -1,0 +1,124 @@
+"""The trainer for real: 2 local workers (MultiWorkerMirroredStrategy), S3 in and out, export, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistkit import s3
+from mnistkit.config import S3Config, TrainConfig
+from mnistkit.engines.base import JobState
+from mnistkit.engines.local import LocalEngine
+
+pytestmark = pytest.mark.slow
+
+
+def _check_signature(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    from mnistkit.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    loaded = tf.saved_model.load(str(path))
+    assert list(loaded.signatures) == ["serving_default"]
+    sig = loaded.signatures["serving_default"]
+    (spec,) = sig.structured_input_signature[1].values()
+    assert list(sig.structured_input_signature[1]) == ["x"]
+    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, 28, 28]
+    outs = sig.structured_outputs
+    assert sorted(outs) == ["classes", "predictions"]
+    assert outs["classes"].dtype == tf.uint8 and outs["predictions"].dtype == tf.float32
+    assert outs["predictions"].shape.as_list() == [None, 10]
+    res = sig(x=tf.constant(x.astype(np.float32) / 255.0))
+    probs = res["predictions"].numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert np.array_equal(res["classes"].numpy(), probs.argmax(axis=1).astype(np.uint8))
+    return float((res["classes"].numpy() == y).mean())
+
+
+def test_two_workers_train_from_s3_and_publish_to_s3(s3_env: S3Config, tmp_path: Path) -> None:
+    from mnistkit import data
+
+    ds = data.offline_sample()
+    data.upload_dataset(ds, s3_env.url("data/mnist"), s3_env)
+    engine = LocalEngine(run_dir=tmp_path / "runs", s3_config=s3_env)
+    cfg = TrainConfig(data_dir=s3_env.url("data/mnist"), model_dir=s3_env.url("runs/job1"), train_steps=120,
+                      model_type="small", workers=2)
+    job = engine.submit(cfg, "job1")
+    assert job.wait(timeout=300) == JobState.SUCCEEDED, job.logs(tail=30)
+    assert [m.epoch for m in job.metrics()] == [1, 2, 3]
+
+    client = s3.make_client(s3_env)
+    assert s3.list_model_versions(client, s3_env.bucket, "runs/job1/export/mnist") == [1]
+    keys = {o["Key"] for o in s3.list_keys(client, s3_env.bucket, "runs/job1/")}
+    assert any(k.startswith("runs/job1/logs/train/events.out.tfevents") for k in keys), keys
+    assert any(k.startswith("runs/job1/logs/validation/") for k in keys)
+    assert "runs/job1/metrics.jsonl" in keys and "runs/job1/result.json" in keys
+    result = job.result()
+    assert result["workers"] == 2 and result["version"] == 1
+
+    s3.download_prefix(client, s3_env.bucket, "runs/job1/export/mnist/1", tmp_path / "export")
+    acc = _check_signature(tmp_path / "export", ds.x_test, ds.y_test)
+    assert acc > 0.8, acc  # chance is 0.1
+    assert abs(acc - result["test_accuracy"]) < 0.01
+    # the secret reached the workers through their environment only, never their logs
+    assert s3_env.secret_access_key not in job.logs()
+
+
+def test_killed_worker_is_restarted_and_resumes(tmp_path: Path) -> None:
+    engine = LocalEngine(run_dir=tmp_path / "runs", max_restarts=2)
+    job = engine.submit(TrainConfig(train_steps=400, model_type="small", workers=2), "resume")
+    deadline = time.monotonic() + 240
+    while len(job.metrics()) < 3:
+        assert time.monotonic() < deadline and job.state() != JobState.FAILED, job.logs(tail=30)
+        time.sleep(0.1)
+    victim = job.pids[1]
+    os.kill(victim, signal.SIGKILL)  # SIGKILL: TF swallows SIGTERM
+    t_kill = time.monotonic()
+    assert job.wait(timeout=300) == JobState.SUCCEEDED, job.logs(tail=40)
+    assert job.restarts == 1
+    epochs_before = [int(ln.split("epoch ")[1].split("/")[0])
+                     for ln in job.logs().split("--- start 1")[0].splitlines() if "[worker-0]" in ln and "] epoch " in ln]
+    second_run = job._read_log(0).split("--- start 1")[1]
+    first_epoch_after = int(second_run.split("] epoch ")[1].split("/")[0])
+    done_before = max(epochs_before)
+    redone = done_before + 1 - first_epoch_after
+    print(f"FIGURE killed_worker epochs_done_before_kill={done_before} resumed_at_epoch={first_epoch_after} "
+          f"epochs_redone={redone} recovery_wall_s={time.monotonic() - t_kill:.1f}")
+    assert first_epoch_after > 1, "the restarted group trained from scratch instead of resuming"
+    assert redone <= 1
+    assert [m.epoch for m in job.metrics()] == list(range(1, 11))
+    assert job.result()["test_accuracy"] > 0.8
+
+
+def test_missing_peer_fails_in_bounded_time_naming_it(tmp_path: Path) -> None:
+    from mnistkit.embedded_s3 import free_port
+
+    missing = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "TF_CONFIG": json.dumps(
+        {"cluster": {"worker": [f"127.0.0.1:{free_port()}", missing]}, "task": {"type": "worker", "index": 0}})}
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer.task", f"--tf-model-dir={tmp_path}", "--tf-peer-timeout=5",
+         "--tf-model-type=small"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    took = time.monotonic() - t0
+    print(f"FIGURE missing_peer exit_after_s={took:.1f}")
+    assert proc.returncode != 0
+    assert f"task 1 at {missing}" in proc.stdout
+    assert "peer timeout" in proc.stdout
+
+
+def test_bad_flag_is_a_clear_error() -> None:
+    proc = subprocess.run([sys.executable, "-m", "trainer.task", "--tf-batch-size=0"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "batch_size must be between 1 and 4096, got 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
