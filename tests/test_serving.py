@@ -192,6 +192,7 @@ REST_BAD: list[tuple[str, str, Any, int]] = [
     ("unknown signature", "/v1/models/mnist:predict", {"signature_name": "nope", "instances": _GOOD.tolist()}, 400),
     ("unknown input", "/v1/models/mnist:predict", {"inputs": {"y": _GOOD.tolist()}}, 400),
     ("malformed json", "/v1/models/mnist:predict", b'{"instances": [[[0.0, ', 400),
+    ("deeply nested json", "/v1/models/mnist:predict", b'{"instances": ' + b"[" * 100000 + b"]" * 100000 + b"}", 400),
     ("not an object", "/v1/models/mnist:predict", b"[1, 2]", 400),
     ("both formats", "/v1/models/mnist:predict", {"instances": _GOOD.tolist(), "inputs": _GOOD.tolist()}, 400),
     ("neither format", "/v1/models/mnist:predict", {"signature_name": "serving_default"}, 400),
@@ -491,3 +492,58 @@ def test_startup_skips_a_broken_newest_version(tmp_path: Path, exported_model: P
         assert "cannot load" in payload["model_version_status"][0]["status"]["error_message"]
     finally:
         srv.stop()
+
+
+def test_ports_in_use_are_clear_errors(server: Any, model_base: Path) -> None:
+    from mnistkit.errors import ServingError
+
+    with pytest.raises(ServingError, match=f"gRPC on 127.0.0.1:{server.grpc_port}"):
+        start_server(model_base, port=server.grpc_port)
+    with pytest.raises(ServingError, match=f"REST on 127.0.0.1:{server.rest_port}"):
+        start_server(model_base, rest_api_port=server.rest_port)
+    assert _rest(server, "GET", "/v1/models/mnist")[0] == 200  # the first server is unharmed
+
+
+def test_serve_command_serves_and_stops_on_sigterm(model_base: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from mnistkit.embedded_s3 import free_port
+    from mnistkit.serving.client import ModelClient
+
+    grpc_port, rest_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistkit", "serve", "--model_base_path", str(model_base), "--port", str(grpc_port),
+         "--rest_api_port", str(rest_port), "--file_system_poll_wait_seconds", "0.5"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        client = ModelClient(port=rest_port, protocol="rest", timeout=5)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                assert client.predict(_GOOD)[0].model_version == 1
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "loaded version 1" in err and "stopping" in err
+    assert f"REST on http://127.0.0.1:{rest_port}/v1/models/mnist" in err
+
+
+def test_serve_command_needs_a_base_path(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnistkit.cli import main
+
+    monkeypatch.delenv("MODEL_BASE_PATH", raising=False)
+    assert main(["serve"]) == 1
+    assert "--model_base_path is required" in capsys.readouterr().err

@@ -43,6 +43,10 @@ def test_tensor_proto_round_trip_without_tensorflow_helpers() -> None:
     bad.tensor_shape.dim.add().size = 2
     with pytest.raises(RequestError, match="tensor_content"):
         proto_to_ndarray(bad, "x")
+    huge = tensor_pb2.TensorProto(dtype=1, float_val=[1.0])
+    huge.tensor_shape.dim.add().size = 10**12
+    with pytest.raises(RequestError, match="too large"):
+        proto_to_ndarray(huge, "x")
     with pytest.raises(RequestError, match="DT_STRING"):
         proto_to_ndarray(tensor_pb2.TensorProto(dtype=7), "x")
 

@@ -225,8 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _predict(self, model: Any, raw: bytes) -> None:
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestError(f"JSON Parse error: {exc}", field="body") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise RequestError(f"JSON Parse error: {type(exc).__name__}: {exc}"[:300], field="body") from None
         if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object", field="body")
         sig_name = body.get("signature_name", DEFAULT_SIGNATURE)

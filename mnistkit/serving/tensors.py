@@ -9,13 +9,16 @@ clients written against it (the 2018 example included) read ``outputs["classes"]
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from mnistkit.serving.status import RequestError
 
-__all__ = ["DTYPES", "DTYPE_NAMES", "proto_to_ndarray", "ndarray_to_proto", "fill_proto"]
+__all__ = ["DTYPES", "DTYPE_NAMES", "MAX_TENSOR_BYTES", "proto_to_ndarray", "ndarray_to_proto", "fill_proto"]
+
+MAX_TENSOR_BYTES = 64 * 1024 * 1024
 
 # TensorFlow DataType enum value -> (numpy dtype, typed value field).
 DTYPES: dict[int, tuple[np.dtype[Any], str]] = {
@@ -48,7 +51,14 @@ def proto_to_ndarray(proto: Any, name: str = "input") -> np.ndarray:
     shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
     if any(d < 0 for d in shape):
         raise RequestError(f"input {name!r}: negative dimension in shape {list(shape)}", field=name, value=list(shape))
-    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    size = math.prod(shape)
+    if size * dtype.itemsize > MAX_TENSOR_BYTES:
+        # A short value list is padded to the shape, so a tiny message could ask for any amount of memory.
+        raise RequestError(
+            f"input {name!r}: shape {list(shape)} is too large (limit {MAX_TENSOR_BYTES >> 20} MiB)",
+            field=name,
+            value=list(shape),
+        )
     if proto.tensor_content:
         content = proto.tensor_content
         if len(content) != size * dtype.itemsize:
