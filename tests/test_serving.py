@@ -547,3 +547,16 @@ def test_serve_command_needs_a_base_path(capsys: pytest.CaptureFixture[str], mon
     monkeypatch.delenv("MODEL_BASE_PATH", raising=False)
     assert main(["serve"]) == 1
     assert "--model_base_path is required" in capsys.readouterr().err
+
+
+def test_stopped_server_stops_answering_kept_alive_connections(model_base: Path) -> None:
+    from mnistkit.errors import ServingError
+    from mnistkit.serving.client import ModelClient
+
+    srv = start_server(model_base)
+    client = ModelClient(port=srv.rest_port, protocol="rest", timeout=5)
+    assert client.predict(_GOOD)[0].model_version == 1  # opens a keep-alive connection
+    srv.stop()
+    with pytest.raises(ServingError, match="cannot reach"):
+        client.predict(_GOOD)
+    client.close()

@@ -193,6 +193,7 @@ class ModelServer:
         if self._rest is not None:
             self._rest.shutdown()
             self._rest.server_close()
+            self._rest.close_connections()
             self._rest = None
         if self._rest_thread is not None:
             self._rest_thread.join(timeout=5)
