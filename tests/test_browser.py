@@ -130,6 +130,8 @@ def test_panels_render(lab_page: tuple[Any, list[str]]) -> None:
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").filter(
         has_text="Traceback"
     ).count() == 0
+    # The embedded S3's secret is in the password field's value only, never in any output's text.
+    assert "mnistkit-local-secret" not in page.locator(".jp-Notebook").inner_text()
     s3.screenshot(path=str(ARTIFACTS / "s3-panel.png"))
     training.screenshot(path=str(ARTIFACTS / "training-panel.png"))
 

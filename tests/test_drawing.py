@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import base64
 
 import numpy as np
@@ -132,7 +133,7 @@ def test_garbage_is_a_data_error_not_a_crash() -> None:
 def test_to_ink_and_png_roundtrip() -> None:
     image = np.zeros((28, 28), np.float32)
     image[10:18, 12:14] = 1.0
-    back = np.asarray(Image.open(__import__("io").BytesIO(to_png(image, scale=4))))
+    back = np.asarray(Image.open(io.BytesIO(to_png(image, scale=4))))
     assert back.shape == (112, 112) and back[40:72, 48:56].min() == 255 and back[:40].max() == 0
     assert to_data_url(image).startswith("data:image/png;base64,")
     assert np.array_equal(to_ink(image), image)
