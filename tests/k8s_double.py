@@ -498,8 +498,13 @@ class FakeArgo:
         params = self._params(wf)
         text = self._template(wf, template)["resource"]["manifest"]
         text = text.replace("{{workflow.name}}", wf["metadata"]["name"])
+        text = text.replace("{{workflow.namespace}}", wf["metadata"]["namespace"])
         text = re.sub(r"\{\{workflow\.parameters\.([a-z0-9-]+)\}\}", lambda m: params[m.group(1)], text)
         return yaml.safe_load(text)
+
+    def _train_step(self, wf: dict[str, Any]) -> str:
+        """The train step whose ``when`` holds (Argo evaluates ``tf-worker != 0`` / ``== 0``)."""
+        return "train-model-single" if self._params(wf)["tf-worker"] == "0" else "train-model"
 
     def _owned(self, wf: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
         obj["metadata"]["ownerReferences"] = [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
@@ -531,7 +536,7 @@ class FakeArgo:
         self._phase(ns, name, "Running")
         for step in ("tensorboard", "tensorboard-service"):
             self._apply_step(wf, step)
-        job = self._apply_step(wf, "train-model")
+        job = self._apply_step(wf, self._train_step(wf))
         jns, jname = job["metadata"]["namespace"], job["metadata"]["name"]
         for rtype, spec in job["spec"]["tfReplicaSpecs"].items():
             for i in range(int(spec["replicas"])):
@@ -554,7 +559,7 @@ class FakeArgo:
     def finish_tfjob(self, ns: str, name: str, succeeded: bool, failed_replica: str = "Chief") -> str:
         """End the TFJob as training-operator v1 does, then let the workflow's conditions decide its phase."""
         wf = self._wf(ns, name)
-        job_manifest = self._render(wf, "train-model")
+        job_manifest = self._render(wf, self._train_step(wf))
         jns, jname = job_manifest["metadata"]["namespace"], job_manifest["metadata"]["name"]
         job = self.k8s.get(TFJOB, jns, jname)
         assert job is not None
@@ -579,8 +584,9 @@ class FakeArgo:
         from mnistkit.manifests.conditions import resource_outcome
 
         wf = self._wf(ns, name)
-        tmpl = self._template(wf, "train-model")["resource"]
-        job_manifest = self._render(wf, "train-model")
+        step = self._train_step(wf)
+        tmpl = self._template(wf, step)["resource"]
+        job_manifest = self._render(wf, step)
         job = self.k8s.get(TFJOB, job_manifest["metadata"]["namespace"], job_manifest["metadata"]["name"])
         outcome = resource_outcome(job or {}, tmpl.get("successCondition", ""), tmpl.get("failureCondition", ""))
         if outcome == "failed":

@@ -334,3 +334,15 @@ def test_deploy_serves_a_finished_workflow_and_is_torn_down_with_it(k8s: K8sDoub
     assert len(k8s.list(WF, NS)) == 2
     counts = client.delete(name)
     assert counts["workflows"] == 2 and client.leftovers(name) == []
+
+
+def test_a_single_process_job_is_a_chief_only_tfjob(k8s: K8sDouble, client: ClusterClient) -> None:
+    from mnistkit.engines.argo import ArgoEngine
+
+    job = ArgoEngine(client).submit(TrainConfig(workers=1), job_name="mnist-jane-single")
+    fake = FakeArgo(k8s)
+    tfjob = fake.start(NS, job.name)
+    assert set(tfjob["spec"]["tfReplicaSpecs"]) == {"Chief"}
+    assert [p["metadata"]["name"] for p in k8s.list(PODS, NS)] == ["mnist-jane-single-chief-0"]
+    assert fake.finish_tfjob(NS, job.name, succeeded=True) == "succeeded"
+    assert client.get(job.name).phase == "Succeeded"

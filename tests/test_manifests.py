@@ -101,7 +101,7 @@ def _json(m: Any) -> Any:
 
 def _substitute(text: str, params: dict[str, str], name: str = "model-train-abcde") -> str:
     """Do what Argo does to an inline manifest before it reaches kubectl."""
-    text = text.replace("{{workflow.name}}", name)
+    text = text.replace("{{workflow.name}}", name).replace("{{workflow.namespace}}", params.get("namespace", "ns"))
     return re.sub(r"\{\{(?:workflow|inputs)\.parameters\.([a-z0-9-]+)\}\}", lambda m: params[m.group(1)], text)
 
 
@@ -162,19 +162,24 @@ def test_the_workflows_inline_manifests_are_valid_after_argo_substitutes_paramet
     p = ManifestParams().with_parameters(overrides)
     wf = _json(model_train_workflow(p))
     inline = _inline(wf)
-    assert inline["train-model"]["kind"] == "TFJob"
-    assert tfjob_errors(inline["train-model"]) == []
-    workers = inline["train-model"]["spec"]["tfReplicaSpecs"]["Worker"]["replicas"]
-    assert workers == int(p.tf_worker) and isinstance(workers, int)
+    main = next(t for t in wf["spec"]["templates"] if t["name"] == "model-train")
+    train_steps = {s["name"]: s["when"] for g in main["steps"] for s in g if s["name"].startswith("train-model")}
+    # Argo runs the step whose `when` holds; evaluate them as govaluate would for an integer.
+    chosen = [n for n, w in train_steps.items() if eval(_substitute(w, {"tf-worker": p.tf_worker}))]  # noqa: S307
+    assert len(chosen) == 1
+    job = inline[chosen[0]]
+    assert job["kind"] == "TFJob" and tfjob_errors(job) == []
+    specs = job["spec"]["tfReplicaSpecs"]
+    if p.tf_worker == "0":
+        assert set(specs) == {"Chief"}
+    else:
+        assert specs["Worker"]["replicas"] == int(p.tf_worker) and isinstance(specs["Worker"]["replicas"], int)
     for step in ("tensorboard", "tensorboard-service", "serve-model", "serve-model-service"):
         assert core_errors(inline[step]) == [], step
     # The TFJob the workflow creates is the one `mnistkit render` writes (same builder).
     from mnistkit.manifests import tfjob
 
-    standalone = _json(tfjob(p))
-    if p.tf_worker == "0":
-        standalone["spec"]["tfReplicaSpecs"]["Worker"] = inline["train-model"]["spec"]["tfReplicaSpecs"]["Worker"]
-    assert inline["train-model"] == standalone
+    assert job == _json(tfjob(p))
 
 
 def test_model_deploy_inline_manifests_are_valid(manifests: dict[str, Any]) -> None:
@@ -208,10 +213,11 @@ def test_workflow_has_the_seeds_parameters_and_steps(manifests: dict[str, Any]) 
 
 def test_train_step_has_success_and_failure_conditions_and_a_deadline(manifests: dict[str, Any]) -> None:
     wf = manifests["model-train.yaml"]
-    train = next(t for t in wf["spec"]["templates"] if t["name"] == "train-model")
-    assert train["resource"]["successCondition"] == SUCCESS_CONDITION
-    assert train["resource"]["failureCondition"] == FAILURE_CONDITION
-    assert train["activeDeadlineSeconds"] > manifests["tfjob.yaml"]["spec"]["runPolicy"]["activeDeadlineSeconds"]
+    for name in ("train-model", "train-model-single"):
+        train = next(t for t in wf["spec"]["templates"] if t["name"] == name)
+        assert train["resource"]["successCondition"] == SUCCESS_CONDITION
+        assert train["resource"]["failureCondition"] == FAILURE_CONDITION
+        assert train["activeDeadlineSeconds"] > manifests["tfjob.yaml"]["spec"]["runPolicy"]["activeDeadlineSeconds"]
 
 
 def _tfjob_status(kind: str) -> dict[str, Any]:

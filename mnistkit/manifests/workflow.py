@@ -73,6 +73,17 @@ def _resource(name: str, action: str, manifest: dict[str, Any], **extra: Any) ->
     return {"name": name, "resource": res, **extra}
 
 
+def _train_template(name: str, job: dict[str, Any], p: ManifestParams) -> dict[str, Any]:
+    return _resource(
+        name, "create", job,
+        resource={"successCondition": SUCCESS_CONDITION, "failureCondition": FAILURE_CONDITION},
+        # Past the TFJob's own deadline: if the operator's Failed status never shows up in
+        # replicaStatuses (deadline or backoff failures), this still ends the step.
+        activeDeadlineSeconds=p.train_deadline_seconds + 600,
+        outputs={"parameters": [{"name": "tfjob-name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]},
+    )
+
+
 def _pod_security() -> dict[str, Any]:
     return {"runAsNonRoot": True, "runAsUser": _EXECUTOR_UID, "runAsGroup": _EXECUTOR_UID,
             "seccompProfile": {"type": "RuntimeDefault"}}
@@ -144,7 +155,14 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                             {"name": "tensorboard", "template": "tensorboard"},
                             {"name": "tensorboard-service", "template": "tensorboard-service"},
                         ],
-                        [{"name": "train-model", "template": "train-model"}],
+                        # Two variants, one runs: a TFJob with a zero-replica Worker spec would give
+                        # TF_CONFIG an empty worker list, so tf-worker=0 gets a Chief-only TFJob.
+                        [
+                            {"name": "train-model", "template": "train-model",
+                             "when": "{{workflow.parameters.tf-worker}} != 0"},
+                            {"name": "train-model-single", "template": "train-model-single",
+                             "when": "{{workflow.parameters.tf-worker}} == 0"},
+                        ],
                         [
                             {"name": "serve-model", "template": "serve-model", "when": serving_when},
                             {"name": "serve-model-service", "template": "serve-model-service", "when": serving_when},
@@ -154,7 +172,7 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 _resource(
                     "get-workflow-info", "get",
                     {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-                     "metadata": {"name": "{{workflow.name}}", "namespace": ph.namespace}},
+                     "metadata": {"name": "{{workflow.name}}", "namespace": "{{workflow.namespace}}"}},
                     outputs={"parameters": [
                         {"name": "workflow-uid", "valueFrom": {"jsonPath": "{.metadata.uid}"}},
                         {"name": "created", "valueFrom": {"jsonPath": "{.metadata.creationTimestamp}"}},
@@ -162,14 +180,8 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 ),
                 _resource("tensorboard", "apply", tensorboard_deployment(ph)),
                 _resource("tensorboard-service", "apply", tensorboard_service(ph)),
-                _resource(
-                    "train-model", "create", tfjob(ph),
-                    resource={"successCondition": SUCCESS_CONDITION, "failureCondition": FAILURE_CONDITION},
-                    # Past the TFJob's own deadline: if the operator's Failed status never shows up in
-                    # replicaStatuses, this still ends the step.
-                    activeDeadlineSeconds=p.train_deadline_seconds + 600,
-                    outputs={"parameters": [{"name": "tfjob-name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]},
-                ),
+                _train_template("train-model", tfjob(ph), p),
+                _train_template("train-model-single", tfjob(replace(ph, tf_worker="0")), p),
                 _resource("serve-model", "apply", serving_deployment(ph)),
                 _resource("serve-model-service", "apply", serving_service(ph)),
                 {
