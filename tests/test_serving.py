@@ -390,10 +390,21 @@ def test_hot_loads_new_version_without_failed_requests(tmp_path: Path, exported_
 
 
 def test_half_written_versions_are_never_served(tmp_path: Path, exported_model: Path,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+                                                 caplog: pytest.LogCaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from trainer.export import publish_local
 
+    from mnistkit.serving import models
     from mnistkit.serving.client import ModelClient
+
+    attempts: list[int] = []
+    real_load = models.load_model
+
+    def counting_load(path: Any, version: int = 0) -> Any:
+        attempts.append(version)
+        return real_load(path, version)
+
+    monkeypatch.setattr(models, "load_model", counting_load)
 
     base = tmp_path / "models" / "mnist"
     publish_local(exported_model, base, 1)
@@ -416,6 +427,8 @@ def test_half_written_versions_are_never_served(tmp_path: Path, exported_model: 
             assert status["1"]["state"] == "AVAILABLE"
             assert status["3"]["state"] == "END" and status["3"]["status"]["error_code"] != "OK"
             assert "2" not in status
+            assert attempts.count(3) == 1, "an unchanged broken version is not reloaded on every poll"
+            assert 2 not in attempts
             # A failed load is retried: once 3 is complete, it serves.
             tmp = base / "3" / ".saved_model.pb.part"
             tmp.write_bytes(good_pb)

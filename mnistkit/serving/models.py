@@ -36,6 +36,7 @@ from mnistkit.serving.tensors import DTYPE_NAMES, DTYPES
 __all__ = [
     "DEFAULT_SIGNATURE",
     "MAX_BATCH",
+    "RETRY_SECONDS",
     "TensorInfo",
     "Signature",
     "LoadedModel",
@@ -48,6 +49,7 @@ __all__ = [
 log = logging.getLogger("mnistkit.serving")
 
 DEFAULT_SIGNATURE = "serving_default"
+RETRY_SECONDS = 30.0  # a failed version whose files do not change is retried this often
 MAX_BATCH = 1024
 _VERSION_DIR = re.compile(r"^[0-9]+$", re.ASCII)
 _MARKER = "saved_model.pb"
@@ -308,7 +310,8 @@ class ModelManager:
             self.local_dir = Path(self.base_path)
         self._current: LoadedModel | None = None
         self._history: dict[int, VersionStatus] = {}
-        self._failures: dict[int, str] = {}
+        # version -> (error message, files fingerprint at the failed attempt, monotonic time of it)
+        self._failures: dict[int, tuple[str, tuple[Any, ...], float]] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()  # one poll at a time (the thread and explicit poll_once calls)
         self._stop = threading.Event()
@@ -344,7 +347,7 @@ class ModelManager:
     def status(self, version: int | None = None) -> list[VersionStatus]:
         """Every version this manager knows of, newest first, or just ``version`` (NOT_FOUND if unknown)."""
         entries = dict(self._history)
-        for v, msg in self._failures.items():
+        for v, (msg, _fp, _t) in list(self._failures.items()):  # list(): the poller may change it meanwhile
             if v not in entries or entries[v].state != "AVAILABLE":
                 entries[v] = VersionStatus(v, "END", "UNKNOWN", msg)
         if version is not None:
@@ -467,18 +470,44 @@ class ModelManager:
             for v in versions:  # newest first: stop at the one serving, or at the first that loads
                 if cur is not None and v == cur.version:
                     break
+                if not self._worth_trying(v):
+                    continue
                 if self._try_load(v, cur):
                     break
             return self._current
 
+    def _fingerprint(self, version: int) -> tuple[Any, ...]:
+        """Names, sizes and mtimes of a version's files: changes when someone finishes or fixes it."""
+        items = []
+        for root, _dirs, files in os.walk(self.local_dir / str(version)):
+            for f in files:
+                try:
+                    st = os.stat(os.path.join(root, f))
+                except OSError:
+                    continue
+                items.append((os.path.join(root, f), st.st_size, st.st_mtime_ns))
+        return tuple(sorted(items))
+
+    def _worth_trying(self, version: int) -> bool:
+        """A version that failed is retried when its files change, else at most every RETRY_SECONDS.
+
+        Re-loading a broken model on every poll would burn CPU for as long as it sits there.
+        """
+        failed = self._failures.get(version)
+        if failed is None:
+            return True
+        _msg, fingerprint, when = failed
+        return fingerprint != self._fingerprint(version) or time.monotonic() - when >= RETRY_SECONDS
+
     def _try_load(self, version: int, cur: LoadedModel | None) -> bool:
         path = self.local_dir / str(version)
         started = time.monotonic()
+        fingerprint = self._fingerprint(version)
         try:
             model = load_model(path, version)
         except MnistkitError as exc:
             first = version not in self._failures
-            self._failures[version] = str(exc)
+            self._failures[version] = (str(exc), fingerprint, time.monotonic())
             if first:
                 still = f"still serving version {cur.version}" if cur else "no version is serving yet"
                 log.warning(
@@ -486,8 +515,7 @@ class ModelManager:
                     self.name, version, exc, still,
                 )
             return False
-        if version in self._failures:
-            del self._failures[version]
+        self._failures.pop(version, None)
         with self._changed:
             self._current = model
             self._history[version] = VersionStatus(version, "AVAILABLE")
