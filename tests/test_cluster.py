@@ -346,3 +346,27 @@ def test_a_single_process_job_is_a_chief_only_tfjob(k8s: K8sDouble, client: Clus
     assert [p["metadata"]["name"] for p in k8s.list(PODS, NS)] == ["mnist-jane-single-chief-0"]
     assert fake.finish_tfjob(NS, job.name, succeeded=True) == "succeeded"
     assert client.get(job.name).phase == "Succeeded"
+
+
+def test_argo_job_metrics_come_from_the_model_dir_on_s3(k8s: K8sDouble, client: ClusterClient) -> None:
+    import json
+
+    from mnistkit.embedded_s3 import EmbeddedS3
+    from mnistkit.engines.argo import ArgoEngine
+
+    with EmbeddedS3() as server:
+        engine = ArgoEngine(client, s3=server.config)
+        job = engine.submit(TrainConfig(workers=2), job_name="mnist-jane-metrics")
+        assert job.model_dir == "s3://mnist/models/mnist-jane-metrics"
+        assert job.metrics() == []  # nothing written yet: no metrics, no error
+        rows = [{"epoch": 1, "epochs": 2, "step": 50, "loss": 0.9, "accuracy": 0.7, "val_loss": None,
+                 "val_accuracy": None, "elapsed_s": 3.0},
+                {"epoch": 2, "epochs": 2, "step": 100, "loss": 0.4, "accuracy": 0.9, "val_loss": 0.5,
+                 "val_accuracy": 0.88, "elapsed_s": 6.0}]
+        body = "".join(json.dumps(r) + "\n" for r in rows) + '{"epoch": 3, "trunc'  # a line being written
+        from mnistkit import s3
+
+        s3.make_client(server.config).put_object(Bucket="mnist", Key="models/mnist-jane-metrics/metrics.jsonl",
+                                                 Body=body.encode())
+        got = job.metrics()
+    assert [(m.epoch, m.accuracy, m.val_accuracy) for m in got] == [(1, 0.7, None), (2, 0.9, 0.88)]
