@@ -191,6 +191,40 @@ def test_drawing_a_seven_gets_seven_and_ten_bars(lab_page: tuple[Any, list[str]]
     pad.screenshot(path=str(ARTIFACTS / "drawing-pad-random.png"))
 
 
+_POINTER_STROKES_JS = """
+(canvas, [strokes, pointerType]) => {
+  // Pen and touch input arrive as the same Pointer Events as the mouse, with another pointerType.
+  const box = canvas.getBoundingClientRect();
+  const scale = box.width / 280;
+  const fire = (type, x, y, pressure) => canvas.dispatchEvent(new PointerEvent(type, {
+    pointerId: 7, pointerType, isPrimary: true, bubbles: true, cancelable: true, button: 0,
+    buttons: type === "pointerup" ? 0 : 1, pressure,
+    clientX: box.left + x * scale, clientY: box.top + y * scale,
+  }));
+  for (const stroke of strokes) {
+    fire("pointerdown", stroke[0][0], stroke[0][1], 0.5);
+    for (let i = 1; i < stroke.length; i++) {
+      const [x0, y0] = stroke[i - 1], [x1, y1] = stroke[i];
+      for (let k = 1; k <= 12; k++) fire("pointermove", x0 + ((x1 - x0) * k) / 12, y0 + ((y1 - y0) * k) / 12, 0.5);
+    }
+    const last = stroke[stroke.length - 1];
+    fire("pointerup", last[0], last[1], 0);
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("pointer_type", ["pen", "touch"])
+def test_pen_and_touch_draw_too(lab_page: tuple[Any, list[str]], pointer_type: str) -> None:
+    page, _ = lab_page
+    pad = page.locator(".mnistkit-pad")
+    pad.get_by_role("button", name="Clear").click()
+    page.wait_for_selector(".mnistkit-pad[data-digit='-1']")
+    assert pad.locator("canvas").evaluate("c => getComputedStyle(c).touchAction") == "none"
+    pad.locator("canvas").evaluate(_POINTER_STROKES_JS, [SEVEN_STROKES, pointer_type])
+    page.wait_for_selector(".mnistkit-pad[data-digit='7']", timeout=30_000)
+
+
 def test_no_console_errors(lab_page: tuple[Any, list[str]]) -> None:
     """Runs last: everything above happened without a console error beyond the listed, unrelated noise."""
     _, errors = lab_page

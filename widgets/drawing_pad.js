@@ -73,7 +73,12 @@ function render({ model, el: root }) {
   function down(ev) {
     if (ev.button !== undefined && ev.button > 0) return;
     ev.preventDefault();
-    canvas.setPointerCapture(ev.pointerId);
+    try {
+      // Keep receiving this pointer's moves when it leaves the canvas mid-stroke.
+      canvas.setPointerCapture(ev.pointerId);
+    } catch (_err) {
+      // A pointer the browser no longer tracks (e.g. a cancelled touch): draw without capture.
+    }
     drawing = true;
     last = pos(ev);
     segment(last, last, ev.pressure);
@@ -92,7 +97,11 @@ function render({ model, el: root }) {
     if (!drawing) return;
     drawing = false;
     last = null;
-    if (canvas.hasPointerCapture(ev.pointerId)) canvas.releasePointerCapture(ev.pointerId);
+    try {
+      if (canvas.hasPointerCapture(ev.pointerId)) canvas.releasePointerCapture(ev.pointerId);
+    } catch (_err) {
+      // Already released by the browser.
+    }
     model.set("image_data", canvas.toDataURL("image/png"));
     model.save_changes();
   }
