@@ -370,3 +370,22 @@ def test_argo_job_metrics_come_from_the_model_dir_on_s3(k8s: K8sDouble, client: 
                                                  Body=body.encode())
         got = job.metrics()
     assert [(m.epoch, m.accuracy, m.val_accuracy) for m in got] == [(1, 0.7, None), (2, 0.9, 0.88)]
+
+
+@pytest.mark.reliability
+def test_teardown_survives_lost_delete_responses(k8s: K8sDouble, client: ClusterClient) -> None:
+    fake = FakeArgo(k8s)
+    name = client.submit(_params(client, "mnist-jane-lostdel"))
+    fake.start(NS, name)
+    fake.finish_tfjob(NS, name, succeeded=True)
+    k8s.gc = False  # make every kind go through its own DELETE
+    for path in (r"/workflows/", r"/tfjobs/", r"/deployments/", r"/services/"):
+        k8s.drop_responses.append(Fault("DELETE", path, remaining=1))
+    counts = client.delete(name)
+    for pod in k8s.list(PODS, NS):
+        k8s.delete(PODS, NS, pod["metadata"]["name"])
+    left = client.leftovers(name)
+    deletes = sum(1 for m, _ in k8s.requests if m == "DELETE")
+    print(f"FIGURE lost_delete_responses=4 delete_requests={deletes} leftovers={len(left)}")
+    assert deletes >= 6 + 4 and sum(counts.values()) <= 6  # every lost one was sent again
+    assert left == []

@@ -296,14 +296,26 @@ class ClusterClient:
         selector = f"{JOB_LABEL}={job_name}"
         counts = {"workflows": 0, "tfjobs": 0, "deployments": 0, "services": 0}
 
+        import urllib3
+
         def gone(fn: Any, *args: Any, **kw: Any) -> int:
-            try:
-                fn(*args, **kw)
-                return 1
-            except ApiException as exc:
-                if exc.status == 404:
-                    return 0
-                raise self._api_error(exc, f"deleting {args[-1] if args else job_name}", "job_name", job_name) from None
+            # DELETE is idempotent: a lost response is retried (urllib3 retries it too); a 404 on the
+            # retry means it is gone, so counts are "confirmed by this call", not exact.
+            for attempt in range(4):
+                try:
+                    fn(*args, **kw)
+                    return 1
+                except ApiException as exc:
+                    if exc.status == 404:
+                        return 0
+                    raise self._api_error(exc, f"deleting {args[-1] if args else job_name}", "job_name",
+                                          job_name) from None
+                except (urllib3.exceptions.HTTPError, ConnectionError, OSError):
+                    if attempt == 3:
+                        raise ClusterError(f"lost the connection while deleting {job_name}; run delete again",
+                                           field="job_name", value=job_name) from None
+                    time.sleep(0.1 * 2**attempt)
+            return 0
 
         counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", job_name, body=opts)
         for wf in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]:
