@@ -421,13 +421,13 @@ def test_a_secret_passed_as_a_parameter_is_refused() -> None:
 # ---- parameters and job names --------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "value"), [
     ("job-name", "Bad_Name"), ("job-name", "1starts-with-digit"), ("job-name", "x" * 60), ("tf-worker", "-1"),
-    ("tf-worker", "two"), ("model-train-steps", "0"), ("model-type", "resnet"), ("s3-data-url", "http://x/y"),
+    ("tf-worker", "two"), ("model-train-steps", "0"), ("model-batch-size", "x"), ("model-learning-rate", "99"), ("model-type", "resnet"), ("s3-data-url", "http://x/y"),
     ("model-serving", "maybe"), ("aws-endpoint-url", "minio:9000"),
 ])
 def test_bad_parameters_name_the_field(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as err:
         ManifestParams().with_parameters({name: value})
-    assert err.value.field
+    assert err.value.field == name.replace("-", "_")
 
 
 def test_default_job_name_carries_the_user_and_is_dns1123() -> None:

@@ -216,14 +216,23 @@ class ManifestParams:
                     f"tf_worker is the number of workers besides the chief (0-63), got {v!r}", field="tf_worker", value=v
                 )
         if all(concrete(n) is not None for n in ("model_train_steps", "model_batch_size", "model_learning_rate")):
+            for name, kind in (("model_train_steps", int), ("model_batch_size", int), ("model_learning_rate", float)):
+                try:
+                    kind(getattr(self, name))
+                except ValueError:
+                    raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}", field=name,
+                                      value=getattr(self, name)) from None
             try:
                 TrainConfig(
                     train_steps=int(self.model_train_steps),
                     batch_size=int(self.model_batch_size),
                     learning_rate=float(self.model_learning_rate),
                 )
-            except ValueError as exc:
-                raise ConfigError(f"training parameters: {exc}", field="model_train_steps") from None
+            except ConfigError as exc:
+                # Name the workflow parameter, not TrainConfig's field.
+                field = {"train_steps": "model_train_steps", "batch_size": "model_batch_size",
+                         "learning_rate": "model_learning_rate"}.get(exc.field or "", exc.field)
+                raise ConfigError(f"{field}: {exc}", field=field, value=exc.value) from None
         if (v := concrete("model_type")) is not None and v not in MODEL_TYPES:
             raise ConfigError(f"model_type must be one of {', '.join(MODEL_TYPES)}, got {v!r}", field="model_type", value=v)
         for name in ("model_serving",):
