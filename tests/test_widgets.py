@@ -196,6 +196,13 @@ def test_kubernetes_secret_needs_a_cluster(s3_env: dict[str, str], monkeypatch: 
     assert not ok and why.startswith("no cluster configured")
     c = S3PanelController(dict(s3_env))
     assert not c.create_secret("kubeflow") and c.error.startswith("no cluster configured")
+    # With mnistkit.cluster.secrets present, it is the missing kubeconfig that the panel names.
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "mnistkit.cluster.secrets", types.ModuleType("mnistkit.cluster.secrets"))
+    ok, why = S3PanelController.cluster_status()
+    assert not ok and why.startswith("no cluster configured: ") and "/nonexistent/kubeconfig" in why
 
 
 def test_kubernetes_secret_is_created_through_mnistkit_cluster(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

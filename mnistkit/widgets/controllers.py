@@ -334,24 +334,30 @@ class S3PanelController:
 
     @staticmethod
     def cluster_status() -> tuple[bool, str]:
-        """Whether a Kubernetes secret can be created: mnistkit.cluster is there and a kube config loads."""
+        """Whether a Kubernetes secret can be created: ``mnistkit.cluster.secrets`` exists and a cluster config loads.
+
+        Only the configuration is loaded (kubeconfig or the pod's service account); the API server is not
+        called, so a panel opens instantly even when a configured cluster is down.
+        """
         try:
-            from mnistkit.cluster import secrets as _secrets  # type: ignore[import-not-found,attr-defined]  # noqa: F401
+            from mnistkit.cluster import secrets as _secrets  # type: ignore[attr-defined]  # noqa: F401
         except ImportError:
-            return False, "no cluster configured (mnistkit.cluster is not available)"
+            return False, "no cluster configured (mnistkit.cluster.secrets is not available)"
         try:
-            from kubernetes import config as kube_config
+            from mnistkit.cluster.connect import connect
 
-            try:
-                kube_config.load_incluster_config()
-            except kube_config.ConfigException:
-                kube_config.load_kube_config()
-        except Exception:
-            return False, "no cluster configured (no kubeconfig and not running in a cluster)"
-        return True, "cluster configured"
+            conn = connect()
+        except MnistkitError as exc:
+            return False, f"no cluster configured: {exc}"
+        except Exception as exc:
+            return False, f"no cluster configured: {describe_error(exc)}"
+        return True, f"cluster configured ({conn.source}, namespace {conn.namespace})"
 
-    def create_secret(self, namespace: str = "default") -> bool:
-        """Store the credentials as a Kubernetes secret for training pods (``create_aws_secret``)."""
+    def create_secret(self, namespace: str | None = None) -> bool:
+        """Store the credentials as a Kubernetes secret for training pods (``create_aws_secret``).
+
+        ``namespace`` defaults to the connection's (the kubeconfig context's, or the notebook pod's own).
+        """
         ok, why = self.cluster_status()
         if not ok:
             self.message, self.error = "", why
@@ -362,6 +368,10 @@ class S3PanelController:
         try:
             from mnistkit.cluster.secrets import create_aws_secret  # type: ignore[import-not-found]
 
+            if namespace is None:
+                from mnistkit.cluster.connect import connect
+
+                namespace = connect().namespace
             result = create_aws_secret(cfg, namespace)
         except Exception as exc:
             self._fail(exc)

@@ -31,7 +31,7 @@ _LABELS = {
 class S3Panel(w.VBox):
     """``S3Panel()`` (reads the environment) or ``S3Panel(env={...})``; ``panel.config`` after Validate."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, namespace: str = "default", data_prefix: str = "data/mnist") -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, *, namespace: str | None = None, data_prefix: str = "data/mnist") -> None:
         self.controller = S3PanelController(env)
         self.namespace, self.data_prefix = namespace, data_prefix
         v = self.controller.values
