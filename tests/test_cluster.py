@@ -42,9 +42,18 @@ def _params(client: ClusterClient, job: str, **extra: str) -> ManifestParams:
     return client.params_for(ManifestParams(), job_name=job, **extra)
 
 
-def _later(fn: Any, delay: float = 0.3) -> threading.Thread:
-    """Play the controller in the background while the test blocks in the client."""
+def _later(fn: Any, delay: float = 0.1, k8s: K8sDouble | None = None) -> threading.Thread:
+    """Play the controller in the background while the test blocks in the client.
+
+    With ``k8s``, wait until the client has opened a watch first, so what the test checks (a phase seen
+    on the way, a reconnect, a 410) cannot be skipped by a slow start on a busy machine.
+    """
     def run() -> None:
+        deadline = time.monotonic() + 20
+        while k8s is not None and time.monotonic() < deadline:
+            if any(m == "GET" and "watch=true" in p.lower() for m, p in list(k8s.requests)):
+                break
+            time.sleep(0.02)
         time.sleep(delay)
         fn()
 
@@ -72,7 +81,7 @@ def test_submit_watch_succeeded_logs_teardown(k8s: K8sDouble, client: ClusterCli
         time.sleep(0.2)
         assert fake.finish_tfjob(NS, name, succeeded=True) == "succeeded"
 
-    t = _later(controller)
+    t = _later(controller, k8s=k8s)
     for info in client.watch(name, timeout=30):
         seen.append(info.phase)
     t.join()
@@ -103,7 +112,7 @@ def test_failed_tfjob_fails_the_workflow_and_teardown_leaves_nothing(k8s: K8sDou
     fake = FakeArgo(k8s)
     name = client.submit(_params(client, "mnist-jane-fail", model_serving="true"))
     fake.start(NS, name, logs={f"{name}-worker-0": "[trainer] loading data\ntrainer: error: data dir is empty\n"})
-    _later(lambda: fake.finish_tfjob(NS, name, succeeded=False, failed_replica="Worker"))
+    _later(lambda: fake.finish_tfjob(NS, name, succeeded=False, failed_replica="Worker"), k8s=k8s)
     info = client.wait(name, timeout=30)
     assert info.phase == "Failed" and "failure condition" in info.message
     # The exit handler stopped the TFJob: running pods gone, the failed pod (and its log) kept.
@@ -154,7 +163,7 @@ def test_watch_survives_410_gone_and_misses_no_terminal_state(k8s: K8sDouble, cl
             fake._phase(NS, name, "Succeeded")
             k8s.compact()
 
-    _later(finish_while_history_is_lost, 0.5)
+    _later(finish_while_history_is_lost, 0.2, k8s=k8s)
     info = client.wait(name, timeout=30, stats=stats)
     print(f"FIGURE watch_410_relists={stats.relists} server_410s={k8s.watch_410s} final={info.phase} missed=0")
     assert info.phase == "Succeeded"
@@ -177,7 +186,7 @@ def test_watch_reconnects_after_cut_streams(k8s: K8sDouble, client: ClusterClien
         time.sleep(0.1)
         fake.finish_tfjob(NS, name, succeeded=True)
 
-    _later(controller)
+    _later(controller, k8s=k8s)
     phases = [i.phase for i in client.watch(name, timeout=30, stats=stats)]
     print(f"FIGURE watch_reconnects={stats.reconnects} final={phases[-1]}")
     assert phases[-1] == "Succeeded" and stats.reconnects >= 1
@@ -268,7 +277,7 @@ def test_argo_engine_runs_a_trainconfig_as_chief_plus_workers(k8s: K8sDouble, cl
     assert tfjob["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 2
     assert "--tf-train-steps=50" in tfjob["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"][0]["args"]
     assert job.state() is JobState.RUNNING
-    _later(lambda: fake.finish_tfjob(NS, job.name, succeeded=True))
+    _later(lambda: fake.finish_tfjob(NS, job.name, succeeded=True), k8s=k8s)
     assert job.wait(timeout=30) is JobState.SUCCEEDED
     assert [j.name for j in engine.list()] == ["mnist-jane-engine"]
     assert "[chief-0]" in job.logs()
