@@ -398,3 +398,29 @@ def test_teardown_survives_lost_delete_responses(k8s: K8sDouble, client: Cluster
     print(f"FIGURE lost_delete_responses=4 delete_requests={deletes} leftovers={len(left)}")
     assert deletes >= 6 + 4 and sum(counts.values()) <= 6  # every lost one was sent again
     assert left == []
+
+
+def test_connect_in_a_notebook_uses_the_pods_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubernetes.config
+
+    from mnistkit.cluster import connect as conn
+
+    token, ns = tmp_path / "token", tmp_path / "namespace"
+    token.write_text("t")
+    ns.write_text("kubeflow-user-carol\n")
+    monkeypatch.setattr(conn, "_TOKEN_FILE", str(token))
+    monkeypatch.setattr(conn, "NAMESPACE_FILE", str(ns))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda: None)
+    c = conn.connect()
+    assert (c.namespace, c.source) == ("kubeflow-user-carol", "in-cluster")
+    assert conn.connect("other").namespace == "other"
+
+
+def test_connect_without_a_kubeconfig_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnistkit.cluster.connect import connect
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ClusterError, match="no usable Kubernetes config") as err:
+        connect(kubeconfig=str(tmp_path / "missing"))
+    assert err.value.field == "kubeconfig"
