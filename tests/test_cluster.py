@@ -424,3 +424,19 @@ def test_connect_without_a_kubeconfig_says_what_to_do(tmp_path: Path, monkeypatc
     with pytest.raises(ClusterError, match="no usable Kubernetes config") as err:
         connect(kubeconfig=str(tmp_path / "missing"))
     assert err.value.field == "kubeconfig"
+
+
+def test_get_shows_the_steps_not_argos_grouping_nodes(k8s: K8sDouble, client: ClusterClient) -> None:
+    name = client.submit(_params(client, "mnist-jane-nodes"))
+    nodes = {
+        "a": {"type": "Steps", "displayName": name, "phase": "Failed"},
+        "b": {"type": "StepGroup", "displayName": "[2]", "phase": "Failed"},
+        "c": {"type": "Pod", "displayName": "tensorboard", "phase": "Succeeded"},
+        "d": {"type": "Pod", "displayName": "train-model", "phase": "Failed", "message": "failure condition matched"},
+        "e": {"type": "Skipped", "displayName": "train-model-single", "phase": "Skipped"},
+    }
+    k8s.update(WF, NS, name, lambda o: o.__setitem__("status", {"phase": "Failed", "nodes": nodes}))
+    info = client.get(name)
+    assert info.nodes == (("tensorboard", "Succeeded", ""), ("train-model", "Failed", "failure condition matched"),
+                          ("train-model-single", "Skipped", ""))
+    assert info.done and info.job_name == name
