@@ -440,3 +440,19 @@ def test_get_shows_the_steps_not_argos_grouping_nodes(k8s: K8sDouble, client: Cl
     assert info.nodes == (("tensorboard", "Succeeded", ""), ("train-model", "Failed", "failure condition matched"),
                           ("train-model-single", "Skipped", ""))
     assert info.done and info.job_name == name
+
+
+def test_create_aws_secret_for_the_s3_panel(k8s: K8sDouble) -> None:
+    import base64
+    import subprocess
+    import sys
+
+    from mnistkit.cluster.secrets import create_aws_secret
+
+    cfg = S3Config(access_key_id="AKIAPANEL", secret_access_key=CANARY)
+    assert create_aws_secret(cfg, NS, configuration=k8s.configuration()) == "aws-creds"
+    stored = k8s.get(("", "secrets"), NS, "aws-creds")
+    assert stored and base64.b64decode(stored["data"]["awsAccessKeyID"]).decode() == "AKIAPANEL"
+    # The panel imports the module to see whether a cluster can be used: that must not load kubernetes.
+    code = "import sys, mnistkit.cluster.secrets; print('kubernetes' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -2,7 +2,7 @@
 
 Everything here imports ``kubernetes`` lazily (``import mnistkit.cluster`` stays light); the classes are
 ``mnistkit.cluster.client.ClusterClient``, ``mnistkit.cluster.doctor.doctor`` and
-``mnistkit.cluster.portforward.forward``.
+``mnistkit.cluster.portforward.forward``, and ``mnistkit.cluster.secrets.create_aws_secret`` (the S3 panel's).
 """
 
 from __future__ import annotations
