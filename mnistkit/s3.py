@@ -10,7 +10,9 @@ copy server-side into ``<base>/<N>/`` with ``saved_model.pb`` last, and delete t
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,32 +140,85 @@ def upload_file(
         raise _wrap("upload", f"s3://{bucket}/{key}", exc) from None
 
 
+def _etag_check(client: S3Client, bucket: str, key: str, head: dict[str, Any]) -> tuple[str, int] | None:
+    """``(etag, part_size)`` to verify a download against, or None when the ETag is not an MD5.
+
+    boto3 checks downloads against nothing (``response_checksum_validation="when_required"`` and most
+    objects carry no CRC), so a byte flipped by a proxy or a bad NIC would land on disk unnoticed. A
+    plain upload's ETag is the MD5 of its bytes (``part_size`` 0); a multipart one is the MD5 of the
+    parts' MD5s plus ``-<parts>``, recomputed with the part size read from part 1. SSE-KMS and SSE-C
+    ETags are no MD5s at all, so those objects keep the size check only.
+    """
+    etag = str(head.get("ETag", "")).strip('"').lower()
+    if head.get("SSECustomerAlgorithm") or "kms" in str(head.get("ServerSideEncryption", "")):
+        return None
+    if re.fullmatch(r"[0-9a-f]{32}", etag):
+        return etag, 0
+    if not re.fullmatch(r"[0-9a-f]{32}-\d+", etag):
+        return None
+    try:
+        part_size = int(client.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
+    except Exception:  # a store without per-part HEAD: the size check still applies
+        return None
+    return (etag, part_size) if part_size > 0 else None
+
+
+def _local_etag(path: Path, part_size: int) -> str:
+    """The ETag S3 computes for ``path`` uploaded whole (``part_size`` 0) or in parts of ``part_size``."""
+    if part_size == 0:
+        h = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+    digests = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(part_size):
+            digests += hashlib.md5(chunk, usedforsecurity=False).digest()
+    return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(digests) // 16}"
+
+
 def download_file(
     client: S3Client,
     bucket: str,
     key: str,
     path: str | os.PathLike[str],
     progress: Progress | None = None,
+    *,
+    attempts: int = 3,
 ) -> Path:
-    """Download one object to ``path`` atomically (a temp file renamed into place)."""
+    """Download one object to ``path`` atomically (a temp file renamed into place) and verify it.
+
+    The size must match and, where the ETag is an MD5 (plain or multipart uploads), the content too; a
+    mismatch is downloaded again (corruption in transit is usually transient) up to ``attempts`` times,
+    then it is an ``S3Error`` naming the key. A corrupt file never replaces ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    problem = ""
     try:
-        size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
-        client.download_file(bucket, key, str(tmp), Callback=_Counter(size, progress), Config=_transfer_config())
-        if tmp.stat().st_size != size:
-            raise S3Error(
-                f"s3://{bucket}/{key}: got {tmp.stat().st_size} bytes, expected {size}", field="key", value=key
-            )
-        os.replace(tmp, path)
+        for _attempt in range(max(1, attempts)):
+            head = client.head_object(Bucket=bucket, Key=key)
+            size = head["ContentLength"]
+            client.download_file(bucket, key, str(tmp), Callback=_Counter(size, progress), Config=_transfer_config())
+            got = tmp.stat().st_size
+            if got != size:
+                problem = f"got {got} bytes, expected {size}"
+                continue
+            check = _etag_check(client, bucket, key, head)
+            if check is not None and _local_etag(tmp, check[1]) != check[0]:
+                problem = f"content does not match its ETag {check[0]} (corrupted in transit)"
+                continue
+            os.replace(tmp, path)
+            return path
+        raise S3Error(f"s3://{bucket}/{key}: {problem} after {attempts} attempts", field="key", value=key)
     except S3Error:
         raise
     except Exception as exc:
         raise _wrap("download", f"s3://{bucket}/{key}", exc) from None
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 def list_keys(client: S3Client, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
