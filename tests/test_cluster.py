@@ -378,7 +378,13 @@ def test_argo_job_metrics_come_from_the_model_dir_on_s3(k8s: K8sDouble, client: 
         s3.make_client(server.config).put_object(Bucket="mnist", Key="models/mnist-jane-metrics/metrics.jsonl",
                                                  Body=body.encode())
         got = job.metrics()
+        assert job.result() == {}
+        s3.make_client(server.config).put_object(Bucket="mnist", Key="models/mnist-jane-metrics/result.json",
+                                                 Body=b'{"test_accuracy": 0.97, "version": 1}')
+        assert job.result()["test_accuracy"] == 0.97
     assert [(m.epoch, m.accuracy, m.val_accuracy) for m in got] == [(1, 0.7, None), (2, 0.9, 0.88)]
+    FakeArgo(k8s)._phase(NS, job.name, "Failed", "child 'train-model' failed")
+    assert job.message == "child 'train-model' failed"
 
 
 @pytest.mark.reliability
@@ -456,3 +462,19 @@ def test_create_aws_secret_for_the_s3_panel(k8s: K8sDouble) -> None:
     # The panel imports the module to see whether a cluster can be used: that must not load kubernetes.
     code = "import sys, mnistkit.cluster.secrets; print('kubernetes' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_argo_engine_takes_s3_settings_from_the_environment(client: ClusterClient,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnistkit.engines.argo import ArgoEngine
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.minio:9000")
+    monkeypatch.setenv("BUCKET_NAME", "digits")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
+    engine = ArgoEngine(client)
+    assert engine.s3 is not None and engine.s3.bucket == "digits"
+    params = engine.base.parameters()
+    assert params["aws-endpoint-url"] == "http://minio.minio:9000" and params["s3-endpoint"] == "minio.minio:9000"
+    assert params["s3-train-base-url"] == "s3://digits/models" and params["s3-use-https"] == "0"
+    assert CANARY not in repr(params) and "AKIAENV" not in repr(params)

@@ -9,6 +9,7 @@ Metrics come from ``<model-dir>/metrics.jsonl`` on S3 (the chief syncs it while 
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -41,18 +42,37 @@ class ArgoJob(Job):
     def state(self) -> JobState:
         return self._state_of(self._wf())
 
-    def metrics(self) -> list[EpochMetrics]:
+    def _read(self, name: str) -> str | None:
+        """``<model-dir>/<name>`` from S3 (the chief syncs it there), or None when absent/unreachable."""
         s3cfg = self.engine.s3
         if s3cfg is None:
-            return []
+            return None
         from mnistkit import s3
         from mnistkit.config import split_s3_url
 
         bucket, prefix = split_s3_url(self.model_dir, "model_dir")
         try:
-            body = s3.make_client(s3cfg, max_attempts=2).get_object(Bucket=bucket, Key=f"{prefix}/metrics.jsonl")
-            text = body["Body"].read().decode()
-        except Exception:  # noqa: BLE001 - not written yet (or not reachable): no metrics so far
+            body = s3.make_client(s3cfg, max_attempts=2).get_object(Bucket=bucket, Key=f"{prefix}/{name}")
+            return str(body["Body"].read().decode())
+        except Exception:  # noqa: BLE001 - not written yet (or not reachable): nothing so far
+            return None
+
+    @property
+    def message(self) -> str:
+        """Argo's status message (why it failed), empty while all is well."""
+        return str((self._wf().get("status") or {}).get("message") or "")
+
+    def result(self) -> dict[str, Any]:
+        """The trainer's ``result.json`` (test accuracy, exported version) once the chief wrote it."""
+        text = self._read("result.json")
+        try:
+            return dict(json.loads(text)) if text else {}
+        except ValueError:
+            return {}
+
+    def metrics(self) -> list[EpochMetrics]:
+        text = self._read("metrics.jsonl")
+        if text is None:
             return []
         out = []
         for line in text.splitlines():
@@ -97,6 +117,9 @@ class ArgoEngine(Engine):
 
             client = ClusterClient.connect(namespace, **connect_kwargs)
         self.client = client
+        if s3 is None and any(os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "S3_ENDPOINT", "BUCKET_NAME")):
+            # The same S3 settings the notebook uses (keys too, for reading metrics; never sent to the cluster).
+            s3 = S3Config.from_env()
         self.s3 = s3
         base = params or (ManifestParams.from_s3(s3) if s3 else ManifestParams())
         self.base = client.params_for(base)
