@@ -297,17 +297,36 @@ def test_stop_marks_the_job_stopped(k8s: K8sDouble, client: ClusterClient) -> No
     assert job.state() is JobState.STOPPED
 
 
-def test_cli_against_the_double_via_a_kubeconfig(k8s: K8sDouble, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from mnistkit.cli import main
-
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(yaml.safe_dump({
+def _kubeconfig(k8s: K8sDouble, path: Path) -> Path:
+    path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "double",
         "clusters": [{"name": "double", "cluster": {"server": k8s.url}}],
         "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
         "contexts": [{"name": "double", "context": {"cluster": "double", "user": "me", "namespace": NS}}],
     }))
+    return path
+
+
+def test_train_engine_argo_submits_through_kubeconfig(k8s: K8sDouble, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(k8s, tmp_path / "config")))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["train", "--engine", "argo", "--workers", "2", "--train-steps", "30", "--no-wait",
+                 "--job-name", "mnist-cli-train"]) == 0
+    assert "submitted mnist-cli-train (argo, 2 worker(s))" in capsys.readouterr().out
+    wf = k8s.get(WF, NS, "mnist-cli-train")
+    params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
+    assert (params["tf-worker"], params["model-train-steps"], params["namespace"]) == ("1", "30", NS)
+
+
+def test_cli_against_the_double_via_a_kubeconfig(k8s: K8sDouble, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+
+    kubeconfig = _kubeconfig(k8s, tmp_path / "config")
     kc = ["--kubeconfig", str(kubeconfig)]
     assert main(["submit", *kc, "--job-name", "mnist-cli-1", "-p", "tf-worker=2", "-p", "model-train-steps=20"]) == 0
     assert "submitted workflow mnist-cli-1 in namespace kubeflow-user-jane" in capsys.readouterr().out
