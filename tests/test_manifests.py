@@ -36,7 +36,7 @@ HERE = Path(__file__).parent
 SCHEMAS = HERE / "schemas"
 GOLDEN = HERE / "golden"
 ROOT = HERE.parent
-K8S_VERSION = "1.33.0"  # a version kubernetes-validate ships; Kubeflow 1.10 supports 1.31-1.33
+K8S_VERSION = "1.31.0"  # shipped by every kubernetes-validate the pyproject allows (>=1.31); Kubeflow 1.10 runs on 1.31-1.33
 CORE_KINDS = {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "Secret"}
 
 
