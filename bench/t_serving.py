@@ -1,0 +1,158 @@
+"""Target 3: serving latency and throughput against calling the SavedModel in-process.
+
+The server is ``python -m mnistkit serve`` in its own process (as TF Serving would be), the clients are
+``ModelClient`` (gRPC and REST) in this one; the reference is the same SavedModel's ``serving_default``
+called in this process. Batch 1, after warm-up, the three are interleaved request by request (1,000
+each) so load drift hits all alike. Goals: gRPC p50 <= in-process p50 + 1.0 ms, REST p50 <= in-process
+p50 + 1.5 ms; p99 reported. Then throughput with 1, 4 and 16 concurrent clients (threads, one client
+each; errors counted) and batch-64 throughput in images/s against in-process batch 64 (goal >= 0.8x on
+gRPC; REST reported).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from bench.common import Context, Outcome, load_predictor, median, percentile, py_env, say
+
+__all__ = ["run"]
+
+GRPC_MS, REST_MS, BATCH_GOAL = 1.0, 1.5, 0.8
+
+
+def _export(ctx: Context) -> tuple[str, str]:
+    if "export_dir" not in ctx.shared:
+        from bench import t_accuracy
+
+        say("no export from the accuracy target: training a cnn for 1 epoch for serving")
+        t_accuracy.train_export(ctx, 1)
+    return ctx.shared["export_dir"], ctx.shared["export_base"]
+
+
+def _start_server(base: str, log_path: Any) -> tuple[Any, int, int]:
+    import subprocess
+    import sys
+
+    from mnistkit.embedded_s3 import free_port
+    from mnistkit.serving.client import ModelClient
+
+    gport, rport = free_port(), free_port()
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([sys.executable, "-m", "mnistkit", "serve", f"--model_base_path={base}",
+                             f"--port={gport}", f"--rest_api_port={rport}"], env=py_env(), stdout=log,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    with ModelClient("127.0.0.1", rport, "rest", timeout=2) as c:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {open(log_path).read()[-800:]}")
+            try:
+                c.predict_one([[0.0] * 28] * 28)
+                return proc, gport, rport
+            except Exception:
+                time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not answer within 120 s")
+
+
+def _concurrency(port: int, protocol: str, clients: int, per_client: int, image: Any) -> tuple[float, int]:
+    from mnistkit.serving.client import ModelClient
+
+    errors = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+
+    def work() -> None:
+        with ModelClient("127.0.0.1", port, protocol) as c:
+            c.predict(image)  # connect before the clock starts
+            barrier.wait()
+            for _ in range(per_client):
+                try:
+                    c.predict(image)
+                except Exception:
+                    with lock:
+                        errors[0] += 1
+
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return clients * per_client / (time.perf_counter() - t0), errors[0]
+
+
+def run(ctx: Context) -> Outcome:
+    import numpy as np
+
+    from mnistkit.serving.client import ModelClient
+
+    export_dir, base = _export(ctx)
+    n = 200 if ctx.quick else 1000
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 28, 28), dtype=np.float32)
+    inproc = load_predictor(export_dir)
+    proc, gport, rport = _start_server(base, ctx.tmp("serving") / "server.log")
+    try:
+        with ModelClient("127.0.0.1", gport, "grpc") as g, ModelClient("127.0.0.1", rport, "rest") as r:
+            calls = {"in-process": lambda x: inproc(x), "grpc": g.predict, "rest": r.predict}
+            lat: dict[str, list[float]] = {k: [] for k in calls}
+            for i in range(n + 50):  # the first 50 rounds are warm-up
+                order = list(calls)[i % 3:] + list(calls)[: i % 3]
+                for k in order:
+                    x = images[i % 64][None]
+                    t = time.perf_counter()
+                    calls[k](x)
+                    if i >= 50:
+                        lat[k].append((time.perf_counter() - t) * 1000)
+            p = {k: (median(v), percentile(v, 99)) for k, v in lat.items()}
+            for k, (p50, p99) in p.items():
+                say(f"batch 1, {n} requests, {k:10s}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+            dg, dr = p["grpc"][0] - p["in-process"][0], p["rest"][0] - p["in-process"][0]
+            say(f"over in-process p50: gRPC +{dg:.2f} ms (goal <= +{GRPC_MS}), REST +{dr:.2f} ms (goal <= +{REST_MS})")
+
+            # batch 64, interleaved
+            reps = 20 if ctx.quick else 60
+            bt: dict[str, list[float]] = {k: [] for k in calls}
+            for i in range(reps + 3):
+                for k in calls:
+                    t = time.perf_counter()
+                    calls[k](images)
+                    if i >= 3:
+                        bt[k].append(time.perf_counter() - t)
+            ips = {k: 64 / median(v) for k, v in bt.items()}
+            b_ratio = {k: ips[k] / ips["in-process"] for k in ("grpc", "rest")}
+            say(f"batch 64: in-process {ips['in-process']:.0f} images/s, gRPC {ips['grpc']:.0f} "
+                f"({b_ratio['grpc']:.2f}x), REST {ips['rest']:.0f} ({b_ratio['rest']:.2f}x)")
+
+        conc: dict[str, dict[int, dict[str, float]]] = {"grpc": {}, "rest": {}}
+        per = 40 if ctx.quick else 150
+        total_errors = 0
+        for clients in (1, 4, 16):
+            for proto, port in (("grpc", gport), ("rest", rport)):
+                rps, errs = _concurrency(port, proto, clients, max(10, per * 4 // clients), images[0][None])
+                conc[proto][clients] = {"rps": rps, "errors": errs}
+                total_errors += errs
+            say(f"{clients:2d} concurrent clients, batch 1: gRPC {conc['grpc'][clients]['rps']:.0f} req/s "
+                f"({conc['grpc'][clients]['errors']:.0f} errors), REST {conc['rest'][clients]['rps']:.0f} req/s "
+                f"({conc['rest'][clients]['errors']:.0f} errors)")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except Exception:
+            proc.kill()
+    ok = dg <= GRPC_MS and dr <= REST_MS and b_ratio["grpc"] >= BATCH_GOAL and total_errors == 0
+    return Outcome(
+        "serving",
+        f"gRPC p50 +{dg:.2f} ms (p99 {p['grpc'][1]:.2f}), REST p50 +{dr:.2f} ms (p99 {p['rest'][1]:.2f}) over "
+        f"in-process {p['in-process'][0]:.2f} ms; batch 64 gRPC {b_ratio['grpc']:.2f}x REST {b_ratio['rest']:.2f}x; "
+        f"{total_errors} errors at 1/4/16 clients",
+        f"gRPC <= +{GRPC_MS} ms, REST <= +{REST_MS} ms, batch 64 >= {BATCH_GOAL}x, 0 errors",
+        ok,
+        {"p50_p99_ms": p, "grpc_delta_ms": dg, "rest_delta_ms": dr, "batch64_images_s": ips,
+         "batch64_ratio": b_ratio, "concurrency": conc},
+    )
