@@ -1,6 +1,6 @@
 """Reach the cluster: a kubeconfig on a laptop, the pod's service account in a Kubeflow notebook.
 
-The namespace is, in order: the one asked for, the kubeconfig context's, the pod's own (a Kubeflow
+A ``$KUBECONFIG`` set in a notebook wins over the pod's service account. The namespace is, in order: the one asked for, the kubeconfig context's, the pod's own (a Kubeflow
 profile namespace, from ``/var/run/secrets/kubernetes.io/serviceaccount/namespace``), ``default``.
 """
 
@@ -51,6 +51,9 @@ def connect(
 
     if configuration is not None:
         return Connection(client.ApiClient(configuration), namespace or "default", "configuration")
+    # Read $KUBECONFIG now (the kubernetes package fixes its default path when first imported); a
+    # KUBECONFIG set in a notebook wins over the pod's own service account.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     if kubeconfig is None and context is None and in_cluster():
         config.load_incluster_config()
         return Connection(client.ApiClient(), namespace or _pod_namespace() or "default", "in-cluster")
