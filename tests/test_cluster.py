@@ -436,6 +436,7 @@ def test_connect_in_a_notebook_uses_the_pods_namespace(tmp_path: Path, monkeypat
     monkeypatch.setattr(conn, "_TOKEN_FILE", str(token))
     monkeypatch.setattr(conn, "NAMESPACE_FILE", str(ns))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda: None)
     c = conn.connect()
     assert (c.namespace, c.source) == ("kubeflow-user-carol", "in-cluster")
