@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import io
 import re
 from pathlib import Path
@@ -237,6 +239,9 @@ def test_s3_panel_view(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) 
 
     panel = S3Panel(env={**s3_env, "AWS_SECRET_ACCESS_KEY": SECRET})
     assert isinstance(panel.fields["secret_access_key"], w.Password)
+    # the secret never goes into a widget (whose state reaches the browser and the saved notebook)
+    assert panel.fields["secret_access_key"].value == "" and "from the environment" in panel.fields["secret_access_key"].placeholder
+    _secret_free(json.dumps(w.Widget.get_manager_state(drop_defaults=False), default=str))
     assert panel.fields["bucket"].value == "panel-test"
     panel.fields["secret_access_key"].value = s3_env["AWS_SECRET_ACCESS_KEY"]  # moto accepts any, but keep it real
     panel.test_button.click()
@@ -245,6 +250,7 @@ def test_s3_panel_view(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) 
     panel.fields["endpoint_url"].value = "http://127.0.0.1:9"
     panel.test_button.click()
     assert "mnistkit-error" in panel.status.value
+    assert panel.fields["secret_access_key"].value == ""  # typed once, then kept only in the controller
     _secret_free(panel.status.value, repr(panel), repr(panel.config))
     assert panel.secret_button.disabled and "no cluster configured" in panel.cluster_note.value
 

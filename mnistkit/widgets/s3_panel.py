@@ -44,8 +44,11 @@ class S3Panel(w.VBox):
                 description=_LABELS["endpoint_url"], style=style, layout=layout,
             ),
             "access_key_id": w.Text(value=str(v["access_key_id"]), description=_LABELS["access_key_id"], style=style, layout=layout),
+            # Never put the secret into the widget: a widget's value syncs to the browser and is saved in the
+            # notebook's widget state (papermill outputs included). Empty means "keep the one we have".
             "secret_access_key": w.Password(
-                value=str(v["secret_access_key"]), description=_LABELS["secret_access_key"], style=style, layout=layout
+                value="", placeholder="(set: from the environment)" if v["secret_access_key"] else "",
+                description=_LABELS["secret_access_key"], style=style, layout=layout,
             ),
             "region": w.Text(value=str(v["region"]), description=_LABELS["region"], style=style, layout=layout),
             "verify_ssl": w.Checkbox(value=bool(v["verify_ssl"]), description=_LABELS["verify_ssl"], indent=False),
@@ -86,7 +89,11 @@ class S3Panel(w.VBox):
         return self.controller.config or self.controller.validate()
 
     def _read_fields(self) -> None:
-        self.controller.update(**{name: field.value for name, field in self.fields.items()})
+        values = {name: field.value for name, field in self.fields.items()}
+        if not values["secret_access_key"]:
+            values.pop("secret_access_key")  # keep the secret the controller already has
+        self.controller.update(**values)
+        self.fields["secret_access_key"].value = ""  # typed once, kept only in the controller
 
     def _run(self, action: Any) -> None:
         self._read_fields()
