@@ -272,6 +272,8 @@ def write_data_dir(dataset: Dataset, directory: str | os.PathLike[str]) -> Path:
 def read_data_dir(directory: str | os.PathLike[str]) -> Dataset:
     """Read a local data directory (the four official-name files; ``.gz`` optional)."""
     d = Path(directory)
+    if not d.is_dir():  # say so, rather than "lacks train-images..." about a directory that isn't there
+        raise DataError(f"data directory {d} does not exist or is not a directory", field="data_dir", value=str(d))
     arrays = {}
     for name, filename in FILES.items():
         path = d / filename

@@ -94,6 +94,8 @@ def ensure_bucket(client: S3Client, bucket: str, region: str = "us-east-1") -> b
         code = exc.response.get("Error", {}).get("Code", "")
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise _wrap("head_bucket", f"s3://{bucket}", exc) from None
+    except Exception as exc:  # EndpointConnectionError, NoCredentialsError...: not ClientErrors, same story
+        raise _wrap("head_bucket", f"s3://{bucket}", exc) from None
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if region and region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -103,6 +105,8 @@ def ensure_bucket(client: S3Client, bucket: str, region: str = "us-east-1") -> b
         if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise _wrap("create_bucket", f"s3://{bucket}", exc) from None
         return False
+    except Exception as exc:
+        raise _wrap("create_bucket", f"s3://{bucket}", exc) from None
     return True
 
 
