@@ -64,7 +64,7 @@ def _notebooks(ctx: Context) -> tuple[str, bool | None, dict[str, object]]:
         rc, wall, peak = run_tree(
             [sys.executable, "-m", "papermill", str(nb), str(out_dir / nb.name), "--cwd", str(nb.parent),
              "-k", "python3", "--no-progress-bar"],
-            cwd=ROOT, log=out_dir / f"{nb.stem}.log", timeout=300)
+            cwd=ROOT, log=out_dir / f"{nb.stem}.log", timeout=180)
         results[nb.name] = {"rc": rc, "seconds": round(wall, 1), "peak_rss_mb": round(peak / 1e6)}
         say(f"notebook {nb.name}: {'ok' if rc == 0 else f'FAILED (rc {rc})'} in {wall:.1f} s, "
             f"peak RSS {peak / 1e6:.0f} MB")
