@@ -198,3 +198,38 @@ def test_run_all_and_report(ds: Dataset, centroid_probs: Any) -> None:
     html = results[0]._repr_html_()
     assert "✗" in html and "divide by 255" in html
     assert not CheckResult(False, "m", "h", "x") and CheckResult(True, "m")
+
+
+# -------------------------------------------------------------------------------- a real exported model
+
+
+@pytest.mark.slow
+def test_check_model_and_score_on_a_real_export(tmp_path: Any, ds: Dataset, digits: DigitSet) -> None:
+    """A tiny model trained for a few steps, exported with the serving contract: the export-dir path works
+    end to end (signature check, in-process SavedModel, score recorded); a broken export is explained."""
+    import tensorflow as tf
+
+    from trainer.export import export_saved_model
+    from trainer.model import build_model
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_model("small", 0.01)
+    model.fit(ds.x_train / 255.0, ds.y_train.astype("int64"), epochs=2, batch_size=64, verbose=0)
+    base = tmp_path / "export"
+    export_saved_model(model, base / "1")
+    result = check_model(str(base), digits)
+    score = drawing_pad_score(str(base), digits)
+    assert f"drawing-pad score {score:.2f}" in result.message
+    assert result.passed == (score >= 0.5) and score > 0.3  # learned something, far above chance (0.1)
+    assert check_model(model, digits).message == result.message  # the Keras model itself reads them the same
+
+    # An export without the serving contract: named input "images" instead of "x".
+    class Wrong(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name="images")])
+        def serve(self, images: Any) -> dict[str, Any]:
+            return {"predictions": tf.zeros([tf.shape(images)[0], 10])}
+
+    wrong = Wrong()
+    tf.saved_model.save(wrong, str(tmp_path / "wrong"), signatures={"serving_default": wrong.serve})
+    bad = check_model(str(tmp_path / "wrong"), digits)
+    assert not bad.passed and "'x'" in bad.message and "export_saved_model" in bad.hint
