@@ -319,3 +319,35 @@ def test_hub_context_reads_namespace_user_and_s3(tmp_path: Path) -> None:
     bare = hub_context({"JUPYTERHUB_USER": "ada", "MNISTKIT_WORKSHOP_ROOM": "Bad Room"}, str(tmp_path / "none"))
     assert not bare.in_cluster and bare.namespace == "" and not bare.s3_configured
     assert any("room" in p for p in bare.problems) and any("PodDefault" in p for p in bare.problems)
+
+
+def test_record_job_reads_state_accuracy_and_scores_the_model(s3_config: S3Config, tmp_path: Path) -> None:
+    from mnistkit.config import TrainConfig
+    from mnistkit.engines.base import JobState
+    from mnistkit.workshop.digits import fixed_digit_set
+
+    digits = fixed_digit_set()
+    answers = {digits.images[i].tobytes(): int(digits.labels[i]) for i in range(len(digits))}
+
+    class FakeJob:
+        name = "mnist-ada-20260101-000000-abcd"
+        config = TrainConfig(train_steps=7, model_type="small")
+
+        def __init__(self, state: JobState, result: dict) -> None:
+            self._state, self._result = state, result
+
+        def state(self) -> JobState:
+            return self._state
+
+        def result(self) -> dict:
+            return self._result
+
+    ws = Workspace(s3_config, "room1", "ada", tmp_path)
+    perfect = lambda images: [answers[im.astype("float32").tobytes()] for im in images]  # noqa: E731
+    done = ws.record_job(FakeJob(JobState.SUCCEEDED, {"test_accuracy": 0.93, "export": "/x/export/mnist/1",
+                                                      "version": 1}), model=perfect)
+    assert (done.state, done.test_accuracy, done.drawing_pad_score, done.digit_set) == ("Succeeded", 0.93, 1.0, digits.id)
+    assert done.job_name == FakeJob.name and done.extra["train_steps"] == 7 and done.extra["export"] == "/x/export/mnist/1"
+    failed = ws.record_job(FakeJob(JobState.FAILED, {}), model=perfect)
+    assert failed.state == "Failed" and failed.drawing_pad_score is None
+    assert [r.state for r in list_runs(s3_config, "room1", "ada").runs] == ["Succeeded", "Failed"]

@@ -134,6 +134,41 @@ class Workspace:
     def record_run(self, result: dict[str, Any], *, client: Any = None) -> RunRecord:
         return record_run(self._cfg(), self.room, self.participant, result, client=client)
 
+    def record_job(self, job: Any, *, score: bool = True, model: Any = None, client: Any = None) -> RunRecord:
+        """Record a finished (or failed) job: its state, test accuracy and drawing-pad score.
+
+        The score comes from ``model`` when given (e.g. the ``ModelClient`` of the participant's server),
+        else from the job's export (``result()["export"]``, local or ``s3://``, loaded in this process).
+        """
+        from mnistkit.workshop.digits import drawing_pad_score, fixed_digit_set
+
+        state = job.state()
+        result = dict(job.result()) if hasattr(job, "result") else {}
+        record: dict[str, Any] = {**result, "job_name": job.name, "state": state}
+        config = getattr(job, "config", None)
+        if config is not None:
+            record.update(model_type=config.model_type, train_steps=config.train_steps, workers=config.workers)
+        succeeded = getattr(state, "value", state) == "Succeeded"
+        if score and succeeded and (model is not None or result.get("export")):
+            digits = fixed_digit_set()
+            if model is None:
+                model = self._local_export(str(result["export"]))
+            record.update(drawing_pad_score=drawing_pad_score(model, digits), digit_set=digits.id)
+        return self.record_run(record, client=client)
+
+    def _local_export(self, export: str) -> str:
+        """An ``s3://`` export copied into the workspace folder (kept: the pad can reuse it)."""
+        if not export.startswith("s3://"):
+            return export
+        from mnistkit import s3
+        from mnistkit.config import split_s3_url
+
+        bucket, prefix = split_s3_url(export, "export")
+        target = self.local_dir / "exports" / prefix.replace("/", "_")
+        if not (target / "saved_model.pb").exists():
+            s3.download_prefix(shared_client(self._cfg()), bucket, prefix, target)
+        return str(target)
+
     def record_check(self, result: CheckResult, *, client: Any = None) -> str:
         """Store the latest result of one exercise check (one object per check name) for the teacher's grid."""
         import json
