@@ -31,7 +31,7 @@ def test_participant_names_are_dns_labels(bad: str) -> None:
     assert info.value.value == bad
 
 
-def test_hub_user_names_fold_into_distinct_participants() -> None:
+def test_hub_user_names_fold_into_distinct_participants(tmp_path: Path) -> None:
     assert participant_from_user("ada") == "ada"
     a, b = participant_from_user("Jane.Doe@Example.org"), participant_from_user("jane-doe@example.org")
     assert a.startswith("jane-doe-example-org-") and b.startswith("jane-doe-example-org-")
@@ -39,8 +39,16 @@ def test_hub_user_names_fold_into_distinct_participants() -> None:
     assert validate_participant(participant_from_user("x" * 80)) and len(participant_from_user("x" * 80)) <= 30
     assert default_participant({"JUPYTERHUB_USER": "Grace.Hopper"}).startswith("grace-hopper-")
     assert default_participant({"JUPYTERHUB_USER": "x", "MNISTKIT_PARTICIPANT": "ada"}) == "ada"
+    none = "/nonexistent/namespace"
     with pytest.raises(ConfigError):
-        default_participant({})
+        default_participant({}, none)
+    # In a Kubeflow notebook there is no JUPYTERHUB_USER and everyone is jovyan: the profile namespace names them.
+    ns = tmp_path / "namespace"
+    ns.write_text("kubeflow-grace\n")
+    assert default_participant({"USER": "jovyan"}, str(ns)) == "kubeflow-grace"
+    with pytest.raises(ConfigError, match="jovyan"):
+        default_participant({"USER": "jovyan"}, none)
+    assert default_participant({"USER": "ada"}, none) == "ada"
 
 
 # ------------------------------------------------------------------------------------------- workspaces

@@ -55,7 +55,7 @@ def hub_context(env: Mapping[str, str] | None = None, namespace_file: str | None
     problems = []
     user = env.get("JUPYTERHUB_USER", "") or env.get("USER", "")
     try:
-        participant = default_participant(env)
+        participant = default_participant(env, str(ns_file))
     except MnistkitError as exc:
         participant = ""
         problems.append(str(exc))
