@@ -91,7 +91,7 @@ def run_demo(
         timings["data_s"] = time.monotonic() - t0
 
         # 3. Train
-        job_name = default_job_name("demo")
+        job_name = default_job_name(prefix="demo")
         model_url = cfg.url("runs", job_name)
         tcfg = TrainConfig(data_dir=data_url, model_dir=model_url, train_steps=train_steps, model_type=model_type,
                            workers=workers)

@@ -357,8 +357,14 @@ def publish_model_version(
         raise S3Error(f"version must be a non-negative integer, got {version!r}", field="version", value=version)
     bucket, base = split_s3_url(base_url, "base_url")
     final = f"{base}/{int(version)}".lstrip("/")
-    if any(True for _ in list_keys(client, bucket, final + "/")):
+    existing = [o["Key"] for o in list_keys(client, bucket, final + "/")]
+    if f"{final}/{MARKER_FILE}" in existing:
         raise S3Error(f"s3://{bucket}/{final}/ exists already; versions are immutable", field="version", value=version)
+    if existing:
+        # A publish killed while copying left files but no saved_model.pb: no server ever saw this version
+        # (they all wait for the marker), and the trainer's next-version rule would pick this number again
+        # forever, so clear the debris instead of refusing.
+        delete_prefix(client, bucket, final + "/")
     staging = f"{base}/{STAGING_PREFIX}/{int(version)}-{uuid.uuid4().hex[:12]}".lstrip("/")
     try:
         upload_dir(client, local, bucket, staging, progress)

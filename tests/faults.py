@@ -263,7 +263,11 @@ def cached_small_saved_model() -> Path:
     """One exported SavedModel per test process (exporting costs seconds of TF tracing); treat it as read-only."""
     global _CACHED_MODEL
     if _CACHED_MODEL is None or not (_CACHED_MODEL / "saved_model.pb").is_file():
+        import atexit
+        import shutil
         import tempfile
 
-        _CACHED_MODEL = export_small_saved_model(Path(tempfile.mkdtemp(prefix="mnistkit-faults-")) / "model")
+        root = tempfile.mkdtemp(prefix="mnistkit-faults-")
+        atexit.register(shutil.rmtree, root, True)
+        _CACHED_MODEL = export_small_saved_model(Path(root) / "model")
     return _CACHED_MODEL

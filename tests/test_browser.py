@@ -5,7 +5,6 @@ from a tiny CNN trained here. Screenshots of each panel go to ``test-artifacts/`
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path

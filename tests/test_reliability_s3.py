@@ -186,3 +186,20 @@ def test_corrupt_dataset_at_rest_is_a_data_error(s3_config: S3Config, tmp_path: 
         client.put_object(Bucket=s3_config.bucket, Key=key, Body=original)
     print(f"FIGURE dataset_corruption_at_rest tried={tried} detected={detected} slipped={tried - detected}")
     assert detected == tried
+
+
+def test_publish_over_the_debris_of_a_killed_publish(s3_config: S3Config, tmp_path: Path) -> None:
+    # A publish killed during its copy phase leaves <base>/<N>/ without saved_model.pb; servers ignore it, and
+    # the trainer (next version = highest listed + 1) picks N again, so that publish must not be refused.
+    model = cached_small_saved_model()
+    client = s3.make_client(s3_config)
+    client.put_object(Bucket=s3_config.bucket, Key="m/3/variables/variables.index", Body=b"half")
+    client.put_object(Bucket=s3_config.bucket, Key="m/3/fingerprint.pb", Body=b"half")
+    assert s3.list_model_versions(client, s3_config.bucket, "m") == []
+    s3.publish_model_version(client, model, s3_config.url("m"), 3)
+    assert s3.list_model_versions(client, s3_config.bucket, "m") == [3]
+    s3.download_prefix(client, s3_config.bucket, "m/3", tmp_path / "v3")
+    assert _tree(tmp_path / "v3") == _tree(model)
+    with pytest.raises(S3Error, match="immutable") as err:  # a complete version stays immutable
+        s3.publish_model_version(client, model, s3_config.url("m"), 3)
+    assert err.value.field == "version"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -33,18 +32,9 @@ from mnistkit.config import S3Config, TrainConfig, validate_job_name
 from mnistkit.embedded_s3 import free_port
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.errors import ConfigError, TrainingError
+from mnistkit.manifests.params import default_job_name
 
 __all__ = ["LocalEngine", "LocalJob", "default_job_name"]
-
-
-def default_job_name(prefix: str = "mnist") -> str:
-    """Unique by default: ``mnist-<user>-<yyyymmdd-hhmmss>-<4 hex>`` (user from ``JUPYTERHUB_USER``)."""
-    import re
-
-    user = re.sub(r"[^a-z0-9-]", "-", os.environ.get("JUPYTERHUB_USER", "").lower()).strip("-")[:12]
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    parts = [prefix, user, stamp, secrets.token_hex(2)]
-    return "-".join(p for p in parts if p)
 
 
 class LocalJob(Job):

@@ -71,12 +71,15 @@ def _label(text: str, max_len: int) -> str:
     return out[:max_len].strip("-") or "user"
 
 
-def default_job_name(user: str | None = None, now: _dt.datetime | None = None) -> str:
-    """``mnist-<user>-<yyyymmdd-hhmmss>-<4 random>``: unique per user and second, so two hub users never collide."""
+def default_job_name(user: str | None = None, now: _dt.datetime | None = None, *, prefix: str = "mnist") -> str:
+    """``<prefix>-<user>-<yyyymmdd-hhmmss>-<4 random>``: unique per user and second, so two hub users never collide.
+
+    The one job-name scheme of mnistkit: the local engine, the panels and the cluster path all use it.
+    """
     who = _label(user if user is not None else current_user(), 25)
     stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y%m%d-%H%M%S")
     suffix = "".join(_secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4))
-    return validate_job_name(f"mnist-{who}-{stamp}-{suffix}")
+    return validate_job_name(f"{_label(prefix, 12)}-{who}-{stamp}-{suffix}")
 
 
 # field name -> workflow parameter name (the seed's names, kept so `argo submit -p` commands still work).

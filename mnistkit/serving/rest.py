@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mnistkit.serving.models import DEFAULT_SIGNATURE
-from mnistkit.serving.status import RequestError, http_status
+from mnistkit.serving.status import RequestError
 
 if TYPE_CHECKING:
     from mnistkit.serving.server import ModelServer

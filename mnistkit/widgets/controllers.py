@@ -9,10 +9,7 @@ Nothing here imports ipywidgets, TensorFlow or kubernetes at module import time.
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mnistkit.errors import ConfigError, MnistkitError, ServingError
+from mnistkit.manifests.params import default_job_name
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config, TrainConfig
@@ -383,14 +381,6 @@ class S3PanelController:
 
 # ------------------------------------------------------------------------------------------ training panel
 
-_NAME_SAFE = re.compile(r"[^a-z0-9-]+")
-
-
-def default_job_name(prefix: str = "mnist") -> str:
-    """A unique DNS-1123 job name: ``mnist-<utc time>-<4 hex>``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    base = _NAME_SAFE.sub("-", prefix.lower()).strip("-") or "mnist"
-    return f"{base}-{stamp}-{secrets.token_hex(2)}"
 
 
 @dataclass(frozen=True)
