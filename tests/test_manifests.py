@@ -502,3 +502,11 @@ def test_notebook_dockerfile() -> None:
     assert "[all]" in text and "notebooks" in text
     assert "jupyter_server_config" in text or "ServerProxy" in text
     assert _final_user(text) not in ("root", "0")
+
+
+def test_a_number_where_a_parameter_string_belongs_is_a_clear_error() -> None:
+    from mnistkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tf_worker must be a string") as info:
+        ManifestParams(tf_worker=2).validate()  # type: ignore[arg-type]
+    assert info.value.field == "tf_worker"

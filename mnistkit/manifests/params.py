@@ -202,6 +202,12 @@ class ManifestParams:
         """Check every concrete value (placeholders pass); returns ``self`` so calls chain."""
         def concrete(name: str) -> str | None:
             value = getattr(self, name)
+            if not isinstance(value, str):
+                # Argo parameters are strings; a number here would be rendered wrongly, so say so.
+                raise ConfigError(
+                    f"{name} must be a string (Argo parameters are strings), got {value!r}; write {str(value)!r}",
+                    field=name, value=value,
+                )
             return None if is_placeholder(value) else value
 
         if (v := concrete("job_name")) is not None:
