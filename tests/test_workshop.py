@@ -359,3 +359,59 @@ def test_record_job_reads_state_accuracy_and_scores_the_model(s3_config: S3Confi
     failed = ws.record_job(FakeJob(JobState.FAILED, {}), model=perfect)
     assert failed.state == "Failed" and failed.drawing_pad_score is None
     assert [r.state for r in list_runs(s3_config, "room1", "ada").runs] == ["Succeeded", "Failed"]
+
+
+def test_teacher_checks_every_participants_latest_model(s3_config: S3Config) -> None:
+    from mnistkit.workshop.digits import fixed_digit_set
+
+    digits = fixed_digit_set()
+    answers = {digits.images[i].tobytes(): int(digits.labels[i]) for i in range(len(digits))}
+    models = {
+        "/exports/alice/1": lambda images: [answers[im.astype("float32").tobytes()] for im in images],
+        "/exports/bob/1": lambda images: [3] * len(images),
+    }
+    record_run(s3_config, "room1", "alice", {"test_accuracy": 0.9, "export": "/exports/alice/1"})
+    record_run(s3_config, "room1", "bob", {"test_accuracy": 0.2, "export": "/exports/bob/1"})
+    record_run(s3_config, "room1", "carol", {"state": "Failed"})
+    record_run(s3_config, "room1", "dave", {"test_accuracy": 0.9, "export": "/exports/gone/1"})
+    board = Leaderboard(s3_config, "room1")
+    board.refresh()
+
+    def load(export: str):  # noqa: ANN202
+        return models[export]  # KeyError for dave's export: reported, not raised
+
+    results = board.check_models(load)
+    assert results["alice"].passed and "50/50" in results["alice"].message
+    assert not results["bob"].passed and "answers 3" in results["bob"].message
+    assert not results["carol"].passed and "no exported model" in results["carol"].message
+    assert not results["dave"].passed and "could not load /exports/gone/1" in results["dave"].message
+
+
+def test_workshop_cli_leaderboard_reset_and_whoami(
+    s3_env: S3Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mnistkit.cli import main
+
+    _room(s3_env)
+    monkeypatch.setenv("MNISTKIT_WORKSHOP_ROOM", "room1")
+    monkeypatch.setenv("MNISTKIT_WORKSHOP_HOME", str(tmp_path))
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+    assert main(["workshop", "leaderboard"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:2] == ["1", "alice"] and "5 runs from 4 participants" in out
+    assert main(["workshop", "leaderboard", "--as", "bob"]) == 0
+    out = capsys.readouterr().out
+    assert "bob: best score 0.8, rank 3 of 3" in out and "alice" not in out and "carol" not in out
+
+    assert main(["workshop", "reset"]) == 0  # without --yes: says what it would do, does nothing
+    assert "would delete everything under" in capsys.readouterr().out
+    assert len(list_runs(s3_env, "room1", "bob").runs) == 1
+    assert main(["workshop", "reset", "--yes"]) == 0
+    assert "deleted 1 objects" in capsys.readouterr().out
+    assert list_runs(s3_env, "room1", "bob").runs == () and len(list_runs(s3_env, "room1").runs) == 4
+
+    assert main(["workshop", "whoami"]) == 0
+    out = capsys.readouterr().out
+    assert "participant: bob" in out and "room:        room1" in out and s3_env.secret_access_key not in out
+    assert main(["workshop", "leaderboard", "--room", "Bad Room"]) == 1
+    assert "room" in capsys.readouterr().err

@@ -210,7 +210,10 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
         from mnistkit.workshop.digits import fixed_digit_set
 
         target = model_or_export_dir
-        if isinstance(target, (str, Path)) and not str(target).startswith("s3://"):
+        if isinstance(target, str) and target.startswith("s3://"):
+            return _fail(name, f"{target} is in S3; the check needs the model here",
+                         "pass the local export dir, or serve it and pass a ModelClient")
+        if isinstance(target, (str, Path)):
             path = Path(target)
             version = _export_version(path)
             if version is None:

@@ -24,6 +24,7 @@ from mnistkit.workshop.runs import RunListing, RunRecord, list_runs, participant
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config
+    from mnistkit.workshop.exercises import CheckResult
 
 __all__ = ["Leaderboard", "Standing", "RoomAggregate", "ParticipantView"]
 
@@ -198,6 +199,53 @@ class Leaderboard:
     def check_grid(self) -> dict[str, dict[str, bool]]:
         """participant -> {check name: passed} from the results participants stored."""
         return {p: dict(v) for p, v in self.checks.items()}
+
+    def check_models(
+        self, load: Callable[[str], Any] | None = None, *, cache_dir: str | None = None
+    ) -> dict[str, CheckResult]:
+        """The teacher's pass over the room: ``check_model`` on each participant's latest exported model.
+
+        ``load(export)`` turns a run's ``export`` (local or ``s3://``) into something ``check_model`` takes;
+        the default copies an ``s3://`` export into ``cache_dir`` (a temp dir) and checks the SavedModel.
+        People without an exported run get a failed result saying so.
+        """
+        import tempfile
+        from pathlib import Path
+
+        from mnistkit.workshop.exercises import CheckResult, check_model
+
+        tmp = Path(cache_dir or tempfile.mkdtemp(prefix="mnistkit-room-"))
+
+        def default_load(export: str) -> Any:
+            if not export.startswith("s3://"):
+                return export
+            from mnistkit import s3
+            from mnistkit.config import split_s3_url
+
+            bucket, prefix = split_s3_url(export, "export")
+            target = tmp / prefix.replace("/", "_")
+            s3.download_prefix(self.client, bucket, prefix, target)
+            return str(target)
+
+        load = load or default_load
+        people = sorted({*self.listing.participants, *(r.participant for r in self.listing.runs)})
+        out: dict[str, CheckResult] = {}
+        for person in people:
+            exported = [r for r in self.runs(person) if r.state == "Succeeded" and r.extra.get("export")]
+            if not exported:
+                out[person] = CheckResult(False, "no exported model recorded yet", "finish a training, then "
+                                          "ws.record_job(job)", "model")
+                continue
+            try:
+                model = load(str(exported[-1].extra["export"]))
+            except Exception as exc:  # one unreadable export must not stop the pass over the room
+                from mnistkit.widgets.controllers import describe_error
+
+                out[person] = CheckResult(False, f"could not load {exported[-1].extra['export']}: "
+                                          f"{describe_error(exc)}", "train and export again", "model")
+                continue
+            out[person] = check_model(model)
+        return out
 
     def participant_view(self, participant: str) -> ParticipantView:
         """What ``participant`` may see: their runs in full, everyone else only as aggregates (no names)."""
