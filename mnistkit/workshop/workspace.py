@@ -106,12 +106,9 @@ class Workspace:
 
     def job_name(self, prefix: str = "mnist") -> str:
         """``mnist-<participant>-<yyyymmdd-hhmmss>-<4 random>``: carries the user, unique in a shared namespace."""
-        import re
-
         from mnistkit.manifests.params import default_job_name
 
-        name = default_job_name(user=self.participant)
-        return name if prefix == "mnist" else re.sub(r"^mnist-", f"{prefix}-", name, count=1)
+        return default_job_name(user=self.participant, prefix=prefix)
 
     def train_config(self, job_name: str, **values: Any) -> TrainConfig:
         """A ``TrainConfig`` reading the room's data and writing the model under this workspace."""
@@ -174,7 +171,12 @@ class Workspace:
         import json
 
         cfg = self._cfg()
-        name = validate_participant(result.name or "check")  # check names are labels too
+        import re
+
+        name = result.name or "check"
+        if not re.match(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", name):  # it becomes an object key
+            raise ConfigError(f"check name {name!r} must be lowercase letters, digits and '-'", field="name",
+                              value=name)
         key = f"{self.prefix}checks/{name}.json"
         body = json.dumps({"participant": self.participant, **result.to_dict()}).encode("utf-8")
         (client or shared_client(cfg)).put_object(Bucket=cfg.bucket, Key=key, Body=body, ContentType="application/json")
