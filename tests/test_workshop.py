@@ -415,3 +415,17 @@ def test_workshop_cli_leaderboard_reset_and_whoami(
     assert "participant: bob" in out and "room:        room1" in out and s3_env.secret_access_key not in out
     assert main(["workshop", "leaderboard", "--room", "Bad Room"]) == 1
     assert "room" in capsys.readouterr().err
+
+
+def test_local_export_copies_an_s3_export_once(s3_config: S3Config, tmp_path: Path) -> None:
+    ws = Workspace(s3_config, "room1", "ada", tmp_path)
+    base = "workshop/room1/ada/models/j1/export/mnist/3"
+    _put(s3_config, f"{base}/saved_model.pb", b"pb")
+    _put(s3_config, f"{base}/variables/variables.index", b"idx")
+    local = Path(ws.local_export(f"s3://{s3_config.bucket}/{base}"))
+    assert local.is_relative_to(ws.local_dir)
+    assert (local / "saved_model.pb").read_bytes() == b"pb" and (local / "variables" / "variables.index").exists()
+    (local / "saved_model.pb").write_bytes(b"kept")  # a second call reuses the copy instead of downloading
+    assert ws.local_export(f"s3://{s3_config.bucket}/{base}") == str(local)
+    assert (local / "saved_model.pb").read_bytes() == b"kept"
+    assert ws.local_export("/some/local/export") == "/some/local/export"

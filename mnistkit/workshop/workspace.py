@@ -149,12 +149,13 @@ class Workspace:
         if score and succeeded and (model is not None or result.get("export")):
             digits = fixed_digit_set()
             if model is None:
-                model = self._local_export(str(result["export"]))
+                model = self.local_export(str(result["export"]))
             record.update(drawing_pad_score=drawing_pad_score(model, digits), digit_set=digits.id)
         return self.record_run(record, client=client)
 
-    def _local_export(self, export: str) -> str:
-        """An ``s3://`` export copied into the workspace folder (kept: the pad can reuse it)."""
+    def local_export(self, export: str) -> str:
+        """A job's export as a local path: an ``s3://`` one is copied into the workspace folder once (and
+        kept, so the drawing pad and ``check_model`` reuse it); a local one is returned as is."""
         if not export.startswith("s3://"):
             return export
         from mnistkit import s3
@@ -165,6 +166,8 @@ class Workspace:
         if not (target / "saved_model.pb").exists():
             s3.download_prefix(shared_client(self._cfg()), bucket, prefix, target)
         return str(target)
+
+    _local_export = local_export  # the name the first workshop notebook used
 
     def record_check(self, result: CheckResult, *, client: Any = None) -> str:
         """Store the latest result of one exercise check (one object per check name) for the teacher's grid."""
