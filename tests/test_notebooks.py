@@ -28,6 +28,7 @@ QUICK: dict[str, dict[str, object]] = {
     "03-train-on-kubeflow.ipynb": {"submit": False},
     "04-tensorboard.ipynb": {"train_steps": 40},
     "05-drawing-pad.ipynb": {"train_steps": 120},
+    "06-workshop.ipynb": {"train_steps": 60, "model_type": "small", "augment": False},
 }
 
 

@@ -189,7 +189,9 @@ def saved_model_predictor(path: str | os.PathLike[str]) -> Callable[[np.ndarray]
 
     ``path`` is a SavedModel directory or a base directory of numbered versions (the newest is used).
     """
-    import tensorflow as tf
+    from mnistkit.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     base = Path(path)
     version = 0

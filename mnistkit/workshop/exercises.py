@@ -171,7 +171,9 @@ def check_data(data: Any, labels: Any = None) -> CheckResult:
 
 def _signature_problem(path: Path) -> str:
     """'' when the SavedModel keeps the serving contract, else what is wrong (loads TensorFlow)."""
-    import tensorflow as tf
+    from mnistkit.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     loaded = tf.saved_model.load(str(path))
     sigs = loaded.signatures
