@@ -49,13 +49,15 @@ for line in sys.stdin:
 
 def _png(path: Path, width: int, height: int, *, truncate: bool = False) -> Path:
     """A grayscale PNG written by hand (zlib compresses a huge blank image to a few KB)."""
-    raw = b"".join(b"\x00" + bytes(width) for _ in range(height))
+    comp = zlib.compressobj(9)
+    row = b"\x00" + bytes(width)  # filter byte + a blank row; streamed so 400 Mpixels never sit in memory
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
     ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     path.write_bytes(data[: len(data) // 2] if truncate else data)
     return path
 

@@ -128,9 +128,9 @@ def test_killed_s3_publish_never_serves_an_incomplete_version(s3_config: S3Confi
         assert all(c["rc"] == 0 for c in clean)
         span = max(c["elapsed"] for c in clean)
         outcomes = [launcher.trial(1100 + i, rng.uniform(0, span * 1.5)) for i in range(TRIALS)]
-        # publish -> serving latency: a few clean publishes after the storm
+        # publish -> serving latency: one clean publish after the storm
         latencies = []
-        for v in (2001, 2002):
+        for v in (2001,):
             t0 = time.monotonic()
             assert launcher.trial(v, -1)["rc"] == 0
             assert server.wait_for_version(v, timeout=30), f"version {v} never served"
@@ -159,14 +159,14 @@ def test_killed_s3_publish_never_serves_an_incomplete_version(s3_config: S3Confi
           f"versions_listed={len(listed)} versions_checked={len(checked)} incomplete_listed={len(incomplete)} "
           f"failed_loads={len(failed_loads)} partial_dirs_without_marker={len(hidden_partial)} "
           f"staging_leftovers={staging_left} partial_republished={republished}")
-    print(f"FIGURE publish_s3_to_serving poll_s=0.2 publish_plus_serve_s_min={min(latencies):.2f} "
-          f"max={max(latencies):.2f} publish_only_s={span:.2f}")
+    print(f"FIGURE publish_s3_to_serving poll_s=0.2 publish_plus_serve_s={latencies[0]:.2f} "
+          f"publish_only_s={span:.2f}")
     assert killed >= TRIALS // 4, "too few publishes were killed mid-way: the delays are off"
     # some kills land after saved_model.pb was copied: those versions are whole and must be visible
-    assert listed - {1000, 1001, 1002, 2001, 2002}, "no trial got as far as publishing: delays too short"
+    assert listed - {1000, 1001, 1002, 2001}, "no trial got as far as publishing: delays too short"
     assert incomplete == [] and failed_loads == []
     assert published_ok <= listed  # every publish that returned is visible
-    assert listed - published_ok - {1000, 1001, 1002, 2001, 2002} <= {o["version"] for o in outcomes if o["rc"] == -9}
+    assert listed - published_ok - {1000, 1001, 1002, 2001} <= {o["version"] for o in outcomes if o["rc"] == -9}
 
 
 def test_killed_local_publish_never_shows_a_half_version(tmp_path: Path) -> None:

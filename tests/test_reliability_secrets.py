@@ -96,7 +96,7 @@ def test_canary_secret_never_leaks_from_training_and_demo(s3_config: S3Config, t
     run(["train", "--run-dir", str(tmp_path / "runs"), "--job-name", "canary", "--workers", "1",
          "--data-dir", s3_config.url("data/mnist"), "--model-dir", s3_config.url("runs/canary"),
          "--train-steps", "5", "--model-type", "small"], env)
-    # a training that fails (data dir missing): its error path and logs too
+    # a training that fails (its data is missing): its error message and worker logs too
     run(["train", "--run-dir", str(tmp_path / "runs"), "--job-name", "canary-fail", "--workers", "1",
          "--data-dir", s3_config.url("missing/data"), "--model-dir", s3_config.url("runs/canary-fail"),
          "--train-steps", "5", "--model-type", "small", "--max-restarts", "0"], env, expect_ok=False)
