@@ -133,4 +133,13 @@ def test_canary_secret_never_in_reprs_or_errors(s3_config: S3Config) -> None:
     found = find_canary(texts, CANARY)
     print(f"FIGURE secrets_reprs texts={len(texts)} errors={len(errors)} canary_occurrences={len(found)}")
     assert found == []
-    assert find_canary([CANARY + " leaked"], CANARY) == ["text[0]"]  # the search itself finds a leak
+    assert find_canary([CANARY + " leaked"], CANARY) == ["text[0]"]  # the search itself finds a leak...
+
+
+def test_find_canary_finds_leaks_in_texts_nested_files_and_binaries(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "events.bin").write_bytes(b"\x00\x01" + CANARY.encode() + b"\xff")
+    (tmp_path / "clean.log").write_text("nothing here")
+    assert find_canary([tmp_path, f"x {CANARY}", "clean text"], CANARY) == [
+        str(tmp_path / "a" / "b" / "events.bin"), "text[1]"]
+    assert find_canary([str(tmp_path / "clean.log")], CANARY) == []
