@@ -8,9 +8,12 @@ state.json, TensorBoard events, manifests), every object written to S3, exceptio
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -102,6 +105,29 @@ def test_canary_secret_never_leaks_from_training_and_demo(s3_config: S3Config, t
          "--train-steps", "5", "--model-type", "small", "--max-restarts", "0"], env, expect_ok=False)
     run(["demo", "--s3-from-env", "--run-dir", str(tmp_path / "demo"), "--workers", "1", "--train-steps", "5",
          "--model-type", "small", "--test-image", "0"], env)
+    # serve the S3 export with the same environment: its logs and the model cache it writes
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "mnistkit", "serve", "--model_base_path", s3_config.url("runs/canary/export/mnist"),
+         "--port", str(port), "--rest_api_port", "0", "--model_cache_dir", str(tmp_path / "serve-cache"),
+         "--file_system_poll_wait_seconds", "0.2"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while serve.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break  # the port opens after the latest version has loaded
+            except OSError:
+                time.sleep(0.2)
+        assert serve.poll() is None, "mnistkit serve exited early"
+        time.sleep(1.0)  # a few polls of S3 with the canary credentials
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        out, err = serve.communicate(timeout=60)
+    run.texts += [out, err]
+    run.commands.append("serve")
+    assert list((tmp_path / "serve-cache").iterdir()), "serve downloaded nothing from S3"
     files = sorted(p.name for p in (tmp_path / "runs").rglob("*") if p.is_file())
     assert "state.json" in files and any(f.endswith(".log") for f in files), files
     found = find_canary([*run.texts, tmp_path, _bucket_dump(s3_config, tmp_path / "bucket")], CANARY)
