@@ -318,8 +318,10 @@ def abort_incomplete_uploads(client: S3Client, bucket: str, prefix: str = "") ->
     """Abort multipart uploads left behind by a killed process, so no orphan parts cost storage."""
     aborted = 0
     try:
-        resp = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
-        for up in resp.get("Uploads", []):
+        # paginated: one listing returns at most 1000 uploads, and a crash loop can leave more
+        uploads = [up for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+                   for up in page.get("Uploads", [])]
+        for up in uploads:
             client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
             aborted += 1
     except Exception as exc:
