@@ -47,10 +47,11 @@ class ProxyStats:
     slowdowns: int = 0
     drops: int = 0
     corruptions: int = 0
+    lost_responses: int = 0
 
     @property
     def faults(self) -> int:
-        return self.slowdowns + self.drops
+        return self.slowdowns + self.drops + self.lost_responses
 
     def attempts_per_call(self) -> float:
         """Requests per logical call that got through: 1.0 means no retries were needed."""
@@ -62,7 +63,8 @@ class FaultProxy:
     """A threaded HTTP proxy on 127.0.0.1 in front of an S3 endpoint that misbehaves on purpose.
 
     ``fault_rate`` of requests (seeded, so a failing run repeats) get either a ``503 SlowDown`` XML answer
-    or a connection closed without any answer. ``corrupt_rate`` of successful GETs with a body get one
+    or a connection closed without any answer. ``lose_response_rate`` of requests reach the store but
+    their answer is dropped (the store did the work; the client retries it). ``corrupt_rate`` of successful GETs with a body get one
     byte flipped (the status and headers, ETag included, stay intact, as when a middlebox corrupts data).
     ``paused`` pauses all faults (to set up fixtures through the same endpoint).
     """
@@ -75,10 +77,12 @@ class FaultProxy:
         corrupt_rate: float = 0.0,
         seed: int = 0,
         corrupt_if: Callable[[str], bool] | None = None,
+        lose_response_rate: float = 0.0,
     ) -> None:
         parsed = urlparse(upstream)
         self.upstream_host, self.upstream_port = parsed.hostname or "127.0.0.1", parsed.port or 80
         self.fault_rate, self.corrupt_rate = fault_rate, corrupt_rate
+        self.lose_response_rate = lose_response_rate
         self.corrupt_if = corrupt_if or (lambda path: True)
         self.rng = random.Random(seed)
         self.stats = ProxyStats()
@@ -136,6 +140,9 @@ class FaultProxy:
             if r < self.fault_rate:
                 self.stats.drops += 1
                 return "drop"
+            if r < self.fault_rate + self.lose_response_rate:
+                self.stats.lost_responses += 1
+                return "lose"
             return "pass"
 
     def _maybe_corrupt(self, method: str, path: str, status: int, body: bytes) -> bytes:
@@ -204,6 +211,14 @@ class _Handler(BaseHTTPRequestHandler):
             status, reason, resp_headers = resp.status, resp.reason, resp.getheaders()
         finally:
             conn.close()
+        if action == "lose":
+            # The store acted on the request, but the answer never arrives: the retry repeats a done deed.
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         data = self.owner._maybe_corrupt(self.command, self.path, status, data)
         self.send_response(status, reason)
         length_sent = False
