@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import Context, Outcome, say
 
-__all__ = ["TARGETS", "main", "machine"]
+__all__ = ["TARGETS", "machine", "main"]
 
 # name -> module under bench/ with ``run(ctx) -> Outcome``
 TARGETS = {
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             t = time.monotonic()
             try:
                 outcome = importlib.import_module(TARGETS[name]).run(ctx)
-            except Exception as exc:  # one broken target must not hide the others' figures
+            except Exception as exc:  # noqa: BLE001 - one broken target must not hide the others' figures
                 traceback.print_exc()
                 outcome = Outcome(name, f"error: {type(exc).__name__}: {exc}", "-", False)
             outcome.details["seconds"] = round(time.monotonic() - t, 1)

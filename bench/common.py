@@ -22,16 +22,16 @@ __all__ = [
     "ROOT",
     "Context",
     "Outcome",
+    "accuracy",
+    "load_predictor",
     "median",
+    "official_test_set",
     "percentile",
     "py_env",
+    "read_jsonl",
     "run_python",
     "say",
-    "read_jsonl",
     "steady_throughput",
-    "load_predictor",
-    "accuracy",
-    "official_test_set",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def median(values: Sequence[float]) -> float:
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in [0, 100]); enough for 1,000 samples."""
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(q / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, round(q / 100.0 * len(s) + 0.5) - 1))
     return float(s[k])
 
 
@@ -168,7 +168,6 @@ def load_predictor(export_dir: str | Path) -> Callable[[Any], Any]:
 
 
 def accuracy(predict: Callable[[Any], Any], x: Any, y: Any, batch: int = 1000) -> float:
-    import numpy as np
 
     hits = 0
     for i in range(0, len(y), batch):

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stop = threading.Event()
                 lat: list[float] = []
 
-                def load() -> None:
+                def load(stop: threading.Event = stop, lat: list[float] = lat) -> None:
                     while not stop.is_set():
                         t = time.perf_counter()
                         c.predict(image)  # noqa: B023 - the loop waits for this thread

@@ -14,9 +14,18 @@ import json
 import re
 from pathlib import Path
 
-from bench.common import Context, Outcome, accuracy, load_predictor, official_test_set, read_jsonl, run_python, say
+from bench.common import (
+    Context,
+    Outcome,
+    accuracy,
+    load_predictor,
+    official_test_set,
+    read_jsonl,
+    run_python,
+    say,
+)
 
-__all__ = ["run", "SETTINGS", "train_export"]
+__all__ = ["SETTINGS", "run", "train_export"]
 
 AIM, AIM_S = 0.975, 120.0
 # Augmentation because 4,000 training digits are few; rate 0.002: 0.01 (the seed's default) is too high

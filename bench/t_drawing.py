@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import time
 
-from bench.common import Context, Outcome, accuracy, load_predictor, official_test_set, say
+from bench.common import (
+    Context,
+    Outcome,
+    accuracy,
+    load_predictor,
+    official_test_set,
+    say,
+)
 
-__all__ = ["run", "paste"]
+__all__ = ["paste", "run"]
 
 CANVAS = 280
 GOAL_POINTS = 1.0
@@ -24,7 +31,7 @@ def paste(digit: object, scale: float, y: int, x: int) -> object:
     import numpy as np
     from PIL import Image
 
-    side = int(round(scale * CANVAS))
+    side = round(scale * CANVAS)
     big = np.asarray(Image.fromarray(np.asarray(digit, np.uint8)).resize((side, side), Image.Resampling.BILINEAR))
     canvas = np.zeros((CANVAS, CANVAS), np.uint8)
     canvas[y : y + side, x : x + side] = big
@@ -55,7 +62,7 @@ def run(ctx: Context) -> Outcome:
     t_pre = 0.0
     for i in range(n):
         scale = float(rng.uniform(0.4, 1.0))
-        side = int(round(scale * CANVAS))
+        side = round(scale * CANVAS)
         py, px = (int(v) for v in rng.integers(0, CANVAS - side + 1, size=2))
         canvas = paste(x[i], scale, py, px)
         t = time.perf_counter()

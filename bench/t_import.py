@@ -15,7 +15,7 @@ import time
 
 from bench.common import ROOT, Context, Outcome, median, py_env, say
 
-__all__ = ["run", "importtime_top"]
+__all__ = ["importtime_top", "run"]
 
 GOAL_S = 0.3
 _PANEL = "from mnistkit.widgets import S3Panel; p = S3Panel(); p._repr_mimebundle_()"

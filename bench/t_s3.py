@@ -79,14 +79,17 @@ def run(ctx: Context) -> Outcome:
             for i in range(rounds + 1):  # round 0 warms connections and the server, not counted
                 tag = uuid.uuid4().hex[:8]
                 down = ctx.tmp("s3-down")
+                # Default arguments bind this round's values (the lambdas run within the round).
                 pairs = [
-                    (f"{payload} upload", "raw", lambda: _raw_upload(client, src, b, f"raw-{tag}")),
-                    (f"{payload} upload", "mnistkit", lambda: s3.upload_dir(client, src, b, f"mk-{tag}")),
+                    (f"{payload} upload", "raw", lambda src=src, tag=tag: _raw_upload(client, src, b, f"raw-{tag}")),
+                    (f"{payload} upload", "mnistkit",
+                     lambda src=src, tag=tag: s3.upload_dir(client, src, b, f"mk-{tag}")),
                 ]
                 dls = [
-                    (f"{payload} download", "raw", lambda: _raw_download(client, b, f"raw-{tag}", down / "raw")),
+                    (f"{payload} download", "raw",
+                     lambda tag=tag, down=down: _raw_download(client, b, f"raw-{tag}", down / "raw")),
                     (f"{payload} download", "mnistkit",
-                     lambda: s3.download_prefix(client, b, f"mk-{tag}", down / "mk")),
+                     lambda tag=tag, down=down: s3.download_prefix(client, b, f"mk-{tag}", down / "mk")),
                 ]
                 if i % 2:
                     pairs.reverse()
@@ -96,8 +99,8 @@ def run(ctx: Context) -> Outcome:
                     if i:
                         times.setdefault(f"{op}|{side}", []).append(dt)
                 if payload == "export":
-                    pub = (f"publish-{tag}", 1)
-                    dt = _timed(lambda: s3.publish_model_version(client, src, f"s3://{b}/{pub[0]}", pub[1]))
+                    url = f"s3://{b}/publish-{tag}"
+                    dt = _timed(lambda src=src, url=url: s3.publish_model_version(client, src, url, 1))
                     if i:
                         times.setdefault("export publish|mnistkit", []).append(dt)
                 shutil.rmtree(down, ignore_errors=True)

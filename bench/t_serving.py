@@ -11,11 +11,21 @@ gRPC; REST reported).
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from bench.common import Context, Outcome, load_predictor, median, percentile, py_env, say
+from bench.common import (
+    Context,
+    Outcome,
+    load_predictor,
+    median,
+    percentile,
+    py_env,
+    say,
+)
 
 __all__ = ["run"]
 
@@ -32,7 +42,6 @@ def _export(ctx: Context) -> tuple[str, str]:
 
 
 def _start_server(base: str, log_path: Any) -> tuple[Any, int, int]:
-    import subprocess
     import sys
 
     from mnistkit.embedded_s3 import free_port
@@ -47,11 +56,11 @@ def _start_server(base: str, log_path: Any) -> tuple[Any, int, int]:
     with ModelClient("127.0.0.1", rport, "rest", timeout=2) as c:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {open(log_path).read()[-800:]}")
+                raise RuntimeError(f"server exited: {Path(log_path).read_text()[-800:]}")
             try:
                 c.predict_one([[0.0] * 28] * 28)
                 return proc, gport, rport
-            except Exception:
+            except Exception:  # noqa: BLE001 - not up yet: any failure means retry
                 time.sleep(0.3)
     proc.kill()
     raise RuntimeError("server did not answer within 120 s")
@@ -71,7 +80,7 @@ def _concurrency(port: int, protocol: str, clients: int, per_client: int, image:
             for _ in range(per_client):
                 try:
                     c.predict(image)
-                except Exception:
+                except Exception:  # noqa: BLE001 - counted: the figure is the error count
                     with lock:
                         errors[0] += 1
 
@@ -118,9 +127,9 @@ def run(ctx: Context) -> Outcome:
             reps = 20 if ctx.quick else 60
             bt: dict[str, list[float]] = {k: [] for k in calls}
             for i in range(reps + 3):
-                for k in calls:
+                for k, call in calls.items():
                     t = time.perf_counter()
-                    calls[k](images)
+                    call(images)
                     if i >= 3:
                         bt[k].append(time.perf_counter() - t)
             ips = {k: 64 / median(v) for k, v in bt.items()}
@@ -143,7 +152,7 @@ def run(ctx: Context) -> Outcome:
         proc.terminate()
         try:
             proc.wait(10)
-        except Exception:
+        except subprocess.TimeoutExpired:
             proc.kill()
     ok = dg <= GRPC_MS and dr <= REST_MS and b_ratio["grpc"] >= BATCH_GOAL and total_errors == 0
     return Outcome(

@@ -16,7 +16,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.common import Context, Outcome, median, read_jsonl, run_python, say, steady_throughput
+from bench.common import (
+    Context,
+    Outcome,
+    median,
+    read_jsonl,
+    run_python,
+    say,
+    steady_throughput,
+)
 
 __all__ = ["run"]
 
@@ -99,12 +107,13 @@ def run(ctx: Context) -> Outcome:
         two["ratio"] = two["throughput"] / tp["trainer"]
         say(f"2 local workers: {two['throughput']:.0f} samples/s = {two['ratio']:.2f}x one process "
             f"(2 cores shared by both workers: expect < 1; multi-worker pays off across machines)")
-    except Exception as exc:  # report, do not lose the main figure
+    except Exception as exc:  # noqa: BLE001 - report it, do not lose the main figure
         say(f"2 local workers: failed: {exc}")
     return Outcome(
         "trainer",
         f"{ratio:.2f}x plain model.fit ({tp['trainer']:.0f} vs {tp['plain']:.0f} samples/s); 2 workers "
-        f"{two.get('ratio', float('nan')):.2f}x; first step {first_step['trainer']:.1f} s vs {first_step['plain']:.1f} s",
+        f"{two.get('ratio', float('nan')):.2f}x; first step {first_step['trainer']:.1f} s vs "
+        f"{first_step['plain']:.1f} s",
         f">= {GOAL}x",
         ratio >= GOAL,
         {"ratio": ratio, "throughput": tp, "first_step_s": first_step, "first_epoch_s": first,

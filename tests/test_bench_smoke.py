@@ -23,7 +23,7 @@ def test_quick_bench_prints_summary_lines(tmp_path: Path) -> None:
     out_json = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "import,s3", "--json", str(out_json)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = proc.stdout.split("== summary", 1)[1].splitlines()[1:]
@@ -42,6 +42,6 @@ def test_quick_bench_prints_summary_lines(tmp_path: Path) -> None:
 
 def test_unknown_target_is_refused() -> None:
     proc = subprocess.run([sys.executable, "-m", "bench", "--only", "nope"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
     assert proc.returncode != 0
     assert "unknown target(s) nope" in proc.stderr
