@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 th.join()
             selfc, incl, total = _top(raw, args.top)
             busy = total / 500 * 1000 / max(1, len(lat))
-            print(f"\n== {proto}: {len(lat)} requests, p50 {np.median(lat):.2f} ms; server busy (non-idle samples) "
+            print(f"\n== {proto}: {len(lat)} requests, p50 {np.median(lat):.2f} ms; non-idle server thread time (summed over threads) "
                   f"{busy:.2f} ms per request ==")
             print("most samples (self):")
             for c, f in selfc:
