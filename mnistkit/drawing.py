@@ -42,6 +42,9 @@ class EmptyCanvasError(DataError):
     """Nothing was drawn: there is no ink to classify."""
 
 
+MAX_CANVAS_PIXELS = 4096 * 4096
+
+
 def _decode(canvas: Canvas) -> np.ndarray:
     """PNG bytes or a ``data:image/png;base64,...`` URL -> an array; arrays pass through."""
     if isinstance(canvas, str):
@@ -59,10 +62,17 @@ def _decode(canvas: Canvas) -> np.ndarray:
 
         try:
             with Image.open(io.BytesIO(bytes(canvas))) as img:
+                # Check the header's size before decoding: a few hundred KB of PNG can claim 400 M pixels.
+                if img.width * img.height > MAX_CANVAS_PIXELS:
+                    raise DataError(
+                        f"the canvas image is {img.width}x{img.height} pixels; at most {MAX_CANVAS_PIXELS:,} "
+                        "(e.g. 4096x4096) are accepted",
+                        field="canvas", value=[img.width, img.height],
+                    )
                 img.load()
                 mode = "RGBA" if img.mode in ("RGBA", "LA", "P", "PA") else "L"
                 return np.asarray(img.convert(mode))
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
             raise DataError(f"the canvas image could not be decoded: {exc}", field="canvas") from None
     array = np.asarray(canvas)
     if array.dtype == object or array.size == 0:

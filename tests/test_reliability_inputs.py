@@ -158,8 +158,6 @@ def test_cli_rejects_bad_input_with_a_sentence_naming_the_field(tmp_path: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="reported: mnistkit/commands/data.py load_source() lets read_data_dir's "
-                   "error through, which names data_dir, not --source; remove this mark once fixed")
 def test_data_source_that_does_not_exist_names_source(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mnistkit", "data", "write", "--source", str(tmp_path / "nowhere"),
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
@@ -211,9 +209,6 @@ def test_image_and_canvas_functions_raise_errors_naming_the_field(tmp_path: Path
     assert unnamed == [], unnamed
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="reported: mnistkit/drawing.py _decode() has no size limit and catches only "
-                   "UnidentifiedImageError/OSError, so PIL's DecompressionBombError escapes; remove once fixed")
 def test_huge_canvas_png_is_a_clear_error(tmp_path: Path) -> None:
     from mnistkit import drawing
 

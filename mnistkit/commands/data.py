@@ -53,6 +53,13 @@ def load_source(source: str, sha256: str | None = None):  # type: ignore[no-unty
         cache = Path.home() / ".cache" / "mnistkit"
         path = data.download(url, cache / Path(url).name, sha256=digest, progress=data._stderr_bar("download"))
         return data.read_npz(path)
+    from mnistkit.errors import DataError
+
+    if not Path(source).exists():
+        raise DataError(
+            f"--source {source!r} is neither 'sample', 'keras', a URL, nor an existing directory or .npz file",
+            field="source", value=source,
+        )
     if source.endswith(".npz"):
         return data.read_npz(source)
     return data.read_data_dir(source)
