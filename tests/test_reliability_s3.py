@@ -148,9 +148,14 @@ def test_bytes_flipped_in_transit_are_detected_and_redownloaded(s3_config: S3Con
             raw_slipped += target.read_bytes() != (model / key[2:]).read_bytes()
         injected_raw = proxy.stats.corruptions
         # mnistkit.s3.download_prefix verifies each file against its ETag and downloads a bad one again.
-        s3.download_prefix(pclient, s3_config.bucket, "m", tmp_path / "checked")
-        injected = proxy.stats.corruptions - injected_raw
-        assert _tree(tmp_path / "checked") == _tree(model)
+        # (repeated until the proxy has corrupted at least one of its GETs: the draw is random per request)
+        injected = 0
+        for attempt in range(8):
+            s3.download_prefix(pclient, s3_config.bucket, "m", tmp_path / f"checked-{attempt}")
+            assert _tree(tmp_path / f"checked-{attempt}") == _tree(model)
+            injected = proxy.stats.corruptions - injected_raw
+            if injected:
+                break
         # A link that corrupts every GET: an error naming the object, and no corrupt file left in place.
         proxy.corrupt_rate = 1.0
         with pytest.raises(S3Error, match="saved_model.pb") as err:
