@@ -14,7 +14,7 @@ from typing import Any
 from mnistkit.errors import ClusterError
 from mnistkit.manifests.params import NAMESPACE_FILE
 
-__all__ = ["Connection", "connect", "in_cluster"]
+__all__ = ["Connection", "connect", "in_cluster", "kubeconfig_paths"]
 
 _TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -29,6 +29,18 @@ class Connection:
 def in_cluster(env: dict[str, str] | None = None) -> bool:
     env = dict(os.environ) if env is None else env
     return bool(env.get("KUBERNETES_SERVICE_HOST")) and Path(_TOKEN_FILE).exists()
+
+
+def kubeconfig_paths(env: dict[str, str] | None = None) -> list[Path]:
+    """The kubeconfig files that exist (``$KUBECONFIG``'s list, else ``~/.kube/config``).
+
+    Cheap on purpose: panels ask "is a cluster configured?" when they open, and importing the
+    ``kubernetes`` client to find out costs seconds.
+    """
+    env = dict(os.environ) if env is None else env
+    raw = env.get("KUBECONFIG", "")
+    candidates = [Path(p).expanduser() for p in raw.split(os.pathsep) if p] if raw else [Path("~/.kube/config").expanduser()]
+    return [p for p in candidates if p.is_file()]
 
 
 def _pod_namespace() -> str:

@@ -343,6 +343,12 @@ class S3PanelController:
             from mnistkit.cluster import secrets as _secrets  # type: ignore[attr-defined]  # noqa: F401
         except ImportError:
             return False, "no cluster configured (mnistkit.cluster.secrets is not available)"
+        from mnistkit.cluster.connect import in_cluster, kubeconfig_paths
+
+        if not in_cluster() and not kubeconfig_paths():
+            # Decided without importing the kubernetes client (seconds at a panel's start).
+            where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+            return False, f"no cluster configured: no kubeconfig ({where}) and not running inside a cluster"
         try:
             from mnistkit.cluster.connect import connect
 
