@@ -7,8 +7,7 @@ Importing this package is light; the server (TensorFlow, gRPC) and the client lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mnistkit._lazy import lazy_getattr
 
 __all__ = ["ModelServer", "ModelClient", "Prediction", "RequestError", "ascii_art"]
 
@@ -21,7 +20,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'mnistkit.serving' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

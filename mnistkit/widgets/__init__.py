@@ -7,7 +7,7 @@ lazily: ``from mnistkit.widgets import DrawingPad`` imports anywidget only then.
 
 from __future__ import annotations
 
-from typing import Any
+from mnistkit._lazy import lazy_getattr
 
 __all__ = ["DrawingPad", "S3Panel", "TrainingPanel", "TrainingMonitor", "saved_model_predictor"]
 
@@ -20,9 +20,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'mnistkit.widgets' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

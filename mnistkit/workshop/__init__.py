@@ -13,8 +13,7 @@ Importing this package is light: submodules load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mnistkit._lazy import lazy_getattr
 
 __all__ = [
     "Workspace",
@@ -53,7 +52,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'mnistkit.workshop' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)
