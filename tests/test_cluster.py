@@ -498,3 +498,18 @@ def test_argo_engine_takes_s3_settings_from_the_environment(client: ClusterClien
     assert params["aws-endpoint-url"] == "http://minio.minio:9000" and params["s3-endpoint"] == "minio.minio:9000"
     assert params["s3-train-base-url"] == "s3://digits/models" and params["s3-use-https"] == "0"
     assert CANARY not in repr(params) and "AKIAENV" not in repr(params)
+
+
+def test_argo_job_tensorboard_url_goes_through_the_notebook_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnistkit.engines.argo import ArgoJob
+    from mnistkit.manifests import ManifestParams
+
+    params = ManifestParams(job_name="mnist-jane-1", namespace="kubeflow-user-jane")
+    job = ArgoJob(None, "mnist-jane-1", params)  # type: ignore[arg-type]
+    monkeypatch.delenv("NB_PREFIX", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    assert job.tensorboard_url is None
+    monkeypatch.setenv("NB_PREFIX", "/notebook/kubeflow-user-jane/nb1")
+    assert job.tensorboard_url == (
+        f"/notebook/kubeflow-user-jane/nb1/proxy/{params.tensorboard_name}.kubeflow-user-jane.svc.cluster.local:80/"
+    )

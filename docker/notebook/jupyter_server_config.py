@@ -12,10 +12,17 @@ c.ServerProxy.servers = {  # noqa: F821 - `c` is the config object Jupyter provi
             "{port}",
             "--path_prefix",
             "{base_url}tensorboard",
-            "--bind_all",
+            # Loopback only: the proxy reaches it there, and TensorBoard has no authentication.
+            "--host",
+            "127.0.0.1",
         ],
         "absolute_url": True,
         "timeout": 60,
         "launcher_entry": {"title": "TensorBoard"},
     }
 }
+
+# Let the proxy reach in-cluster Services (a job's TensorBoard: ArgoJob.tensorboard_url), nothing else.
+c.ServerProxy.host_allowlist = lambda handler, host: host in ("localhost", "127.0.0.1") or host.endswith(  # noqa: F821
+    ".svc.cluster.local"
+)

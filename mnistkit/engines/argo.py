@@ -28,6 +28,20 @@ class ArgoJob(Job):
     def __init__(self, engine: ArgoEngine, name: str, params: ManifestParams) -> None:
         self.engine, self.name, self.params = engine, name, params
 
+    @property
+    def tensorboard_url(self) -> str | None:
+        """The job's in-cluster TensorBoard Service through this notebook's server proxy, or None outside a hub.
+
+        The user's browser cannot reach ``*.svc.cluster.local``; the notebook server can, and
+        jupyter-server-proxy forwards ``<prefix>/proxy/<host>:<port>/`` for hosts its allowlist admits
+        (the mnistkit notebook image admits ``*.svc.cluster.local``). ``mnistkit.tensorboard.show(job)`` embeds it.
+        """
+        prefix = os.environ.get("NB_PREFIX") or os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        if not prefix:
+            return None
+        host = f"{self.params.tensorboard_name}.{self.params.namespace}.svc.cluster.local"
+        return f"{prefix.rstrip('/')}/proxy/{host}:80/"
+
     def _wf(self) -> dict[str, Any]:
         return self.engine.client.workflow(self.name)
 
