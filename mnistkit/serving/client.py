@@ -31,6 +31,27 @@ from mnistkit.serving.status import RequestError
 __all__ = ["Prediction", "ModelClient", "prepare_images", "ServingError", "RequestError"]
 
 _PROTOCOLS = ("grpc", "rest")
+_STEPS = 10_000  # REST sends pixels rounded to 4 decimals: far finer than a pixel's 1/255 step
+_NUMBERS: np.ndarray | None = None  # JSON text of k / _STEPS for k = 0.._STEPS, built on first REST predict
+
+
+def _json_images(batch: np.ndarray) -> str:
+    """``[b, 28, 28]`` in [0, 1] as JSON text, each value rounded to 4 decimals.
+
+    The values of ``np.round(batch, 4).tolist()`` (0 and 1 written as integers), about 8x faster than ``json.dumps``:
+    formatting 784 floats one by one was most of a batch-1 REST request's client time, so each value's
+    text is looked up in a table of the 10,001 possible ones instead.
+    """
+    global _NUMBERS
+    if _NUMBERS is None:
+        numbers = [repr(k / _STEPS) for k in range(_STEPS + 1)]
+        # 0 and 1 as JSON integers: most pixels of a digit are 0, and an integer parses faster than a float.
+        numbers[0], numbers[_STEPS] = "0", "1"
+        _NUMBERS = np.array(numbers, dtype=object)
+    idx = np.rint(batch.astype(np.float64) * _STEPS).astype(np.intp)
+    rows = [",".join(r) for r in _NUMBERS[idx.reshape(-1, batch.shape[-1])].tolist()]
+    h = batch.shape[1]
+    return "[" + ",".join("[[" + "],[".join(rows[i * h : (i + 1) * h]) + "]]" for i in range(batch.shape[0])) + "]"
 
 
 @dataclass(frozen=True)
@@ -56,11 +77,11 @@ def prepare_images(images: Any) -> np.ndarray:
         return arr.astype(np.float32) / np.float32(255.0)
     if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
         raise ServingError(f"images must be numbers, got dtype {arr.dtype}", field="images", value=str(arr.dtype))
-    out = arr.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise ServingError("images contain NaN or Inf", field="images")
+    out = arr.astype(np.float32, copy=False)  # never written to: no copy needed
     lo, hi = float(out.min()), float(out.max())
-    if lo < 0.0 or hi > 1.0:
+    if not (0.0 <= lo and hi <= 1.0):  # NaN fails every comparison, so NaN and Inf land here too
+        if not np.isfinite(out).all():
+            raise ServingError("images contain NaN or Inf", field="images")
         raise ServingError(
             f"float images must be in [0, 1] (got values from {lo:g} to {hi:g}); pass uint8 for 0-255 pixels",
             field="images",
@@ -70,9 +91,11 @@ def prepare_images(images: Any) -> np.ndarray:
 
 
 def _predictions(classes: np.ndarray, probs: np.ndarray, version: int) -> list[Prediction]:
+    # tolist() converts to Python ints and floats in C, not one numpy scalar at a time.
+    version = int(version)
     return [
-        Prediction(int(c), tuple(float(p) for p in row), int(version))
-        for c, row in zip(np.asarray(classes).reshape(-1), np.asarray(probs).reshape(-1, 10))
+        Prediction(c, tuple(row), version)
+        for c, row in zip(np.asarray(classes).reshape(-1).tolist(), np.asarray(probs, np.float64).reshape(-1, 10).tolist())
     ]
 
 
@@ -236,6 +259,9 @@ class ModelClient:
     # -- gRPC -----------------------------------------------------------------------------------------
 
     def _grpc_stubs(self) -> tuple[Any, Any]:
+        stubs = self._stubs
+        if stubs is not None:  # every request comes here: no lock once the stubs exist
+            return stubs
         with self._lock:
             if self._stubs is None:
                 # The protos import TensorFlow; keep its C++ start-up chatter out of the user's terminal.
@@ -354,8 +380,8 @@ class ModelClient:
 
     def _predict_rest(self, batch: np.ndarray) -> list[Prediction]:
         # Four decimals: far finer than a pixel's 1/255 step, and short numbers make the JSON quick to build and parse.
-        values = np.round(batch.astype(np.float64), 4).tolist()
-        body = json.dumps({"signature_name": self.signature_name, "inputs": {"x": values}}).encode()
+        head = json.dumps({"signature_name": self.signature_name})[:-1]
+        body = f'{head}, "inputs": {{"x": {_json_images(batch)}}}}}'.encode()
         _status, payload, headers = self._rest_raw("POST", self._path() + ":predict", body)
         try:
             outputs = payload["outputs"]
