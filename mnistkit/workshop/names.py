@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from mnistkit.config import validate_job_name
 from mnistkit.errors import ConfigError
 
 __all__ = [
@@ -31,16 +32,8 @@ _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _validate(name: str, field_name: str, max_len: int) -> str:
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{field_name} must not be empty", field=field_name, value=name)
-    if len(name) > max_len or not _LABEL_RE.match(name):
-        raise ConfigError(
-            f"{field_name} {name!r} is not a valid name: at most {max_len} lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit (e.g. 'ada-lovelace')",
-            field=field_name,
-            value=name,
-        )
-    return name
+    # The same DNS-1123 rule as job names: a participant's name ends up in job names and S3 prefixes.
+    return validate_job_name(name, field_name, max_len=max_len)
 
 
 def validate_participant(name: str) -> str:
