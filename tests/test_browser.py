@@ -174,6 +174,13 @@ def test_drawing_a_seven_gets_seven_and_ten_bars(lab_page: tuple[Any, list[str]]
     _draw(page, canvas, SEVEN_STROKES)
     page.wait_for_selector(".mnistkit-pad[data-digit='7']", timeout=30_000)
     assert pad.locator(".mnistkit-pad-answer").inner_text().strip() == "7"
+    # The bars animate their width (0.15 s CSS transition): wait for them to settle on the answer.
+    page.wait_for_function(
+        """() => { const w = [...document.querySelectorAll('.mnistkit-pad .mnistkit-pad-bar')]
+                     .map(b => b.getBoundingClientRect().width);
+                   return w.length === 10 && w[7] > 0 && Math.max(...w) === w[7]; }""",
+        timeout=10_000,
+    )
     widths = pad.locator(".mnistkit-pad-bar").evaluate_all("bars => bars.map(b => b.getBoundingClientRect().width)")
     assert len(widths) == 10 and max(widths) == widths[7] > 0
     assert pad.locator(".mnistkit-pad-best").get_attribute("data-digit") == "7"
