@@ -17,6 +17,7 @@ __all__ = [
     "SECRET_KEY_ID",
     "SECRET_KEY_SECRET",
     "labels",
+    "selector",
     "metadata",
     "s3_env",
     "pod_security",
@@ -38,6 +39,11 @@ def labels(p: ManifestParams, component: str | None = None) -> dict[str, str]:
     if component:
         out[COMPONENT_LABEL] = component
     return out
+
+
+def selector(p: ManifestParams, component: str) -> dict[str, str]:
+    """A Deployment's/Service's pod selector: the component's labels without ``part-of`` (shared by all)."""
+    return {k: v for k, v in labels(p, component).items() if k != "app.kubernetes.io/part-of"}
 
 
 def metadata(name: str, p: ManifestParams, component: str | None = None, **extra: Any) -> dict[str, Any]:

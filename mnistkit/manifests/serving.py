@@ -16,6 +16,7 @@ from mnistkit.manifests.common import (
     container_security,
     labels,
     metadata,
+    selector,
     pod_security,
     resources,
     s3_env,
@@ -56,10 +57,6 @@ ls /models/mnist
 """
 
 
-def _selector(p: ManifestParams) -> dict[str, str]:
-    return {k: v for k, v in labels(p, "serving").items() if k != "app.kubernetes.io/part-of"}
-
-
 def serving_deployment(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
@@ -67,7 +64,7 @@ def serving_deployment(p: ManifestParams) -> dict[str, Any]:
         "metadata": metadata(p.serving_name, p, "serving"),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": _selector(p)},
+            "selector": {"matchLabels": selector(p, "serving")},
             "template": {
                 "metadata": {"labels": labels(p, "serving")},
                 "spec": {
@@ -133,7 +130,7 @@ def serving_service(p: ManifestParams) -> dict[str, Any]:
         "metadata": metadata(p.serving_name, p, "serving"),
         "spec": {
             "type": "ClusterIP",
-            "selector": _selector(p),
+            "selector": selector(p, "serving"),
             "ports": [
                 {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP"},
                 {"name": "http", "port": REST_PORT, "targetPort": REST_PORT, "protocol": "TCP"},

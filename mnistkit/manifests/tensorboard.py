@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnistkit.manifests.common import container_security, labels, metadata, pod_security, resources, s3_env
+from mnistkit.manifests.common import container_security, labels, metadata, pod_security, resources, s3_env, selector
 from mnistkit.manifests.params import ManifestParams
 
 __all__ = ["tensorboard_deployment", "tensorboard_service", "TENSORBOARD_PORT"]
 
 TENSORBOARD_PORT = 6006
-
-
-def _selector(p: ManifestParams) -> dict[str, str]:
-    return {k: v for k, v in labels(p, "tensorboard").items() if k != "app.kubernetes.io/part-of"}
 
 
 def tensorboard_deployment(p: ManifestParams) -> dict[str, Any]:
@@ -30,7 +26,7 @@ def tensorboard_deployment(p: ManifestParams) -> dict[str, Any]:
         "metadata": metadata(p.tensorboard_name, p, "tensorboard"),
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": _selector(p)},
+            "selector": {"matchLabels": selector(p, "tensorboard")},
             "template": {
                 "metadata": {
                     "labels": labels(p, "tensorboard"),
@@ -78,7 +74,7 @@ def tensorboard_service(p: ManifestParams) -> dict[str, Any]:
         "metadata": metadata(p.tensorboard_name, p, "tensorboard"),
         "spec": {
             "type": "ClusterIP",
-            "selector": _selector(p),
+            "selector": selector(p, "tensorboard"),
             "ports": [{"name": "http", "port": 80, "targetPort": TENSORBOARD_PORT, "protocol": "TCP"}],
         },
     }
