@@ -183,16 +183,20 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (killed on purpose): nothing to answer
 
+    def _hang_up(self) -> None:
+        """Close the connection without an answer: what the client sees of a dropped or lost reply."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _proxy(self) -> None:
         body = self._read_body()
         action = self.owner._decide()
         if action == "drop":
             # No answer at all: the client sees the connection closed under it.
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up()
             return
         if action == "slowdown":
             self.send_response(503, "Slow Down")
@@ -213,11 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
             conn.close()
         if action == "lose":
             # The store acted on the request, but the answer never arrives: the retry repeats a done deed.
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up()
             return
         data = self.owner._maybe_corrupt(self.command, self.path, status, data)
         self.send_response(status, reason)
