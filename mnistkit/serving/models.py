@@ -90,13 +90,20 @@ def _tensor_info(key: str, proto: Any) -> TensorInfo:
 class LoadedModel:
     """One loaded version: its signatures (callable), their ``SignatureDef`` protos, and validation."""
 
-    def __init__(self, version: int, path: Path, loaded: Any, signature_defs: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        version: int,
+        path: Path,
+        runners: Mapping[str, Any],
+        signature_defs: Mapping[str, Any],
+        keep_alive: Any = None,
+    ) -> None:
         self.version = version
         self.path = path
-        self._loaded = loaded  # keeps the variables alive as long as the signatures are used
+        self._keep_alive = keep_alive  # the Session (or loaded object) the runners need, alive as long as they are
         self.signature_defs = dict(signature_defs)
         self.signatures: dict[str, Signature] = {}
-        for name, fn in loaded.signatures.items():
+        for name, fn in runners.items():
             sdef = self.signature_defs[name]
             self.signatures[name] = Signature(
                 name,
@@ -240,6 +247,61 @@ def _warm_up(model: LoadedModel) -> None:
         sig.fn(**feed)
 
 
+def _dense(sdef: Any) -> bool:
+    """Whether every input and output of the ``SignatureDef`` is one plain named tensor."""
+    return all(t.WhichOneof("encoding") == "name" for t in (*sdef.inputs.values(), *sdef.outputs.values()))
+
+
+def _session_runners(tf: Any, path: Path, meta_graph: Any) -> tuple[Any, dict[str, Any]]:
+    """Load ``path`` into its own graph and ``Session`` and make one callable per signature.
+
+    This is how TF Serving runs a SavedModel (a session over the meta graph, fed and fetched by tensor
+    name), and it is what keeps a served request close to an in-process call: a prepared callable skips
+    the eager function machinery (argument flattening, structured outputs), and
+    ``inter_op_parallelism_threads = -1`` runs the graph in the calling request thread instead of
+    handing it to an inter-op pool and waiting. Concurrent requests still run side by side (one gRPC
+    worker thread each), and each op still uses the intra-op pool, so a large batch uses every core.
+    Before and after: BENCHMARKS.md, section 3.
+    """
+    from tensorflow.core.protobuf import config_pb2
+
+    config = config_pb2.ConfigProto(inter_op_parallelism_threads=-1, allow_soft_placement=True)
+    graph = tf.Graph()
+    with graph.as_default(), _quiet_deprecation():
+        session = tf.compat.v1.Session(graph=graph, config=config)
+        tf.compat.v1.saved_model.loader.load(session, list(meta_graph.meta_info_def.tags), str(path))
+    runners: dict[str, Any] = {}
+    for name, sdef in meta_graph.signature_def.items():
+        inputs, outputs = list(sdef.inputs), list(sdef.outputs)
+        call = session.make_callable(
+            [sdef.outputs[k].name for k in outputs], feed_list=[sdef.inputs[k].name for k in inputs]
+        )
+
+        def run(_call: Any = call, _inputs: list[str] = inputs, _outputs: list[str] = outputs, **feed: Any) -> dict:
+            return dict(zip(_outputs, _call(*[feed[k] for k in _inputs])))
+
+        runners[name] = run
+    return session, runners
+
+
+def _eager_runner(fn: Any) -> Any:
+    def run(**feed: Any) -> dict:
+        return {k: v.numpy() for k, v in fn(**feed).items()}
+
+    return run
+
+
+def _quiet_deprecation() -> Any:
+    """TF1's loader logs a deprecation warning on every load; it is our choice, not the user's concern."""
+    import contextlib
+
+    try:
+        from tensorflow.python.util import deprecation
+    except ImportError:  # a TensorFlow without the private module: the warning is harmless
+        return contextlib.nullcontext()
+    return deprecation.silence()
+
+
 def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
     """Load the SavedModel at ``path``; any failure is a ``ServingError`` saying why, in one line."""
     from mnistkit.errors import ServingError
@@ -254,8 +316,14 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
         sm = saved_model_pb2.SavedModel.FromString((path / _MARKER).read_bytes())
         if not sm.meta_graphs:
             raise ValueError("saved_model.pb has no meta graph")
-        loaded = tf.saved_model.load(str(path))
-        model = LoadedModel(version, path, loaded, sm.meta_graphs[0].signature_def)
+        meta_graph = sm.meta_graphs[0]
+        if all(_dense(sdef) for sdef in meta_graph.signature_def.values()):
+            session, runners = _session_runners(tf, path, meta_graph)
+            model = LoadedModel(version, path, runners, meta_graph.signature_def, keep_alive=session)
+        else:  # sparse or composite tensors in a signature: TF2's loader handles those, a feed list does not
+            loaded = tf.saved_model.load(str(path))
+            runners = {name: _eager_runner(fn) for name, fn in loaded.signatures.items()}
+            model = LoadedModel(version, path, runners, meta_graph.signature_def, keep_alive=loaded)
         if not model.signatures:
             raise ValueError("the SavedModel has no signatures")
         _warm_up(model)
