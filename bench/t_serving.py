@@ -137,9 +137,8 @@ def run(ctx: Context) -> Outcome:
             bt: dict[str, list[float]] = {k: [] for k in calls if k != "runner"}
             for i in range(reps + 3):
                 for k in bt:
-                    call = calls[k]
                     t = time.perf_counter()
-                    call(images)
+                    calls[k](images)
                     if i >= 3:
                         bt[k].append(time.perf_counter() - t)
             ips = {k: 64 / median(v) for k, v in bt.items()}

@@ -1,0 +1,100 @@
+"""Two serving builds side by side: ``python -m bench.compare_servers EXPORT_BASE --a DIR --b DIR``.
+
+Not part of ``make bench``: use it to decide whether a serving change helps. Separate runs of
+``bench --only serving`` differ by ±0.2 ms p50 on a shared 2-core machine, more than most changes are
+worth, so this starts ``mnistkit serve`` from two checkouts (each with ``PYTHONPATH`` set to its
+directory and as its working directory, e.g. a ``git worktree`` of the previous commit and this one) and sends batch-N gRPC requests
+to both, interleaved request by request with an in-process call of the same SavedModel, so load drift
+hits all three alike. Prints p50/p99 and each server's p50 over in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.common import load_predictor, median, percentile
+
+__all__ = ["main"]
+
+
+def _serve(checkout: Path, base: str) -> tuple[subprocess.Popen[bytes], int]:
+    from mnistkit.embedded_s3 import free_port
+
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(checkout.resolve()), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistkit", "serve", f"--model_base_path={base}", f"--port={port}", "--rest_api_port=0"],
+        env=env,
+        cwd=checkout,  # `python -m` puts the working directory ahead of PYTHONPATH
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, port
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.compare_servers", description=__doc__.split("\n\n")[0])
+    p.add_argument("export_base", help="model base path: a directory holding numeric version dirs")
+    p.add_argument("--a", required=True, type=Path, help="checkout serving as A (its directory goes on PYTHONPATH)")
+    p.add_argument("--b", required=True, type=Path, help="checkout serving as B")
+    p.add_argument("-n", type=int, default=1000, help="measured requests per server (default 1000)")
+    p.add_argument("--batch", type=int, default=1, help="images per request (default 1)")
+    args = p.parse_args(argv)
+
+    import numpy as np
+
+    from mnistkit.serving.client import ModelClient
+
+    versions = sorted((d for d in Path(args.export_base).iterdir() if d.name.isdigit()), key=lambda d: int(d.name))
+    if not versions:
+        p.error(f"no numeric version directory under {args.export_base}")
+    inproc = load_predictor(versions[-1])
+    servers = {"A": _serve(args.a, args.export_base), "B": _serve(args.b, args.export_base)}
+    try:
+        clients = {}
+        for name, (proc, port) in servers.items():
+            client = ModelClient("127.0.0.1", port, "grpc", timeout=5)
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"server {name} exited with {proc.returncode}")
+                try:
+                    client.predict(np.zeros((1, 28, 28), np.float32))
+                    break
+                except Exception:  # not up yet: any failure means retry
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+            clients[name] = client
+        images = np.random.default_rng(0).random((max(64, args.batch), 28, 28), dtype=np.float32)
+        calls = {"in-process": inproc, "A": clients["A"].predict, "B": clients["B"].predict}
+        keys = list(calls)
+        warm = 50 if args.batch == 1 else 5
+        lat: dict[str, list[float]] = {k: [] for k in calls}
+        for i in range(args.n + warm):
+            x = images[i % 64][None] if args.batch == 1 else images[: args.batch]
+            for k in keys[i % 3:] + keys[: i % 3]:
+                t = time.perf_counter()
+                calls[k](x)
+                if i >= warm:
+                    lat[k].append((time.perf_counter() - t) * 1000)
+    finally:
+        for proc, _port in servers.values():
+            proc.terminate()
+            proc.wait(10)
+    ref = median(lat["in-process"])
+    for k, v in lat.items():
+        label = {"A": f"A ({args.a})", "B": f"B ({args.b})"}.get(k, k)
+        over = "" if k == "in-process" else f"  (+{median(v) - ref:.2f} ms over in-process)"
+        print(f"batch {args.batch}, {args.n} requests, {label}: p50 {median(v):.2f} ms, p99 {percentile(v, 99):.2f} ms{over}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
