@@ -573,3 +573,31 @@ def test_stopped_server_stops_answering_kept_alive_connections(model_base: Path)
     with pytest.raises(ServingError, match="cannot reach"):
         client.predict(_GOOD)
     client.close()
+
+
+def test_session_runner_matches_the_eager_signature_and_the_fallback(
+    exported_model: Path, sample: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server runs signatures as Session callables; answers equal TF2's own call, and the eager
+    fallback (used for sparse/composite signatures) answers the same."""
+    from mnistkit.serving import models
+    from mnistkit.serving.status import RequestError
+    from mnistkit.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    x = (sample.x_test[:64] / np.float32(255.0)).astype(np.float32)
+    want = tf.saved_model.load(str(exported_model)).signatures["serving_default"](x=tf.constant(x))
+
+    session_model = models.load_model(exported_model, 1)
+    assert type(session_model._keep_alive).__name__ == "Session"
+    monkeypatch.setattr(models, "_dense", lambda sdef: False)
+    eager_model = models.load_model(exported_model, 1)
+    assert type(eager_model._keep_alive).__name__ != "Session"
+
+    for model in (session_model, eager_model):
+        got = model.predict(None, {"x": x})
+        np.testing.assert_allclose(got["predictions"], want["predictions"].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got["classes"], want["classes"].numpy())
+        assert got["classes"].dtype == np.uint8 and got["predictions"].dtype == np.float32
+        with pytest.raises(RequestError):
+            model.predict(None, {"x": np.zeros((1, 27, 28), np.float32)})
