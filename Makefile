@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test test-fast bench browser clean
+.PHONY: venv demo test test-fast bench reruns browser clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,15 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# RELIABILITY.md's "flakes" figure: the notebook tests N times back to back (20: ~110 min on 2 cores).
+N ?= 20
+reruns: venv
+	@flakes=0; for i in $$(seq $(N)); do \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py > .reruns-$$i.log 2>&1 \
+	    && rm .reruns-$$i.log || { flakes=$$((flakes + 1)); echo "run $$i failed: .reruns-$$i.log"; }; \
+	  echo "run $$i of $(N) done"; \
+	done; echo "notebook reruns: $(N), flakes: $$flakes"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist
