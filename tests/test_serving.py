@@ -593,6 +593,9 @@ def test_session_runner_matches_the_eager_signature_and_the_fallback(
     monkeypatch.setattr(models, "_dense", lambda sdef: False)
     eager_model = models.load_model(exported_model, 1)
     assert type(eager_model._keep_alive).__name__ != "Session"
+    # Callable signatures as TF2 lists them (its initializer is in the SignatureDef map, not callable).
+    assert list(session_model.signatures) == list(eager_model.signatures) == ["serving_default"]
+    assert "__saved_model_init_op" in session_model.signature_defs  # metadata shows the map as TF Serving does
 
     for model in (session_model, eager_model):
         got = model.predict(None, {"x": x})

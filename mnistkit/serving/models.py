@@ -53,6 +53,7 @@ RETRY_SECONDS = 30.0  # a failed version whose files do not change is retried th
 MAX_BATCH = 1024
 _VERSION_DIR = re.compile(r"^[0-9]+$", re.ASCII)
 _MARKER = "saved_model.pb"
+_INIT_OP_KEY = "__saved_model_init_op"  # tensorflow.python.saved_model.constants.INIT_OP_SIGNATURE_KEY
 
 
 class UnknownSignature(RequestError):
@@ -272,6 +273,8 @@ def _session_runners(tf: Any, path: Path, meta_graph: Any) -> tuple[Any, dict[st
         tf.compat.v1.saved_model.loader.load(session, list(meta_graph.meta_info_def.tags), str(path))
     runners: dict[str, Any] = {}
     for name, sdef in meta_graph.signature_def.items():
+        if name == _INIT_OP_KEY:  # TF2's initializer, listed as a signature but not one to call
+            continue
         inputs, outputs = list(sdef.inputs), list(sdef.outputs)
         call = session.make_callable(
             [sdef.outputs[k].name for k in outputs], feed_list=[sdef.inputs[k].name for k in inputs]
@@ -317,7 +320,7 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
         if not sm.meta_graphs:
             raise ValueError("saved_model.pb has no meta graph")
         meta_graph = sm.meta_graphs[0]
-        if all(_dense(sdef) for sdef in meta_graph.signature_def.values()):
+        if all(_dense(sdef) for name, sdef in meta_graph.signature_def.items() if name != _INIT_OP_KEY):
             session, runners = _session_runners(tf, path, meta_graph)
             model = LoadedModel(version, path, runners, meta_graph.signature_def, keep_alive=session)
         else:  # sparse or composite tensors in a signature: TF2's loader handles those, a feed list does not
