@@ -604,3 +604,60 @@ def test_session_runner_matches_the_eager_signature_and_the_fallback(
         assert got["classes"].dtype == np.uint8 and got["predictions"].dtype == np.float32
         with pytest.raises(RequestError):
             model.predict(None, {"x": np.zeros((1, 27, 28), np.float32)})
+
+
+def test_loader_picks_the_serve_meta_graph_and_stays_quiet(
+    tmp_path: Path, exported_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A SavedModel with a ``train`` and a ``serve`` meta graph serves the ``serve`` one (as TF Serving);
+    none tagged ``serve`` is a load error naming the tag sets; a load logs nothing from TensorFlow."""
+    from mnistkit.errors import ServingError
+    from mnistkit.serving import models
+    from mnistkit.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    v1 = tf.compat.v1
+
+    def save(path: Path, tags: tuple[str, str]) -> None:
+        graph = tf.Graph()
+        with graph.as_default():
+            x = v1.placeholder(tf.float32, [None], name="x")
+            w = v1.get_variable("w", initializer=tf.constant(1.0))
+            y_first, y_second = tf.multiply(x, w * 3.0), tf.multiply(x, w * 2.0)
+            with v1.Session(graph=graph) as sess:
+                sess.run(v1.global_variables_initializer())
+                builder = v1.saved_model.builder.SavedModelBuilder(str(path))
+
+                def sig(y: Any) -> Any:
+                    return v1.saved_model.signature_def_utils.predict_signature_def({"x": x}, {"y": y})
+
+                builder.add_meta_graph_and_variables(sess, [tags[0]], signature_def_map={"serving_default": sig(y_first)})
+                builder.add_meta_graph([tags[1]], signature_def_map={"serving_default": sig(y_second)})
+                builder.save()
+
+    save(tmp_path / "two" / "1", ("train", "serve"))
+    model = models.load_model(tmp_path / "two" / "1", 1)
+    assert model.predict(None, {"x": np.array([1.0], np.float32)})["y"].tolist() == [2.0]
+
+    save(tmp_path / "noserve" / "1", ("train", "gpu"))
+    with pytest.raises(ServingError, match=r"no meta graph tagged exactly \['serve'\].*\['gpu'\]"):
+        models.load_model(tmp_path / "noserve" / "1", 1)
+
+    caplog.set_level(logging.INFO)
+    caplog.clear()  # the TF1 builder above warns about itself; the loader must not
+    models.load_model(exported_model, 1)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tensorflow")] == []
+
+
+def test_corrupt_variables_give_a_load_error_that_says_what_is_wrong(tmp_path: Path, exported_model: Path) -> None:
+    from mnistkit.errors import ServingError
+    from mnistkit.serving import models
+
+    broken = tmp_path / "1"
+    shutil.copytree(exported_model, broken)
+    data = next((broken / "variables").glob("variables.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(ServingError) as info:
+        models.load_model(broken, 1)
+    message = str(info.value)
+    assert "Graph execution error" not in message and message.rstrip().endswith(("requested", "bytes")), message

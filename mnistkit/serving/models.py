@@ -13,6 +13,7 @@ For an ``s3://`` base path, new versions are downloaded with ``mnistkit.s3`` int
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ RETRY_SECONDS = 30.0  # a failed version whose files do not change is retried th
 MAX_BATCH = 1024
 _VERSION_DIR = re.compile(r"^[0-9]+$", re.ASCII)
 _MARKER = "saved_model.pb"
+_SERVE_TAG = "serve"
 _INIT_OP_KEY = "__saved_model_init_op"  # tensorflow.python.saved_model.constants.INIT_OP_SIGNATURE_KEY
 
 
@@ -198,7 +200,7 @@ class LoadedModel:
         except Exception as exc:  # tf.errors.InvalidArgumentError and friends
             kind = type(exc).__name__
             code = "INVALID_ARGUMENT" if "InvalidArgument" in kind else "INTERNAL"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
+            first = _first_line(exc) or kind
             raise RequestError(f"running signature {sig.name!r} failed: {first}", code, field="inputs") from None
         return {k: np.asarray(result[k]) for k in wanted}
 
@@ -248,6 +250,44 @@ def _warm_up(model: LoadedModel) -> None:
         sig.fn(**feed)
 
 
+def _serving_meta_graph(sm: Any) -> Any:
+    """The meta graph tagged exactly ``serve``, as TF Serving picks by default (a SavedModel may also hold
+    ``train`` or ``gpu`` graphs); one meta graph of any tags is taken as it is, as TF2's loader does."""
+    if len(sm.meta_graphs) == 1:
+        return sm.meta_graphs[0]
+    for meta_graph in sm.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == {_SERVE_TAG}:
+            return meta_graph
+    tag_sets = ", ".join(str(sorted(mg.meta_info_def.tags)) for mg in sm.meta_graphs)
+    raise ValueError(f"no meta graph tagged exactly ['serve'] among {tag_sets}")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The informative first line of a TensorFlow error (its first line is often "Graph execution error:")."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and line != "Graph execution error:":
+            return line
+    return ""
+
+
+def _session_config(tf: Any) -> Any:
+    """The process's ``tf.config`` settings (devices, GPU memory growth, intra-op threads) as a
+    ``ConfigProto``, so a session honours what a notebook set, plus the serving choice below."""
+    from tensorflow.core.protobuf import config_pb2
+
+    config = config_pb2.ConfigProto()
+    try:
+        from tensorflow.python.eager import context
+
+        config.CopyFrom(context.context().config)
+    except Exception:  # noqa: BLE001 - private API: without it, TensorFlow's defaults
+        pass
+    config.inter_op_parallelism_threads = -1
+    config.allow_soft_placement = True
+    return config
+
+
 def _dense(sdef: Any) -> bool:
     """Whether every input and output of the ``SignatureDef`` is one plain named tensor."""
     return all(t.WhichOneof("encoding") == "name" for t in (*sdef.inputs.values(), *sdef.outputs.values()))
@@ -264,12 +304,9 @@ def _session_runners(tf: Any, path: Path, meta_graph: Any) -> tuple[Any, dict[st
     worker thread each), and each op still uses the intra-op pool, so a large batch uses every core.
     Before and after: BENCHMARKS.md, section 3.
     """
-    from tensorflow.core.protobuf import config_pb2
-
-    config = config_pb2.ConfigProto(inter_op_parallelism_threads=-1, allow_soft_placement=True)
     graph = tf.Graph()
-    with graph.as_default(), _quiet_deprecation():
-        session = tf.compat.v1.Session(graph=graph, config=config)
+    with graph.as_default(), _quiet_tf_loader(tf):
+        session = tf.compat.v1.Session(graph=graph, config=_session_config(tf))
         tf.compat.v1.saved_model.loader.load(session, list(meta_graph.meta_info_def.tags), str(path))
     runners: dict[str, Any] = {}
     for name, sdef in meta_graph.signature_def.items():
@@ -294,15 +331,24 @@ def _eager_runner(fn: Any) -> Any:
     return run
 
 
-def _quiet_deprecation() -> Any:
-    """TF1's loader logs a deprecation warning on every load; it is our choice, not the user's concern."""
-    import contextlib
-
+@contextlib.contextmanager
+def _quiet_tf_loader(tf: Any) -> Iterator[None]:
+    """TF1's loader logs a deprecation warning and "Restoring parameters from ..." (INFO, shown by
+    ``mnistkit serve``) on every load, retries of a broken version included; the server logs its own line."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
     try:
         from tensorflow.python.util import deprecation
+
+        silence: Any = deprecation.silence()
     except ImportError:  # a TensorFlow without the private module: the warning is harmless
-        return contextlib.nullcontext()
-    return deprecation.silence()
+        silence = contextlib.nullcontext()
+    try:
+        with silence:
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
@@ -319,12 +365,12 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
         sm = saved_model_pb2.SavedModel.FromString((path / _MARKER).read_bytes())
         if not sm.meta_graphs:
             raise ValueError("saved_model.pb has no meta graph")
-        meta_graph = sm.meta_graphs[0]
+        meta_graph = _serving_meta_graph(sm)
         if all(_dense(sdef) for name, sdef in meta_graph.signature_def.items() if name != _INIT_OP_KEY):
             session, runners = _session_runners(tf, path, meta_graph)
             model = LoadedModel(version, path, runners, meta_graph.signature_def, keep_alive=session)
         else:  # sparse or composite tensors in a signature: TF2's loader handles those, a feed list does not
-            loaded = tf.saved_model.load(str(path))
+            loaded = tf.saved_model.load(str(path), tags=list(meta_graph.meta_info_def.tags))
             runners = {name: _eager_runner(fn) for name, fn in loaded.signatures.items()}
             model = LoadedModel(version, path, runners, meta_graph.signature_def, keep_alive=loaded)
         if not model.signatures:
@@ -332,8 +378,7 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
         _warm_up(model)
         return model
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        detail = text[0] if text else ""
+        detail = _first_line(exc)
         raise ServingError(
             f"cannot load the SavedModel in {path}: {type(exc).__name__}: {detail}"[:500], field="path", value=str(path)
         ) from None
