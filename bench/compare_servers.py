@@ -3,39 +3,24 @@
 Not part of ``make bench``: use it to decide whether a serving change helps. Separate runs of
 ``bench --only serving`` differ by ±0.2 ms p50 on a shared 2-core machine, more than most changes are
 worth, so this starts ``mnistkit serve`` from two checkouts (each with ``PYTHONPATH`` set to its
-directory and as its working directory, e.g. a ``git worktree`` of the previous commit and this one) and sends batch-N gRPC requests
-to both, interleaved request by request with an in-process call of the same SavedModel, so load drift
-hits all three alike. Prints p50/p99 and each server's p50 over in-process.
+directory and as its working directory, e.g. a ``git worktree`` of the previous commit and this one;
+server logs go to a temp directory) and sends batch-N gRPC requests to both, interleaved request by
+request with an in-process call of the same SavedModel, so load drift hits all three alike. Prints
+p50/p99 and each server's p50 over in-process.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import load_predictor, median, percentile
+from bench.t_serving import _start_server
 
 __all__ = ["main"]
-
-
-def _serve(checkout: Path, base: str) -> tuple[subprocess.Popen[bytes], int]:
-    from mnistkit.embedded_s3 import free_port
-
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(checkout.resolve()), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistkit", "serve", f"--model_base_path={base}", f"--port={port}", "--rest_api_port=0"],
-        env=env,
-        cwd=checkout,  # `python -m` puts the working directory ahead of PYTHONPATH
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,23 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not versions:
         p.error(f"no numeric version directory under {args.export_base}")
     inproc = load_predictor(versions[-1])
-    servers = {"A": _serve(args.a, args.export_base), "B": _serve(args.b, args.export_base)}
+    logs = Path(tempfile.mkdtemp(prefix="mnistkit-compare-"))
+    servers = {}
     try:
-        clients = {}
-        for name, (proc, port) in servers.items():
-            client = ModelClient("127.0.0.1", port, "grpc", timeout=5)
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"server {name} exited with {proc.returncode}")
-                try:
-                    client.predict(np.zeros((1, 28, 28), np.float32))
-                    break
-                except Exception:  # not up yet: any failure means retry
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.3)
-            clients[name] = client
+        for name, checkout in (("A", args.a), ("B", args.b)):
+            servers[name] = _start_server(args.export_base, logs / f"{name}.log", checkout.resolve())
+        clients = {name: ModelClient("127.0.0.1", gport, "grpc", timeout=5) for name, (_p, gport, _r) in servers.items()}
         images = np.random.default_rng(0).random((max(64, args.batch), 28, 28), dtype=np.float32)
         calls = {"in-process": inproc, "A": clients["A"].predict, "B": clients["B"].predict}
         keys = list(calls)
@@ -85,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if i >= warm:
                     lat[k].append((time.perf_counter() - t) * 1000)
     finally:
-        for proc, _port in servers.values():
+        for proc, _gport, _rport in servers.values():
             proc.terminate()
             proc.wait(10)
     ref = median(lat["in-process"])

@@ -5,8 +5,8 @@ The server is ``python -m mnistkit serve`` in its own process (as TF Serving wou
 called in this process (eager, as a user would). Batch 1, after warm-up, they are interleaved request by
 request (1,000 each) so load drift hits all alike. Also interleaved, for transparency: the server's own
 model runner (``mnistkit.serving.models.load_model``, a prepared Session callable) called in this
-process, so the report shows both what serving costs over a plain call and what the transport alone adds. Goals: gRPC p50 <= in-process p50 + 1.0 ms, REST p50 <= in-process
-p50 + 1.5 ms; p99 reported. Then throughput with 1, 4 and 16 concurrent clients (threads, one client
+process, so the report shows both what serving costs over a plain call and what the transport alone
+adds. Goals: gRPC p50 <= in-process p50 + 1.0 ms, REST p50 <= in-process p50 + 1.5 ms; p99 reported. Then throughput with 1, 4 and 16 concurrent clients (threads, one client
 each; errors counted) and batch-64 throughput in images/s against in-process batch 64 (goal >= 0.8x on
 gRPC; REST reported).
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    ROOT,
     Context,
     Outcome,
     load_predictor,
@@ -43,16 +44,24 @@ def _export(ctx: Context) -> tuple[str, str]:
     return ctx.shared["export_dir"], ctx.shared["export_base"]
 
 
-def _start_server(base: str, log_path: Any) -> tuple[Any, int, int]:
+def _start_server(base: str, log_path: Any, checkout: Path = ROOT) -> tuple[Any, int, int]:
+    """``mnistkit serve`` from ``checkout`` on free ports, once it answers: (process, gRPC port, REST port).
+
+    The checkout is both the working directory and ``PYTHONPATH``, because ``python -m`` puts the working
+    directory first: another checkout's server runs that checkout's code (``bench.compare_servers``).
+    """
     import sys
 
     from mnistkit.embedded_s3 import free_port
     from mnistkit.serving.client import ModelClient
 
     gport, rport = free_port(), free_port()
+    env = py_env()
+    if checkout != ROOT:
+        env["PYTHONPATH"] = str(checkout)  # that tree's mnistkit only, not this one's
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen([sys.executable, "-m", "mnistkit", "serve", f"--model_base_path={base}",
-                             f"--port={gport}", f"--rest_api_port={rport}"], env=py_env(), stdout=log,
+                             f"--port={gport}", f"--rest_api_port={rport}"], cwd=checkout, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     with ModelClient("127.0.0.1", rport, "rest", timeout=2) as c:

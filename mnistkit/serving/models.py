@@ -271,9 +271,9 @@ def _first_line(exc: BaseException) -> str:
     return ""
 
 
-def _session_config(tf: Any) -> Any:
+def _session_config() -> Any:
     """The process's ``tf.config`` settings (devices, GPU memory growth, intra-op threads) as a
-    ``ConfigProto``, so a session honours what a notebook set, plus the serving choice below."""
+    ``ConfigProto``, so a session honours what a notebook set; graphs run in the caller's thread."""
     from tensorflow.core.protobuf import config_pb2
 
     config = config_pb2.ConfigProto()
@@ -293,8 +293,10 @@ def _dense(sdef: Any) -> bool:
     return all(t.WhichOneof("encoding") == "name" for t in (*sdef.inputs.values(), *sdef.outputs.values()))
 
 
-def _session_runners(tf: Any, path: Path, meta_graph: Any) -> tuple[Any, dict[str, Any]]:
-    """Load ``path`` into its own graph and ``Session`` and make one callable per signature.
+def _session_runners(
+    tf: Any, path: Path, tags: list[str], signature_defs: Mapping[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """Load the meta graph tagged ``tags`` into its own graph and ``Session``; one callable per signature.
 
     This is how TF Serving runs a SavedModel (a session over the meta graph, fed and fetched by tensor
     name), and it is what keeps a served request close to an in-process call: a prepared callable skips
@@ -306,12 +308,10 @@ def _session_runners(tf: Any, path: Path, meta_graph: Any) -> tuple[Any, dict[st
     """
     graph = tf.Graph()
     with graph.as_default(), _quiet_tf_loader(tf):
-        session = tf.compat.v1.Session(graph=graph, config=_session_config(tf))
-        tf.compat.v1.saved_model.loader.load(session, list(meta_graph.meta_info_def.tags), str(path))
+        session = tf.compat.v1.Session(graph=graph, config=_session_config())
+        tf.compat.v1.saved_model.loader.load(session, tags, str(path))
     runners: dict[str, Any] = {}
-    for name, sdef in meta_graph.signature_def.items():
-        if name == _INIT_OP_KEY:  # TF2's initializer, listed as a signature but not one to call
-            continue
+    for name, sdef in signature_defs.items():
         inputs, outputs = list(sdef.inputs), list(sdef.outputs)
         call = session.make_callable(
             [sdef.outputs[k].name for k in outputs], feed_list=[sdef.inputs[k].name for k in inputs]
@@ -366,11 +366,14 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
         if not sm.meta_graphs:
             raise ValueError("saved_model.pb has no meta graph")
         meta_graph = _serving_meta_graph(sm)
-        if all(_dense(sdef) for name, sdef in meta_graph.signature_def.items() if name != _INIT_OP_KEY):
-            session, runners = _session_runners(tf, path, meta_graph)
+        tags = list(meta_graph.meta_info_def.tags)
+        # TF2's initializer is listed among the signatures but is not one to call (TF's loader hides it too).
+        callable_defs = {k: v for k, v in meta_graph.signature_def.items() if k != _INIT_OP_KEY}
+        if all(_dense(sdef) for sdef in callable_defs.values()):
+            session, runners = _session_runners(tf, path, tags, callable_defs)
             model = LoadedModel(version, path, runners, meta_graph.signature_def, keep_alive=session)
         else:  # sparse or composite tensors in a signature: TF2's loader handles those, a feed list does not
-            loaded = tf.saved_model.load(str(path), tags=list(meta_graph.meta_info_def.tags))
+            loaded = tf.saved_model.load(str(path), tags=tags)
             runners = {name: _eager_runner(fn) for name, fn in loaded.signatures.items()}
             model = LoadedModel(version, path, runners, meta_graph.signature_def, keep_alive=loaded)
         if not model.signatures:
