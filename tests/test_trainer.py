@@ -97,3 +97,17 @@ def test_bad_flag_is_a_clear_error() -> None:
     assert proc.returncode == 2
     assert "batch_size must be between 1 and 4096, got 0" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_epoch_order_replays_from_any_epoch_and_covers_every_sample() -> None:
+    from trainer.task import epoch_order
+
+    n, per_epoch, epochs = 50, 60, 8  # per epoch > n: an epoch is one permutation and part of the next
+    full = epoch_order(n, per_epoch, 0, range(epochs))
+    assert full.shape == (epochs * per_epoch,) and full.dtype == np.int64
+    for start in (1, 4, 7):  # a group restarted from a backup at epoch `start` sees what an unbroken run sees
+        assert np.array_equal(epoch_order(n, per_epoch, 0, range(start, epochs)), full[start * per_epoch:])
+    first = full[:per_epoch]
+    assert sorted(first[:n].tolist()) == list(range(n))  # every sample once before any repeats
+    assert not np.array_equal(first, full[per_epoch:2 * per_epoch])  # epochs are shuffled differently
+    assert not np.array_equal(first, epoch_order(n, per_epoch, 1, range(1)))  # and the seed matters

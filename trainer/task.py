@@ -33,7 +33,7 @@ from typing import Any
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = ["main", "build_parser", "ClusterInfo", "cluster_info"]
+__all__ = ["main", "build_parser", "ClusterInfo", "cluster_info", "epoch_order"]
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
@@ -173,6 +173,40 @@ class _S3Mirror:
         self.sync()
 
 
+def epoch_order(n: int, per_epoch: int, seed: int, epochs: Sequence[int] | range) -> Any:
+    """Sample indices for ``epochs``, ``per_epoch`` each, drawn from permutations seeded by (seed, epoch).
+
+    Each epoch's order depends on its number alone, not on how many epochs this process already ran,
+    so a worker group restarted from a backup at epoch k trains on exactly the batches an uninterrupted
+    run trains on from epoch k (a reshuffling stream would start over at epoch 1's order).
+    """
+    import numpy as np
+
+    parts = []
+    for epoch in epochs:
+        rng = np.random.default_rng([seed, epoch])
+        perms = [rng.permutation(n) for _ in range(-(-per_epoch // n))]
+        parts.append(np.concatenate(perms)[:per_epoch])
+    return np.concatenate(parts).astype(np.int64)
+
+
+def _resume_epoch(tf: Any, backup_dir: Path) -> int:
+    """The epoch (0-based) that ``BackupAndRestore`` will resume at: 0 without a backup.
+
+    Read from the backup's own ``ckpt_saved_epoch`` (where tf-keras keeps it), so the data order and
+    the epoch counter agree.
+    """
+    ckpt = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    if not ckpt:
+        return 0
+    try:
+        saved = int(tf.train.load_variable(ckpt, "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    except Exception as exc:  # noqa: BLE001 - an unreadable backup: keras will say so when it restores
+        _log(f"cannot read the resume epoch from {ckpt}: {type(exc).__name__}; data order starts at epoch 1")
+        return 0
+    return saved + 1 if saved >= 0 else 0
+
+
 def _load_data(data_dir: str, work: Path, seed: int) -> Any:
     from mnistkit import data
 
@@ -287,11 +321,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    start_epoch = _resume_epoch(tf, local / "backup")
+    if start_epoch:
+        _log(f"resuming at epoch {start_epoch + 1}/{epochs} from the last backup")
+    order = epoch_order(len(x_train), steps_per_epoch * cfg.batch_size, args.tf_seed,
+                        range(min(start_epoch, epochs - 1), epochs))
+    images, labels = tf.constant(x_train), tf.constant(y_train)
     train_ds = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=args.tf_seed, reshuffle_each_iteration=True)
-        .repeat()
+        tf.data.Dataset.from_tensor_slices(order)
         .batch(cfg.batch_size, drop_remainder=True)
+        .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        .repeat()  # never reached: keeps the iterator alive across epochs, as an endless stream does
         .prefetch(tf.data.AUTOTUNE)
         .with_options(options)
     )
