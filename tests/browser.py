@@ -114,6 +114,7 @@ def jupyter_lab(root_dir: Path, workspaces_dir: Path, env: dict[str, str] | None
         "--ServerApp.token=",
         "--ServerApp.password=",
         "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port_retries=0",  # a taken port fails loudly instead of moving where nobody polls
         f"--port={port}",
         f"--LabApp.workspaces_dir={workspaces_dir}",
         "--LabApp.expose_app_in_browser=True",

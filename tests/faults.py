@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,7 +67,8 @@ class FaultProxy:
     or a connection closed without any answer. ``lose_response_rate`` of requests reach the store but
     their answer is dropped (the store did the work; the client retries it). ``corrupt_rate`` of successful GETs with a body get one
     byte flipped (the status and headers, ETag included, stay intact, as when a middlebox corrupts data).
-    ``paused`` pauses all faults (to set up fixtures through the same endpoint).
+    ``paused`` pauses all faults (to set up fixtures through the same endpoint). ``answer_delay(command, path)``
+    holds an answer that many seconds after the store acted on the request (a window to act in, without races).
     """
 
     def __init__(
@@ -78,12 +80,14 @@ class FaultProxy:
         seed: int = 0,
         corrupt_if: Callable[[str], bool] | None = None,
         lose_response_rate: float = 0.0,
+        answer_delay: Callable[[str, str], float] | None = None,
     ) -> None:
         parsed = urlparse(upstream)
         self.upstream_host, self.upstream_port = parsed.hostname or "127.0.0.1", parsed.port or 80
         self.fault_rate, self.corrupt_rate = fault_rate, corrupt_rate
         self.lose_response_rate = lose_response_rate
         self.corrupt_if = corrupt_if or (lambda path: True)
+        self.answer_delay = answer_delay or (lambda command, path: 0.0)
         self.rng = random.Random(seed)
         self.stats = ProxyStats()
         self.paused = False
@@ -215,6 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, reason, resp_headers = resp.status, resp.reason, resp.getheaders()
         finally:
             conn.close()
+        time.sleep(self.owner.answer_delay(self.command, self.path))
         if action == "lose":
             # The store acted on the request, but the answer never arrives: the retry repeats a done deed.
             self._hang_up()

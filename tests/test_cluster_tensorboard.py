@@ -60,6 +60,7 @@ def _get(url: str) -> object:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # a fresh TensorBoard venv installs first (pip's own limit is 600 s)
 def test_tf_free_tensorboard_lists_runs_from_s3(tmp_path: Path) -> None:
     from mnistkit import s3
     from mnistkit.embedded_s3 import EmbeddedS3, free_port
@@ -86,18 +87,22 @@ def test_tf_free_tensorboard_lists_runs_from_s3(tmp_path: Path) -> None:
              "--reload_interval=1", "--load_fast=false"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         runs: object = []
+        tags: object = {}
+        points: object = []
         try:
+            # TensorBoard lists a run before its reload pass has read the run's events: wait for all of it.
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and proc.poll() is None:
                 try:
                     runs = _get(f"http://127.0.0.1:{port}/data/runs")
-                    if runs:
-                        break
+                    tags = _get(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
+                    if len(runs) == 2 and "epoch_loss" in tags.get("train", {}):  # type: ignore[arg-type,union-attr]
+                        points = _get(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=train&tag=epoch_loss")
+                        if len(points) == 5:  # type: ignore[arg-type]
+                            break
                 except OSError:
                     pass
                 time.sleep(0.5)
-            tags = _get(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
-            points = _get(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=train&tag=epoch_loss")
         finally:
             proc.terminate()
             out = proc.communicate(timeout=20)[0]

@@ -98,7 +98,9 @@ def test_killed_multipart_upload_leaves_no_orphan_parts(s3_config: S3Config, tmp
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(40 * 1024 * 1024))  # > 16 MiB threshold: 5 parts of 8 MiB
     client = s3.make_client(s3_config)
-    with FaultProxy(s3_config.endpoint_url, fault_rate=0.0) as proxy:  # a hop to count requests on
+    # Each stored part's answer is held 1 s: the upload is surely still running when a part shows up.
+    part_delay = (lambda command, path: 1.0 if command == "PUT" and "partNumber=" in path else 0.0)
+    with FaultProxy(s3_config.endpoint_url, fault_rate=0.0, answer_delay=part_delay) as proxy:
         proc = subprocess.Popen(
             [sys.executable, "-c", _UPLOADER, s3_config.bucket, proxy.url, str(big)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,

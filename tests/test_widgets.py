@@ -346,8 +346,12 @@ def factory_with(engine: FakeEngine):
 
 
 def test_default_job_names_are_valid_and_unique() -> None:
-    names = {default_job_name() for _ in range(50)}
-    assert len(names) == 50
+    import datetime as dt
+
+    now = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=dt.timezone.utc)  # one second: only the suffix differs
+    names = {default_job_name(now=now) for _ in range(50)}
+    # 4 random base-36 characters: one chance in ~1,400 that two of 50 collide, ~1 in 4 million for two pairs
+    assert len(names) >= 49
     for n in names:
         assert validate_job_name(n) == n and n.startswith("mnist-")
 
