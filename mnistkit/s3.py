@@ -39,6 +39,7 @@ __all__ = [
     "publish_model_version",
     "list_model_versions",
     "abort_incomplete_uploads",
+    "sweep_stale_staging",
     "probe_bucket",
 ]
 
@@ -47,6 +48,8 @@ Progress = Callable[[int, int], None]
 
 STAGING_PREFIX = ".staging"
 MARKER_FILE = "saved_model.pb"
+STALE_STAGING_S = 24 * 3600
+"""A staging prefix untouched this long belongs to a killed publish (a live one writes every few seconds)."""
 
 
 def make_client(cfg: S3Config, *, max_attempts: int = 8, connect_timeout: float = 5.0) -> S3Client:
@@ -402,7 +405,34 @@ def publish_model_version(
                 pass
         raise
     delete_prefix(client, bucket, staging + "/")
+    try:
+        sweep_stale_staging(client, bucket, base)
+    except S3Error:
+        pass  # tidying only: the version is published whatever happens here
     return f"s3://{bucket}/{final}"
+
+
+def sweep_stale_staging(client: S3Client, bucket: str, base_prefix: str, older_than_s: float | None = None) -> int:
+    """Delete ``<base>/.staging/<N>-<id>/`` prefixes left by killed publishes; returns how many.
+
+    Only prefixes whose newest object is older than ``older_than_s`` (default ``STALE_STAGING_S``, a day)
+    go: a publish still uploading keeps writing, so it is never swept from under its feet. Every
+    successful ``publish_model_version`` calls this, so debris lasts at most a day past the next publish.
+    """
+    import datetime as dt
+
+    limit = STALE_STAGING_S if older_than_s is None else older_than_s
+    root = f"{base_prefix.strip('/')}/{STAGING_PREFIX}/".lstrip("/")
+    newest: dict[str, dt.datetime] = {}
+    for o in list_keys(client, bucket, root):
+        name = o["Key"][len(root) :].split("/", 1)[0]
+        if name not in newest or o["LastModified"] > newest[name]:
+            newest[name] = o["LastModified"]
+    now = dt.datetime.now(dt.timezone.utc)
+    stale = [name for name, when in newest.items() if (now - when).total_seconds() >= limit]
+    for name in stale:
+        delete_prefix(client, bucket, f"{root}{name}/")
+    return len(stale)
 
 
 def probe_bucket(client: S3Client, bucket: str) -> None:

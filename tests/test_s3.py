@@ -96,6 +96,44 @@ def test_failed_publish_leaves_no_half_version(s3_config: S3Config, tmp_path: Pa
     assert s3.list_model_versions(client, s3_config.bucket, "m") == []
 
 
+def test_killed_publish_debris_is_swept_once_stale(s3_config: S3Config, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    client = s3.make_client(s3_config)
+    model = _fake_saved_model(tmp_path / "model")
+    # what a publish killed mid-upload leaves: a staging prefix nobody will finish
+    s3.upload_dir(client, model, s3_config.bucket, "sweep/mnist/.staging/4-deadbeef0000")
+    s3.publish_model_version(client, model, s3_config.url("sweep/mnist"), 1)
+    keys = {o["Key"] for o in s3.list_keys(client, s3_config.bucket, "sweep/")}
+    # fresh: it could be a publish still uploading, so the publish left it alone
+    assert any(k.startswith("sweep/mnist/.staging/4-deadbeef0000/") for k in keys)
+    assert s3.sweep_stale_staging(client, s3_config.bucket, "sweep/mnist", older_than_s=3600) == 0
+    assert s3.sweep_stale_staging(client, s3_config.bucket, "other/mnist", older_than_s=0) == 0  # other bases
+    # once old enough (here: any age), the next publish removes it and nothing else
+    monkeypatch.setattr(s3, "STALE_STAGING_S", 0)
+    s3.publish_model_version(client, model, s3_config.url("sweep/mnist"), 2)
+    left = {o["Key"] for o in s3.list_keys(client, s3_config.bucket, "sweep/")}
+    assert not any(".staging" in k for k in left)
+    assert {k for k in left if "/1/" in k} == {k for k in keys if "/1/" in k}
+    assert s3.list_model_versions(client, s3_config.bucket, "sweep/mnist") == [1, 2]
+
+
+def test_killed_local_publish_debris_is_swept_once_stale(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from trainer.export import publish_local
+
+    model = _fake_saved_model(tmp_path / "model")
+    base = tmp_path / "export"
+    dead, live = base / ".tmp-3-0badc0de", base / ".tmp-4-5ca1ab1e"
+    for d in (dead, live):
+        (d / "variables").mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(dead, (two_days_ago, two_days_ago))
+    publish_local(model, base, 5)
+    assert sorted(p.name for p in base.iterdir()) == [".tmp-4-5ca1ab1e", "5"]  # the fresh one may be a live copy
+
+
 def test_publish_rejects_a_non_saved_model(s3_config: S3Config, tmp_path: Path) -> None:
     with pytest.raises(S3Error, match="not a SavedModel"):
         s3.publish_model_version(s3.make_client(s3_config), tmp_path, s3_config.url("m"), 1)

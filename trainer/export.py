@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["export_saved_model", "publish_local", "SIGNATURE", "INPUT", "OUTPUTS"]
+__all__ = ["export_saved_model", "publish_local", "sweep_stale_tmp", "SIGNATURE", "INPUT", "OUTPUTS"]
 
 SIGNATURE = "serving_default"
 INPUT = "x"
 OUTPUTS = ("classes", "predictions")
+STALE_TMP_S = 24 * 3600  # a .tmp-* dir untouched this long belongs to a killed publish
 
 
 def export_saved_model(model: Any, path: str | os.PathLike[str]) -> Path:
@@ -56,4 +58,23 @@ def publish_local(saved_model_dir: str | os.PathLike[str], base_dir: str | os.Pa
     tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     shutil.copytree(saved_model_dir, tmp)
     os.rename(tmp, final)
+    sweep_stale_tmp(base)
     return final
+
+
+def sweep_stale_tmp(base_dir: str | os.PathLike[str], older_than_s: float = STALE_TMP_S) -> int:
+    """Delete ``.tmp-*`` dirs that killed ``publish_local`` calls left in ``base_dir``; returns how many.
+
+    Only those not modified for ``older_than_s`` (a day): a copy still running is never swept. Called
+    after every successful publish, so debris lasts at most a day past the next one.
+    """
+    now = time.time()
+    swept = 0
+    for entry in Path(base_dir).glob(".tmp-*"):
+        try:
+            if entry.is_dir() and now - entry.stat().st_mtime >= older_than_s:
+                shutil.rmtree(entry)
+                swept += 1
+        except OSError:
+            pass  # another sweeper got it first, or it is not ours to remove: tidying only
+    return swept
