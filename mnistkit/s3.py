@@ -11,10 +11,11 @@ copy server-side into ``<base>/<N>/`` with ``saved_model.pb`` last, and delete t
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -263,30 +264,45 @@ def upload_dir(
     progress: Progress | None = None,
     *,
     only_changed: bool = False,
+    last: Collection[str] = (),
 ) -> list[str]:
-    """Upload every file under ``root`` to ``prefix``; returns the keys written.
+    """Upload every file under ``root`` to ``prefix``; returns the keys written, in upload order.
 
-    ``only_changed`` skips files whose size already matches the object (used by the trainer's periodic
-    sync of TensorBoard events and checkpoints, where most files are unchanged between syncs).
+    ``only_changed`` skips files the store already holds byte for byte: same size and, where the ETag
+    is an MD5, same content (used by the trainer's periodic sync of TensorBoard events and checkpoints,
+    where most files are unchanged between syncs; a checkpoint's ``checkpoint`` index changes from
+    ``ckpt-2`` to ``ckpt-3`` without changing size). Files named in ``last`` go after all others, so an
+    index is never in the store before the files it points to.
     """
     root = Path(root)
-    files = _files(root)
-    existing: dict[str, int] = {}
+    files = sorted(_files(root), key=lambda f: f.name in last)  # stable: the others keep their order
+    existing: dict[str, tuple[int, str]] = {}
     if only_changed:
-        existing = {o["Key"]: o["Size"] for o in list_keys(client, bucket, prefix.rstrip("/") + "/")}
+        existing = {
+            o["Key"]: (o["Size"], str(o.get("ETag", "")).strip('"').lower())
+            for o in list_keys(client, bucket, prefix.rstrip("/") + "/")
+        }
     total = sum(p.stat().st_size for p in files)
     done = 0
     written = []
     for p in files:
         key = f"{prefix.rstrip('/')}/{p.relative_to(root).as_posix()}".lstrip("/")
         size = p.stat().st_size
-        if not (only_changed and existing.get(key) == size):
+        if not (only_changed and _same_content(p, size, existing.get(key))):
             upload_file(client, p, bucket, key, progress=_offset(progress, done, total))
             written.append(key)
         done += size
     if progress:
         progress(total, total)
     return written
+
+
+def _same_content(path: Path, size: int, remote: tuple[int, str] | None) -> bool:
+    """Whether the object listed as ``remote`` (size, ETag) holds ``path``'s bytes; unsure means no."""
+    if remote is None or remote[0] != size:
+        return False
+    etag = remote[1]
+    return bool(re.fullmatch(r"[0-9a-f]{32}", etag)) and _local_etag(path, 0) == etag
 
 
 def download_prefix(
@@ -407,8 +423,9 @@ def publish_model_version(
     delete_prefix(client, bucket, staging + "/")
     try:
         sweep_stale_staging(client, bucket, base)
-    except S3Error:
-        pass  # tidying only: the version is published whatever happens here
+    except Exception as exc:  # noqa: BLE001 - tidying only: the version is published whatever happens here
+        logging.getLogger(__name__).warning("could not sweep old staging prefixes under s3://%s/%s: %s",
+                                            bucket, base, exc)
     return f"s3://{bucket}/{final}"
 
 

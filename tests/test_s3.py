@@ -39,6 +39,24 @@ def test_file_and_prefix_round_trip_with_progress(s3_config: S3Config, tmp_path:
     assert s3.delete_prefix(client, s3_config.bucket, "some/") == 2
 
 
+def test_sync_uploads_same_size_changes_and_the_index_last(s3_config: S3Config, tmp_path: Path) -> None:
+    """The trainer's checkpoint sync: the ``checkpoint`` index turns from ckpt-2 to ckpt-3 at the same size."""
+    client = s3.make_client(s3_config)
+    src = tmp_path / "backup"
+    src.mkdir()
+    (src / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+    (src / "ckpt-2.index").write_bytes(b"2" * 500)
+    assert s3.upload_dir(client, src, s3_config.bucket, "sync", only_changed=True, last=("checkpoint",)) == [
+        "sync/ckpt-2.index", "sync/checkpoint"]  # the index only once what it names is there
+    (src / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    (src / "ckpt-3.index").write_bytes(b"3" * 500)
+    assert s3.upload_dir(client, src, s3_config.bucket, "sync", only_changed=True, last=("checkpoint",)) == [
+        "sync/ckpt-3.index", "sync/checkpoint"]
+    body = client.get_object(Bucket=s3_config.bucket, Key="sync/checkpoint")["Body"].read()
+    assert b"ckpt-3" in body
+    assert s3.upload_dir(client, src, s3_config.bucket, "sync", only_changed=True) == []
+
+
 def test_missing_object_is_an_error_naming_it(s3_config: S3Config, tmp_path: Path) -> None:
     client = s3.make_client(s3_config)
     with pytest.raises(S3Error, match="nope.bin"):
@@ -107,7 +125,7 @@ def test_killed_publish_debris_is_swept_once_stale(s3_config: S3Config, tmp_path
     # fresh: it could be a publish still uploading, so the publish left it alone
     assert any(k.startswith("sweep/mnist/.staging/4-deadbeef0000/") for k in keys)
     assert s3.sweep_stale_staging(client, s3_config.bucket, "sweep/mnist", older_than_s=3600) == 0
-    assert s3.sweep_stale_staging(client, s3_config.bucket, "other/mnist", older_than_s=0) == 0  # other bases
+    assert s3.sweep_stale_staging(client, s3_config.bucket, "sweep/mnist2", older_than_s=0) == 0  # a sibling base
     # once old enough (here: any age), the next publish removes it and nothing else
     monkeypatch.setattr(s3, "STALE_STAGING_S", 0)
     s3.publish_model_version(client, model, s3_config.url("sweep/mnist"), 2)

@@ -57,6 +57,7 @@ def publish_local(saved_model_dir: str | os.PathLike[str], base_dir: str | os.Pa
         raise FileExistsError(f"{final} exists already; versions are immutable")
     tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     shutil.copytree(saved_model_dir, tmp)
+    os.utime(tmp)  # copytree gave it the source's mtime: an old source must not look like a stale leftover
     os.rename(tmp, final)
     sweep_stale_tmp(base)
     return final

@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -141,6 +142,9 @@ class _S3Mirror:
     def restore(self) -> None:
         from mnistkit import s3
 
+        # Every worker resumes from what S3 holds, never from a newer backup on one worker's own disk:
+        # workers that disagree on the epoch would run different numbers of steps and hang in a collective.
+        shutil.rmtree(self.local / "backup", ignore_errors=True)
         got = s3.download_prefix(self.client, self.bucket, f"{self.prefix}/backup", self.local / "backup")
         if got:
             _log(f"restored {len(got)} checkpoint files from s3://{self.bucket}/{self.prefix}/backup")
@@ -150,7 +154,9 @@ class _S3Mirror:
 
         for sub in ("logs", "backup"):
             if (self.local / sub).exists():
-                s3.upload_dir(self.client, self.local / sub, self.bucket, f"{self.prefix}/{sub}", only_changed=True)
+                # The "checkpoint" index last: a sync cut short never leaves it naming files not uploaded.
+                s3.upload_dir(self.client, self.local / sub, self.bucket, f"{self.prefix}/{sub}", only_changed=True,
+                              last=("checkpoint",))
         for name in ("metrics.jsonl", "result.json"):
             if (self.local / name).exists():
                 s3.upload_file(self.client, self.local / name, self.bucket, f"{self.prefix}/{name}")
@@ -173,21 +179,25 @@ class _S3Mirror:
         self.sync()
 
 
-def epoch_order(n: int, per_epoch: int, seed: int, epochs: Sequence[int] | range) -> Any:
-    """Sample indices for ``epochs``, ``per_epoch`` each, drawn from permutations seeded by (seed, epoch).
+def epoch_order(tf: Any, n: int, per_epoch: int, seed: int, start: int, stop: int) -> Any:
+    """A ``tf.data`` stream of sample indices for epochs ``start``..``stop - 1``, ``per_epoch`` each.
 
-    Each epoch's order depends on its number alone, not on how many epochs this process already ran,
-    so a worker group restarted from a backup at epoch k trains on exactly the batches an uninterrupted
-    run trains on from epoch k (a reshuffling stream would start over at epoch 1's order).
+    Each epoch takes permutations of ``range(n)`` drawn by stateless ops keyed on (seed, epoch): its
+    order depends on its number alone, not on how many epochs this process already ran, so a worker
+    group restarted from a backup at epoch k trains on exactly the batches an uninterrupted run trains
+    on from epoch k (a reshuffling stream would start over at epoch 1's order). Built one epoch at a
+    time inside tf.data: memory is that of one permutation, whatever the number of steps.
     """
-    import numpy as np
+    reps = -(-per_epoch // n)  # permutations per epoch: an epoch may be a little longer than the data
 
-    parts = []
-    for epoch in epochs:
-        rng = np.random.default_rng([seed, epoch])
-        perms = [rng.permutation(n) for _ in range(-(-per_epoch // n))]
-        parts.append(np.concatenate(perms)[:per_epoch])
-    return np.concatenate(parts).astype(np.int64)
+    def one_epoch(epoch: Any) -> Any:
+        perms = [
+            tf.argsort(tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch * reps + j])))
+            for j in range(reps)
+        ]
+        return tf.data.Dataset.from_tensor_slices(tf.cast(tf.concat(perms, 0)[:per_epoch], tf.int64))
+
+    return tf.data.Dataset.range(start, stop).flat_map(one_epoch)
 
 
 def _resume_epoch(tf: Any, backup_dir: Path) -> int:
@@ -322,13 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     start_epoch = _resume_epoch(tf, local / "backup")
-    if start_epoch:
+    if start_epoch >= epochs:
+        _log(f"all {epochs} epochs were done before the restart: evaluating and exporting")
+    elif start_epoch:
         _log(f"resuming at epoch {start_epoch + 1}/{epochs} from the last backup")
-    order = epoch_order(len(x_train), steps_per_epoch * cfg.batch_size, args.tf_seed,
-                        range(min(start_epoch, epochs - 1), epochs))
+    order = epoch_order(tf, len(x_train), steps_per_epoch * cfg.batch_size, args.tf_seed,
+                        min(start_epoch, epochs - 1), epochs)
     images, labels = tf.constant(x_train), tf.constant(y_train)
     train_ds = (
-        tf.data.Dataset.from_tensor_slices(order)
+        order
         .batch(cfg.batch_size, drop_remainder=True)
         .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
         .repeat()  # never reached: keeps the iterator alive across epochs, as an endless stream does
