@@ -176,3 +176,52 @@ def test_pick_test_image_range_and_sources() -> None:
     assert image.shape == (28, 28) and 0 <= label <= 9 and n == 3 and source
     with pytest.raises(ConfigError, match="test image number"):
         pick_test_image(10**7)
+
+
+@pytest.mark.slow  # imports TensorFlow (several seconds)
+def test_grpc_client_reads_typed_and_packed_outputs_and_follows_its_spec() -> None:
+    """Typed fields (as TF Serving answers) and packed ``tensor_content`` decode to the same predictions;
+    a changed version or signature reaches the next request; missing outputs are a clear error."""
+    pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    from tensorflow_serving.apis import predict_pb2
+
+    from mnistkit.serving.tensors import fill_proto
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(10), size=2).astype(np.float32)
+    classes = probs.argmax(axis=1).astype(np.uint8)
+
+    class Stub:
+        def __init__(self, packed: bool, drop: str = "") -> None:
+            self.packed, self.drop, self.requests = packed, drop, []
+
+        def Predict(self, request: object, timeout: float | None = None) -> object:  # noqa: N802 - gRPC's name
+            self.requests.append(predict_pb2.PredictRequest.FromString(request.SerializeToString()))
+            response = predict_pb2.PredictResponse()
+            response.model_spec.version.value = 7
+            for name, value in (("classes", classes), ("predictions", probs)):
+                if name != self.drop:
+                    fill_proto(response.outputs[name], value, content=self.packed)
+            return response
+
+    def client_with(stub: Stub) -> ModelClient:
+        c = ModelClient(port=1)
+        c._stubs = (stub, None)  # no server: the stub answers
+        return c
+
+    images = np.zeros((2, 28, 28), np.float32)
+    typed, packed = Stub(packed=False), Stub(packed=True)
+    a, b = client_with(typed).predict(images), client_with(packed).predict(images)
+    assert a == b and [p.digit for p in a] == classes.tolist() and a[0].model_version == 7
+    assert np.allclose([p.probabilities for p in a], probs)
+    req = typed.requests[0]
+    assert (req.model_spec.name, req.model_spec.signature_name, req.model_spec.HasField("version")) == (
+        "mnist", "serving_default", False)
+    assert np.frombuffer(req.inputs["x"].tensor_content, np.float32).shape == (2 * 28 * 28,)
+
+    c = client_with(typed)
+    c.predict(images)
+    c.version, c.signature_name = 3, "other"
+    c.predict(images)
+    assert typed.requests[-1].model_spec.version.value == 3 and typed.requests[-1].model_spec.signature_name == "other"
+    with pytest.raises(ServingError, match="unreadable outputs"):
+        client_with(Stub(packed=False, drop="predictions")).predict(images)
