@@ -269,26 +269,23 @@ def upload_dir(
     """Upload every file under ``root`` to ``prefix``; returns the keys written, in upload order.
 
     ``only_changed`` skips files the store already holds byte for byte: same size and, where the ETag
-    is an MD5, same content (used by the trainer's periodic sync of TensorBoard events and checkpoints,
+    is an MD5 (plain or multipart, as downloads verify), same content (used by the trainer's periodic sync of TensorBoard events and checkpoints,
     where most files are unchanged between syncs; a checkpoint's ``checkpoint`` index changes from
     ``ckpt-2`` to ``ckpt-3`` without changing size). Files named in ``last`` go after all others, so an
     index is never in the store before the files it points to.
     """
     root = Path(root)
     files = sorted(_files(root), key=lambda f: f.name in last)  # stable: the others keep their order
-    existing: dict[str, tuple[int, str]] = {}
+    existing: dict[str, dict[str, Any]] = {}
     if only_changed:
-        existing = {
-            o["Key"]: (o["Size"], str(o.get("ETag", "")).strip('"').lower())
-            for o in list_keys(client, bucket, prefix.rstrip("/") + "/")
-        }
+        existing = {o["Key"]: o for o in list_keys(client, bucket, prefix.rstrip("/") + "/")}
     total = sum(p.stat().st_size for p in files)
     done = 0
     written = []
     for p in files:
         key = f"{prefix.rstrip('/')}/{p.relative_to(root).as_posix()}".lstrip("/")
         size = p.stat().st_size
-        if not (only_changed and _same_content(p, size, existing.get(key))):
+        if not (only_changed and _same_content(client, bucket, key, p, existing.get(key))):
             upload_file(client, p, bucket, key, progress=_offset(progress, done, total))
             written.append(key)
         done += size
@@ -297,12 +294,12 @@ def upload_dir(
     return written
 
 
-def _same_content(path: Path, size: int, remote: tuple[int, str] | None) -> bool:
-    """Whether the object listed as ``remote`` (size, ETag) holds ``path``'s bytes; unsure means no."""
-    if remote is None or remote[0] != size:
+def _same_content(client: S3Client, bucket: str, key: str, path: Path, listed: dict[str, Any] | None) -> bool:
+    """Whether the object ``listed`` (a ``list_keys`` entry) holds ``path``'s bytes; unsure means no."""
+    if listed is None or listed["Size"] != path.stat().st_size:
         return False
-    etag = remote[1]
-    return bool(re.fullmatch(r"[0-9a-f]{32}", etag)) and _local_etag(path, 0) == etag
+    check = _etag_check(client, bucket, key, listed)
+    return check is not None and _local_etag(path, check[1]) == check[0]
 
 
 def download_prefix(
