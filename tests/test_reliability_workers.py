@@ -27,10 +27,6 @@ KILL_AFTER_EPOCH = 3
 HANG_TIMEOUT_S = 300  # far above a run's length: reaching it means a hang, not slowness
 
 
-def _epochs_logged(text: str) -> list[int]:
-    return [int(ln.split("] epoch ")[1].split("/")[0]) for ln in text.splitlines() if "] epoch " in ln]
-
-
 def _losses_logged(text: str) -> dict[int, float]:
     """epoch -> training loss, from the trainer's "epoch k/n loss=..." lines (the last run of each epoch)."""
     return {int(ln.split("] epoch ")[1].split("/")[0]): float(ln.split(" loss=")[1].split()[0])
@@ -69,12 +65,12 @@ def _check_replay(job: LocalJob, clean: CleanRun, figure: str, t_submit: float) 
     result = job.result()
     log0 = job._read_log(0)
     before, after = log0.split("--- start 1")[0], log0.split("--- start 1")[1]
-    done_before = max(_epochs_logged(before))
-    resumed_at = min(_epochs_logged(after))
+    resumed_losses = _losses_logged(after)
+    done_before = max(_losses_logged(before))
+    resumed_at = min(resumed_losses)
     steps_per_epoch = result["steps"] // result["epochs"]
     steps_redone = (done_before + 1 - resumed_at) * steps_per_epoch
     acc_diff = abs(result["test_accuracy"] - clean.result["test_accuracy"]) * 100
-    resumed_losses = _losses_logged(after)
     loss_gap = max(abs(resumed_losses[e] - clean.losses[e]) for e in resumed_losses)
     killed_s = time.monotonic() - t_submit
     print(f"FIGURE {figure} steps={result['steps']} killed_after_epoch={done_before} "
