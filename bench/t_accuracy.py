@@ -14,6 +14,8 @@ import json
 import re
 from pathlib import Path
 
+from mnistkit.trainspec import READY_LINE
+
 from bench.common import (
     Context,
     Outcome,
@@ -44,7 +46,7 @@ def train_export(ctx: Context, epochs: int) -> dict[str, object]:
     if rc != 0:
         raise RuntimeError(f"trainer failed (rc {rc}): {log[-800:]}")
     rows = read_jsonl(d / "model" / "metrics.jsonl")
-    m = re.search(r"ready in ([0-9.]+)s", log)
+    m = re.search(re.escape(READY_LINE) + r" \(\d+ worker\(s\)\) in ([0-9.]+)s", log)
     ready = float(m.group(1)) if m else 0.0
     result = json.loads((d / "model" / "result.json").read_text())
     out = {"rows": rows, "train_s": rows[-1]["elapsed_s"] - ready, "export": result["export"], "wall_s": wall}

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from mnistkit.errors import ConfigError
@@ -209,7 +209,11 @@ MODEL_TYPES = ("cnn", "small", "linear")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The trainer's parameters (the seed's ``--tf-*`` flags) with the ranges every front end enforces."""
+    """The trainer's parameters (the seed's ``--tf-*`` flags and mnistkit's) with the ranges every front end enforces.
+
+    Every field but ``workers`` is a trainer flag; ``mnistkit.trainspec`` owns their names, environment
+    fallbacks and help, and ``to_flags`` gives the command line the local engine and the manifests run.
+    """
 
     data_dir: str = ""
     model_dir: str = ""
@@ -218,35 +222,43 @@ class TrainConfig:
     batch_size: int = 100
     learning_rate: float = 0.01
     model_type: str = "cnn"
+    export_version: int = 0
+    augment: bool = False
+    peer_timeout: float = 120.0
+    sync_seconds: float = 10.0
+    seed: int = 0
     workers: int = 1
 
-    RANGES = {  # noqa: RUF012 - a class constant, not a field
-        "train_steps": (1, 1_000_000),
-        "batch_size": (1, 4096),
-        "learning_rate": (1e-6, 10.0),
-        "workers": (1, 64),
+    # field -> (kind, lowest, highest): a class constant, not a field
+    RANGES: ClassVar[dict[str, tuple[type, float, float]]] = {
+        "train_steps": (int, 1, 1_000_000),
+        "batch_size": (int, 1, 4096),
+        "learning_rate": (float, 1e-6, 10.0),
+        "export_version": (int, 0, 2**31 - 1),
+        "peer_timeout": (float, 1.0, 86_400.0),
+        "sync_seconds": (float, 0.1, 86_400.0),
+        "seed": (int, 0, 2**31 - 1),
+        "workers": (int, 1, 64),
     }
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            if f.name not in self.RANGES:
-                continue
-            value = getattr(self, f.name)
-            kind = float if f.name == "learning_rate" else int
+        for name, (kind, lo, hi) in self.RANGES.items():
+            value = getattr(self, name)
             try:
+                if isinstance(value, bool):
+                    raise ValueError
                 coerced = kind(value)
-                if kind is int and (isinstance(value, float) and not value.is_integer() or isinstance(value, bool)):
+                if kind is int and isinstance(value, float) and not value.is_integer():
                     raise ValueError
             except (TypeError, ValueError):
                 raise ConfigError(
-                    f"{f.name} must be {'a number' if kind is float else 'an integer'}, got {value!r}",
-                    field=f.name,
+                    f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}",
+                    field=name,
                     value=value,
                 ) from None
-            lo, hi = self.RANGES[f.name]
             if not (lo <= coerced <= hi) or coerced != coerced:
-                raise ConfigError(f"{f.name} must be between {lo} and {hi}, got {value!r}", field=f.name, value=value)
-            object.__setattr__(self, f.name, coerced)
+                raise ConfigError(f"{name} must be between {lo} and {hi}, got {coerced!r}", field=name, value=value)
+            object.__setattr__(self, name, coerced)
         model_type = str(self.model_type).lower()
         if model_type not in MODEL_TYPES:
             raise ConfigError(
@@ -255,20 +267,19 @@ class TrainConfig:
                 value=self.model_type,
             )
         object.__setattr__(self, "model_type", model_type)
+        object.__setattr__(self, "augment", parse_bool("augment", self.augment, False))
         for name in ("data_dir", "model_dir", "export_dir"):
             value = getattr(self, name)
+            if not isinstance(value, str):
+                raise ConfigError(f"{name} must be a path or s3:// URL, got {value!r}", field=name, value=value)
             if value.startswith("s3://"):
                 split_s3_url(value, name)
 
     def to_flags(self) -> list[str]:
-        """The trainer's command-line flags, as ``python -m trainer.task`` and the TFJob both take them."""
-        flags = [
-            f"--tf-train-steps={self.train_steps}",
-            f"--tf-batch-size={self.batch_size}",
-            f"--tf-learning-rate={self.learning_rate}",
-            f"--tf-model-type={self.model_type}",
-        ]
-        for name in ("data_dir", "model_dir", "export_dir"):
-            if getattr(self, name):
-                flags.append(f"--tf-{name.replace('_', '-')}={getattr(self, name)}")
-        return flags
+        """The trainer's command line, as ``python -m trainer.task`` and the TFJob both take it.
+
+        Every flag, except directories left empty (the trainer then uses its environment fallback).
+        """
+        from mnistkit.trainspec import to_argv
+
+        return [f for f in to_argv(self, all_flags=True) if not f.endswith("-dir=")]

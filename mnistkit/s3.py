@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnistkit.config import S3Config, split_s3_url
 from mnistkit.errors import S3Error
+from mnistkit.versions import MARKER_FILE
 
 if TYPE_CHECKING:  # boto3 is a core dependency, but its import costs ~0.3 s: load on first use.
     from mypy_boto3_s3 import S3Client  # pragma: no cover
@@ -48,7 +49,6 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(bytes_done, bytes_total)`` while a transfer runs."""
 
 STAGING_PREFIX = ".staging"
-MARKER_FILE = "saved_model.pb"
 STALE_STAGING_S = 24 * 3600
 """A staging prefix untouched this long belongs to a killed publish (a live one writes every few seconds)."""
 
@@ -354,13 +354,10 @@ def abort_incomplete_uploads(client: S3Client, bucket: str, prefix: str = "") ->
 
 def list_model_versions(client: S3Client, bucket: str, base_prefix: str) -> list[int]:
     """Numeric version directories under ``base_prefix`` that hold a ``saved_model.pb``, ascending."""
+    from mnistkit.versions import versions_from_keys
+
     base = base_prefix.strip("/") + "/"
-    versions = set()
-    for o in list_keys(client, bucket, base):
-        parts = o["Key"][len(base) :].split("/")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1] == MARKER_FILE:
-            versions.add(int(parts[0]))
-    return sorted(versions)
+    return versions_from_keys((o["Key"] for o in list_keys(client, bucket, base)), base)
 
 
 def publish_model_version(

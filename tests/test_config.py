@@ -97,8 +97,9 @@ def test_train_config_coerces_and_renders_the_seed_flags() -> None:
                       data_dir="s3://mnist/data/mnist")
     assert (cfg.train_steps, cfg.batch_size, cfg.learning_rate, cfg.model_type) == (300, 64, 0.001, "cnn")
     assert cfg.to_flags() == [
-        "--tf-train-steps=300", "--tf-batch-size=64", "--tf-learning-rate=0.001", "--tf-model-type=cnn",
-        "--tf-data-dir=s3://mnist/data/mnist",
+        "--tf-data-dir=s3://mnist/data/mnist", "--tf-train-steps=300", "--tf-batch-size=64",
+        "--tf-learning-rate=0.001", "--tf-model-type=cnn", "--tf-export-version=0", "--tf-augment=false",
+        "--tf-peer-timeout=120.0", "--tf-sync-seconds=10.0", "--tf-seed=0",
     ]
 
 

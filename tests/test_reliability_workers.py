@@ -19,11 +19,13 @@ import pytest
 from mnistkit.config import S3Config, TrainConfig
 from mnistkit.engines.base import JobState
 from mnistkit.engines.local import LocalEngine, LocalJob
+from mnistkit.trainspec import HOLD_ENV, RunLayout
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 CONFIG = TrainConfig(train_steps=300, batch_size=100, model_type="small", workers=2)
-KILL_AFTER_EPOCH = 3
+KILL_AFTER_EPOCH = 3  # the chief holds after this epoch's backup is saved (and on S3): the kill lands there
+HOLD = {HOLD_ENV: str(KILL_AFTER_EPOCH)}
 HANG_TIMEOUT_S = 300  # far above a run's length: reaching it means a hang, not slowness
 
 
@@ -51,7 +53,13 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
     return CleanRun(_losses_logged(clean._read_log(0)), clean.result(), time.monotonic() - t0)
 
 
+def _held(job: LocalJob) -> bool:
+    """The chief holds after epoch KILL_AFTER_EPOCH: its backup is complete (and synced), it trains no further."""
+    return (job.work_dir / RunLayout.hold_marker(KILL_AFTER_EPOCH)).exists()
+
+
 def _kill_worker_1_and_wait(job: LocalJob, ready: Callable[[], bool]) -> tuple[JobState, float]:
+    """Kill worker 1 once ``ready()``: a condition the trainer guarantees, whatever the machine's speed."""
     t0 = time.monotonic()
     while not ready():
         assert time.monotonic() - t0 < HANG_TIMEOUT_S and job.state() != JobState.FAILED, job.logs(tail=30)
@@ -92,9 +100,9 @@ def _check_replay(job: LocalJob, clean: CleanRun, figure: str, t_submit: float) 
 
 def test_killed_worker_costs_little_and_changes_accuracy_by_at_most_a_point(clean_run: CleanRun,
                                                                             tmp_path: Path) -> None:
-    engine = LocalEngine(run_dir=tmp_path / "runs", max_restarts=2)
+    engine = LocalEngine(run_dir=tmp_path / "runs", max_restarts=2, env=HOLD)
     job = engine.submit(CONFIG, "killed")
-    state, t0 = _kill_worker_1_and_wait(job, lambda: len(job.metrics()) >= KILL_AFTER_EPOCH)
+    state, t0 = _kill_worker_1_and_wait(job, lambda: _held(job))
     assert state == JobState.SUCCEEDED, f"hang or failure after the kill ({state}): {job.logs(tail=40)}"
     _check_replay(job, clean_run, "worker_kill_vs_clean", t0)
 
@@ -104,18 +112,9 @@ def test_killed_worker_resumes_from_the_s3_backup(clean_run: CleanRun, s3_config
     from mnistkit import s3
 
     engine = LocalEngine(run_dir=tmp_path / "runs", max_restarts=2, s3_config=s3_config,
-                         env={"TF_SYNC_SECONDS": "1"})
-    job = engine.submit(replace(CONFIG, model_dir=s3_config.url("runs/killed-s3")), "killed-s3")
-    client = s3.make_client(s3_config)
-
-    def synced() -> bool:  # S3 holds the backup of epoch KILL_AFTER_EPOCH (checkpoint N = epoch N)
-        try:
-            index = client.get_object(Bucket=s3_config.bucket, Key="runs/killed-s3/backup/chief/checkpoint")
-        except client.exceptions.NoSuchKey:
-            return False
-        return f'"ckpt-{KILL_AFTER_EPOCH}"' in index["Body"].read().decode()
-
-    state, t0 = _kill_worker_1_and_wait(job, synced)
+                         env=HOLD)
+    job = engine.submit(replace(CONFIG, model_dir=s3_config.url("runs/killed-s3"), sync_seconds=1), "killed-s3")
+    state, t0 = _kill_worker_1_and_wait(job, lambda: _held(job))  # the chief synced epoch 3's backup first
     assert state == JobState.SUCCEEDED, f"hang or failure after the kill ({state}): {job.logs(tail=40)}"
     _check_replay(job, clean_run, "worker_kill_s3_vs_clean", t0)
     for i in (0, 1):  # both restored from S3, the chief too (a newer local backup would split the group)

@@ -305,9 +305,16 @@ class FakeJob(Job):
         self.stop()
         self.deleted = True
 
+    def result(self) -> dict[str, object]:
+        return {"test_accuracy": 0.9, "version": 1} if self._state is JobState.SUCCEEDED else {}
+
     @property
     def model_dir(self) -> str:
         return f"/tmp/{self.name}/model"
+
+    @property
+    def logdir(self) -> str:
+        return f"/tmp/{self.name}/model/logs"
 
     @property
     def export_dir(self) -> str:

@@ -16,46 +16,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "on free loopback ports (the same command a TFJob runs) and waits, printing each epoch; a killed worker "
         "is restarted and resumes from the last checkpoint. --engine argo submits the model-train workflow.",
     )
-    p.add_argument("--engine", choices=("local", "argo"), default="local", help="where to train (default local)")
+    from mnistkit.engines.base import ENGINE_NAMES
+    from mnistkit.trainspec import FLAGS
+
+    p.add_argument("--engine", choices=tuple(ENGINE_NAMES), default="local", help="where to train (default local)")
     p.add_argument("--workers", type=int, default=1, help="number of workers (default 1)")
     p.add_argument("--job-name", default=None, help="unique job name (default mnist-<user>-<time>-<rand>)")
     p.add_argument("--run-dir", default="runs", help="local engine: where jobs keep logs and models (default runs/)")
-    p.add_argument("--data-dir", default="", help="dataset dir (local or s3://); default: the offline sample")
-    p.add_argument("--model-dir", default="", help="model dir (local or s3://); default <run-dir>/<job>/model")
-    p.add_argument("--export-dir", default="", help="serving base path; default <model-dir>/export/mnist")
-    p.add_argument("--train-steps", type=int, default=200, help="total training steps (default 200)")
-    p.add_argument("--batch-size", type=int, default=100, help="global batch size (default 100)")
-    p.add_argument("--learning-rate", type=float, default=0.01, help="learning rate (default 0.01)")
-    p.add_argument("--model-type", default="cnn", help="cnn (default), small or linear")
-    p.add_argument("--augment", action="store_true", help="random shifts/rotations (better on drawn digits)")
     p.add_argument("--max-restarts", type=int, default=3, help="local engine: restarts after a worker dies")
     p.add_argument("--no-wait", action="store_true", help="submit and return at once")
+    trainer = p.add_argument_group("trainer flags (the trainer's --tf-* flags without 'tf-'; see python -m trainer.task --help)")
+    for flag in FLAGS:
+        name = "--" + flag.option[len("--tf-"):]
+        if flag.kind is bool:
+            trainer.add_argument(name, dest=flag.field, nargs="?", const="true", default=flag.default,
+                                 metavar="BOOL", help=flag.help)
+        else:
+            trainer.add_argument(name, dest=flag.field, default=flag.default, metavar=flag.kind.__name__.upper(),
+                                 help=flag.help % {"default": flag.default})
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnistkit.config import TrainConfig
     from mnistkit.engines import get_engine
+    from mnistkit.trainspec import config_from_args
 
-    cfg = TrainConfig(
-        data_dir=args.data_dir,
-        model_dir=args.model_dir,
-        export_dir=args.export_dir,
-        train_steps=args.train_steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        model_type=args.model_type,
-        workers=args.workers,
-    )
+    cfg = config_from_args(args, workers=args.workers)  # a bad value: ConfigError naming it (printed by the CLI)
     if args.engine == "local":
-        engine = get_engine(
-            "local",
-            run_dir=args.run_dir,
-            max_restarts=args.max_restarts,
-            extra_flags=["--tf-augment"] if args.augment else [],
-        )
+        engine = get_engine("local", run_dir=args.run_dir, max_restarts=args.max_restarts)
     else:
-        engine = get_engine("argo")
+        engine = get_engine(args.engine)
     job = engine.submit(cfg, args.job_name)
     print(f"submitted {job.name} ({args.engine}, {cfg.workers} worker(s)); model dir {job.model_dir}")
     if args.no_wait:
@@ -69,12 +59,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"stopped {job.name}", file=sys.stderr)
         return 130
     state = job.state()
-    message = getattr(job, "message", "")
+    message = job.message
     print(f"{job.name}: {state.value}" + (f" ({message})" if message else ""))
     if state.value != "Succeeded":
         print(job.logs(tail=20), file=sys.stderr)
         return 1
-    result = getattr(job, "result", lambda: {})()
+    result = job.result()
     if result:
         print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_samples']} held-out digits")
         print(f"exported version {result['version']} to {result['export']}")

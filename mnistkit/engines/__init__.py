@@ -6,21 +6,19 @@ The split follows kubeflow/sdk's backends: front ends (CLI, panels, notebooks) t
 
 from __future__ import annotations
 
-from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
+from importlib import import_module
 
-__all__ = ["Engine", "Job", "JobState", "EpochMetrics", "get_engine"]
+from mnistkit.engines.base import ENGINE_NAMES, Engine, EpochMetrics, Job, JobState
+
+__all__ = ["Engine", "Job", "JobState", "EpochMetrics", "ENGINE_NAMES", "get_engine"]
 
 
 def get_engine(name: str, **kwargs: object) -> Engine:
-    """``"local"`` or ``"argo"``; the Argo engine needs the ``[cluster]`` extra and a reachable cluster."""
+    """An engine by name (``ENGINE_NAMES``); the Argo engine needs the ``[cluster]`` extra and a cluster."""
     from mnistkit.errors import ConfigError
 
-    if name == "local":
-        from mnistkit.engines.local import LocalEngine
-
-        return LocalEngine(**kwargs)  # type: ignore[arg-type]
-    if name in ("argo", "kubernetes", "cluster"):
-        from mnistkit.engines.argo import ArgoEngine  # type: ignore[import-not-found]
-
-        return ArgoEngine(**kwargs)  # type: ignore[no-any-return]
-    raise ConfigError(f"engine must be 'local' or 'argo', got {name!r}", field="engine", value=name)
+    if name not in ENGINE_NAMES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINE_NAMES)}, got {name!r}", field="engine", value=name)
+    module, cls = ENGINE_NAMES[name].split(":")
+    engine: Engine = getattr(import_module(module), cls)(**kwargs)
+    return engine

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from mnistkit.config import S3Config, TrainConfig
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.errors import MnistkitError
 from mnistkit.manifests.params import ManifestParams, default_job_name
+from mnistkit.trainspec import RunLayout, parse_metrics
 
 __all__ = ["ArgoEngine", "ArgoJob"]
 
@@ -78,24 +78,14 @@ class ArgoJob(Job):
 
     def result(self) -> dict[str, Any]:
         """The trainer's ``result.json`` (test accuracy, exported version) once the chief wrote it."""
-        text = self._read("result.json")
+        text = self._read(RunLayout.RESULT)
         try:
             return dict(json.loads(text)) if text else {}
         except ValueError:
             return {}
 
     def metrics(self) -> list[EpochMetrics]:
-        text = self._read("metrics.jsonl")
-        if text is None:
-            return []
-        out = []
-        for line in text.splitlines():
-            try:
-                row = json.loads(line)
-                out.append(EpochMetrics(**{k: row[k] for k in EpochMetrics.__dataclass_fields__ if k in row}))
-            except (ValueError, TypeError):
-                continue  # a partial last line while the chief is writing
-        return out
+        return parse_metrics(self._read(RunLayout.METRICS) or "")
 
     def logs(self, tail: int | None = None) -> str:
         return self.engine.client.logs(self.name, tail=tail)
@@ -113,6 +103,10 @@ class ArgoJob(Job):
     @property
     def model_dir(self) -> str:
         return self.params.model_dir
+
+    @property
+    def logdir(self) -> str:
+        return RunLayout(self.model_dir).logs
 
     @property
     def export_dir(self) -> str:
@@ -159,8 +153,3 @@ class ArgoEngine(Engine):
 
     def list(self) -> list[ArgoJob]:  # type: ignore[override]
         return [self.get(i.name) for i in self.client.list()]
-
-    def wait_all(self, timeout: float) -> None:  # convenience for notebooks
-        deadline = time.monotonic() + timeout
-        for job in self.list():
-            job.wait(max(0.0, deadline - time.monotonic()))

@@ -5,11 +5,18 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Any
 
 from mnistkit.config import TrainConfig
+from mnistkit.trainspec import EpochMetrics
 
-__all__ = ["Engine", "Job", "JobState", "EpochMetrics"]
+__all__ = ["Engine", "Job", "JobState", "EpochMetrics", "ENGINE_NAMES"]
+
+# The one list of engine names (CLI choices, panels, get_engine): name -> "module:class".
+ENGINE_NAMES: dict[str, str] = {
+    "local": "mnistkit.engines.local:LocalEngine",
+    "argo": "mnistkit.engines.argo:ArgoEngine",
+}
 
 
 class JobState(str, enum.Enum):
@@ -24,27 +31,19 @@ class JobState(str, enum.Enum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED)
 
 
-@dataclass(frozen=True)
-class EpochMetrics:
-    """One line of the trainer's ``metrics.jsonl``: what a monitor shows after each epoch."""
-
-    epoch: int
-    epochs: int
-    step: int
-    loss: float
-    accuracy: float
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    elapsed_s: float = 0.0
-
-
 class Job(abc.ABC):
     """A submitted training. ``name`` is unique within its engine (and namespace)."""
 
     name: str
+    message: str = ""  # the last sentence about the job's state (why it failed, restarts), for people
+    config: TrainConfig | None = None  # what was submitted, where the engine knows it
 
     @abc.abstractmethod
     def state(self) -> JobState: ...
+
+    @abc.abstractmethod
+    def result(self) -> dict[str, Any]:
+        """The chief's ``result.json`` (test accuracy, export URL, version) once written, else ``{}``."""
 
     @abc.abstractmethod
     def metrics(self) -> list[EpochMetrics]:
@@ -70,6 +69,11 @@ class Job(abc.ABC):
     @abc.abstractmethod
     def model_dir(self) -> str:
         """Where checkpoints and TensorBoard logs go (local path or ``s3://``)."""
+
+    @property
+    @abc.abstractmethod
+    def logdir(self) -> str:
+        """Where TensorBoard reads this job's events (local path or ``s3://``)."""
 
     @property
     @abc.abstractmethod

@@ -7,12 +7,12 @@ thread watches the workers and does what the training operator would:
   survivors waiting forever, ignoring SIGTERM. So the supervisor SIGKILLs the whole group and starts it
   again on fresh ports; ``BackupAndRestore`` makes the new group resume from the last completed epoch.
   After ``max_restarts`` the job fails with the last worker's error;
-* a worker whose peer never comes up exits by itself after ``peer_timeout`` (the trainer's watchdog),
+* a worker whose peer never comes up exits by itself after ``config.peer_timeout`` (the trainer's watchdog),
   naming the missing peer; ``start_timeout`` bounds the whole start-up as a second line of defence.
 
-State lives in ``<run_dir>/<job>/``: ``worker-<i>.log``, ``state.json``, and the model dir (checkpoints,
-TensorBoard logs, ``metrics.jsonl``, ``result.json``, ``export/mnist/<version>/``) unless the config
-names another (e.g. ``s3://``).
+State lives in ``<run_dir>/<job>/``: ``worker-<i>.log`` and the model dir (``mnistkit.trainspec.RunLayout``:
+checkpoints, TensorBoard logs, ``metrics.jsonl``, ``result.json``, ``export/mnist/<version>/``) unless the
+config names another (e.g. ``s3://``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from mnistkit.embedded_s3 import free_port
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.errors import ConfigError, TrainingError
 from mnistkit.manifests.params import default_job_name
+from mnistkit.trainspec import READY_LINE, RunLayout, parse_metrics
 
 __all__ = ["LocalEngine", "LocalJob", "default_job_name"]
 
@@ -48,9 +50,7 @@ class LocalJob(Job):
         *,
         s3_config: S3Config | None,
         python: str,
-        extra_flags: list[str],
         max_restarts: int,
-        peer_timeout: float,
         start_timeout: float,
         env: dict[str, str],
     ) -> None:
@@ -59,9 +59,7 @@ class LocalJob(Job):
         self.job_dir = job_dir
         self._s3 = s3_config
         self._python = python
-        self._extra_flags = extra_flags
         self.max_restarts = max_restarts
-        self.peer_timeout = peer_timeout
         self.start_timeout = start_timeout
         self._env = env
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -80,7 +78,7 @@ class LocalJob(Job):
 
     @property
     def export_dir(self) -> str:
-        return self.config.export_dir or self.model_dir.rstrip("/") + "/export/mnist"
+        return RunLayout(self.model_dir).export_dir(self.config.export_dir)
 
     @property
     def work_dir(self) -> Path:
@@ -90,7 +88,7 @@ class LocalJob(Job):
     @property
     def logdir(self) -> str:
         """Where TensorBoard events are written locally (what ``mnistkit.tensorboard.show`` reads)."""
-        return str(self.work_dir / "logs")
+        return str(self.work_dir / RunLayout.LOGS)
 
     @property
     def pids(self) -> list[int]:
@@ -99,9 +97,7 @@ class LocalJob(Job):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def command(self) -> list[str]:
-        flags = TrainConfig(**{**self.config.__dict__, "model_dir": self.model_dir}).to_flags()
-        return [self._python, "-m", "trainer.task", *flags, f"--tf-peer-timeout={self.peer_timeout}",
-                *self._extra_flags]
+        return [self._python, "-m", "trainer.task", *replace(self.config, model_dir=self.model_dir).to_flags()]
 
     def _spawn_group(self) -> None:
         n = self.config.workers
@@ -149,11 +145,6 @@ class LocalJob(Job):
         self._state = state
         if message:
             self.message = message
-        (self.job_dir / "state.json").write_text(
-            json.dumps({"name": self.name, "state": state.value, "message": self.message, "restarts": self.restarts,
-                        "model_dir": self.model_dir, "export_dir": self.export_dir,
-                        "workers": self.config.workers, "updated": time.time()})
-        )
 
     def _supervise(self) -> None:
         try:
@@ -204,7 +195,7 @@ class LocalJob(Job):
             time.sleep(0.2)
 
     def _all_ready(self) -> bool:
-        return all("ready in" in self._read_log(i) for i in range(self.config.workers))
+        return all(READY_LINE in self._read_log(i) for i in range(self.config.workers))
 
     def _read_log(self, i: int) -> str:
         path = self.job_dir / f"worker-{i}.log"
@@ -227,21 +218,12 @@ class LocalJob(Job):
         return self._state
 
     def metrics(self) -> list[EpochMetrics]:
-        path = self.work_dir / "metrics.jsonl"
-        if not path.exists():
-            return []
-        rows: dict[int, EpochMetrics] = {}
-        for line in path.read_text().splitlines():
-            try:
-                m = EpochMetrics(**json.loads(line))
-            except (ValueError, TypeError):
-                continue  # a line being written right now
-            rows[m.epoch] = m  # a resumed run rewrites an epoch: keep the latest
-        return [rows[k] for k in sorted(rows)]
+        path = self.work_dir / RunLayout.METRICS
+        return parse_metrics(path.read_text()) if path.exists() else []
 
     def result(self) -> dict[str, Any]:
         """The chief's ``result.json`` (test accuracy, export path, version) once the job succeeded."""
-        path = self.work_dir / "result.json"
+        path = self.work_dir / RunLayout.RESULT
         return json.loads(path.read_text()) if path.exists() else {}
 
     def logs(self, tail: int | None = None) -> str:
@@ -286,18 +268,14 @@ class LocalEngine(Engine):
         s3_config: S3Config | None = None,
         *,
         python: str | None = None,
-        extra_flags: list[str] | None = None,
         max_restarts: int = 3,
-        peer_timeout: float = 120.0,
         start_timeout: float = 300.0,
         env: dict[str, str] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.s3_config = s3_config
         self.python = python or sys.executable
-        self.extra_flags = list(extra_flags or [])
         self.max_restarts = max_restarts
-        self.peer_timeout = peer_timeout
         self.start_timeout = start_timeout
         self.env = dict(env or {})
         self._jobs: dict[str, LocalJob] = {}
@@ -315,8 +293,7 @@ class LocalEngine(Engine):
             self.s3_config = S3Config.from_env()
         job = LocalJob(
             name, config, job_dir.resolve(), s3_config=self.s3_config, python=self.python,
-            extra_flags=self.extra_flags, max_restarts=self.max_restarts, peer_timeout=self.peer_timeout,
-            start_timeout=self.start_timeout, env=self.env,
+            max_restarts=self.max_restarts, start_timeout=self.start_timeout, env=self.env,
         )
         self._jobs[name] = job
         return job.start()

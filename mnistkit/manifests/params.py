@@ -5,13 +5,8 @@ the same builder functions produce both concrete manifests (``mnistkit render``,
 and the workflow's inline manifests, where each value is an Argo placeholder such as
 ``{{workflow.parameters.tf-worker}}`` (``ManifestParams.placeholders()``).
 
-Storage layout of one job (documented in docs/cluster.md, shared with ``trainer.task``)::
-
-    <s3-train-base-url>/<job-name>/              the model dir (--tf-model-dir)
-        logs/                                    TensorBoard event files (TensorBoard reads this)
-        backup/                                  checkpoints (BackupAndRestore)
-        metrics.jsonl                            one JSON line per epoch (the chief's)
-        export/mnist/<version>/saved_model.pb    exports (--tf-export-dir = .../export/mnist)
+The model dir of one job is ``<s3-train-base-url>/<job-name>/`` (``--tf-model-dir``), laid out as
+``mnistkit.trainspec.RunLayout`` says; the trainer's flags come from ``mnistkit.trainspec.FLAGS``.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from mnistkit.config import (
-    MODEL_TYPES,
     S3Config,
     TrainConfig,
     parse_bool,
@@ -33,6 +27,7 @@ from mnistkit.config import (
     validate_job_name,
 )
 from mnistkit.errors import ConfigError
+from mnistkit.trainspec import FLAGS, RunLayout
 
 __all__ = [
     "ManifestParams",
@@ -92,6 +87,11 @@ _PARAM_OF_FIELD = {
     "model_batch_size": "model-batch-size",
     "model_learning_rate": "model-learning-rate",
     "model_type": "model-type",
+    "model_augment": "model-augment",
+    "model_seed": "model-seed",
+    "model_sync_seconds": "model-sync-seconds",
+    "model_peer_timeout": "model-peer-timeout",
+    "model_export_version": "model-export-version",
     "model_serving": "model-serving",
     "s3_data_url": "s3-data-url",
     "s3_train_base_url": "s3-train-base-url",
@@ -105,6 +105,18 @@ _PARAM_OF_FIELD = {
     "serving_image": "serving-image",
 }
 PARAMETER_NAMES: tuple[str, ...] = tuple(_PARAM_OF_FIELD.values())
+# trainer flag (TrainConfig field) -> the ManifestParams field that carries it; the dirs derive from the job.
+_PARAM_OF_TRAINER_FIELD = {
+    "train_steps": "model_train_steps",
+    "batch_size": "model_batch_size",
+    "learning_rate": "model_learning_rate",
+    "model_type": "model_type",
+    "augment": "model_augment",
+    "seed": "model_seed",
+    "sync_seconds": "model_sync_seconds",
+    "peer_timeout": "model_peer_timeout",
+    "export_version": "model_export_version",
+}
 _FIELD_OF_PARAM = {v: k for k, v in _PARAM_OF_FIELD.items()}
 
 
@@ -124,6 +136,11 @@ class ManifestParams:
     model_batch_size: str = "100"
     model_learning_rate: str = "0.01"
     model_type: str = "cnn"
+    model_augment: str = "false"
+    model_seed: str = "0"
+    model_sync_seconds: str = "10.0"
+    model_peer_timeout: str = "120.0"
+    model_export_version: str = "0"
     model_serving: str = "true"
     s3_data_url: str = "s3://mnist/data"
     s3_train_base_url: str = "s3://mnist/models"
@@ -186,13 +203,10 @@ class ManifestParams:
     def from_train_config(cls, cfg: TrainConfig, base: ManifestParams | None = None) -> ManifestParams:
         """Map a ``TrainConfig`` (``workers`` = processes in all) onto the parameters (Chief + tf-worker)."""
         base = base or cls()
-        changes = {
-            "tf_worker": str(cfg.workers - 1),
-            "model_train_steps": str(cfg.train_steps),
-            "model_batch_size": str(cfg.batch_size),
-            "model_learning_rate": str(cfg.learning_rate),
-            "model_type": cfg.model_type,
-        }
+        changes = {"tf_worker": str(cfg.workers - 1)}
+        for trainer_field, param_field in _PARAM_OF_TRAINER_FIELD.items():
+            value = getattr(cfg, trainer_field)
+            changes[param_field] = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if cfg.data_dir:
             changes["s3_data_url"] = cfg.data_dir
         return replace(base, **changes).validate()
@@ -224,26 +238,17 @@ class ManifestParams:
                 raise ConfigError(
                     f"tf_worker is the number of workers besides the chief (0-63), got {v!r}", field="tf_worker", value=v
                 )
-        if all(concrete(n) is not None for n in ("model_train_steps", "model_batch_size", "model_learning_rate")):
-            for name, kind in (("model_train_steps", int), ("model_batch_size", int), ("model_learning_rate", float)):
-                try:
-                    kind(getattr(self, name))
-                except ValueError:
-                    raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}", field=name,
-                                      value=getattr(self, name)) from None
-            try:
-                TrainConfig(
-                    train_steps=int(self.model_train_steps),
-                    batch_size=int(self.model_batch_size),
-                    learning_rate=float(self.model_learning_rate),
-                )
-            except ConfigError as exc:
-                # Name the workflow parameter, not TrainConfig's field.
-                field = {"train_steps": "model_train_steps", "batch_size": "model_batch_size",
-                         "learning_rate": "model_learning_rate"}.get(exc.field or "", exc.field)
-                raise ConfigError(f"{field}: {exc}", field=field, value=exc.value) from None
-        if (v := concrete("model_type")) is not None and v not in MODEL_TYPES:
-            raise ConfigError(f"model_type must be one of {', '.join(MODEL_TYPES)}, got {v!r}", field="model_type", value=v)
+        # The trainer's values, checked by the trainer's own rules; errors name the workflow parameter.
+        trainer_values = {t: v for t, p in _PARAM_OF_TRAINER_FIELD.items() if (v := concrete(p)) is not None}
+        try:
+            checked = TrainConfig(**trainer_values)  # type: ignore[arg-type] # strings, converted by TrainConfig
+        except ConfigError as exc:
+            field = _PARAM_OF_TRAINER_FIELD.get(exc.field or "", exc.field)
+            raise ConfigError(f"{field}: {exc}", field=field, value=exc.value) from None
+        for trainer_field in trainer_values:
+            value = getattr(checked, trainer_field)
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            object.__setattr__(self, _PARAM_OF_TRAINER_FIELD[trainer_field], text)
         for name in ("model_serving",):
             if (v := concrete(name)) is not None:
                 object.__setattr__(self, name, "true" if parse_bool(name, v, True) else "false")
@@ -271,11 +276,11 @@ class ManifestParams:
 
     @property
     def logs_dir(self) -> str:
-        return f"{self.model_dir}/logs"
+        return RunLayout(self.model_dir).logs
 
     @property
     def export_dir(self) -> str:
-        return f"{self.model_dir}/export/mnist"
+        return RunLayout(self.model_dir).export_dir()
 
     @property
     def tensorboard_name(self) -> str:
@@ -286,22 +291,22 @@ class ManifestParams:
         return f"{self.job_name}-serving"
 
     def trainer_flags(self) -> list[str]:
-        """The seed's ``--tf-*`` flags for ``python -m trainer.task``."""
-        return [
-            f"--tf-data-dir={self.s3_data_url}",
-            f"--tf-model-dir={self.model_dir}",
-            f"--tf-export-dir={self.export_dir}",
-            f"--tf-train-steps={self.model_train_steps}",
-            f"--tf-batch-size={self.model_batch_size}",
-            f"--tf-learning-rate={self.model_learning_rate}",
-            f"--tf-model-type={self.model_type}",
-        ]
+        """Every ``--tf-*`` flag of ``python -m trainer.task`` (``mnistkit.trainspec.FLAGS``), in its order."""
+        values = {
+            "data_dir": self.s3_data_url,
+            "model_dir": self.model_dir,
+            "export_dir": self.export_dir,
+            **{t: getattr(self, p) for t, p in _PARAM_OF_TRAINER_FIELD.items()},
+        }
+        return [f"{flag.option}={values[flag.field]}" for flag in FLAGS]
 
 
-def _check_fields() -> None:  # keep the table and the dataclass in step (import-time, cheap)
+def _check_fields() -> None:  # keep the tables, the dataclass and the trainer's flags in step (import-time, cheap)
     names = {f.name for f in fields(ManifestParams)}
     missing = set(_PARAM_OF_FIELD) - names
     assert not missing, missing
+    carried = set(_PARAM_OF_TRAINER_FIELD) | {"data_dir", "model_dir", "export_dir"}
+    assert carried == {f.field for f in FLAGS}, carried ^ {f.field for f in FLAGS}
 
 
 _check_fields()

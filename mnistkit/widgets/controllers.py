@@ -193,14 +193,13 @@ def saved_model_predictor(path: str | os.PathLike[str]) -> Callable[[np.ndarray]
 
     tf = import_tensorflow()
 
-    base = Path(path)
-    version = 0
-    if not (base / "saved_model.pb").exists():
-        versions = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists())
-        if not versions:
-            raise ServingError(f"{base} holds no SavedModel (no saved_model.pb, no numbered versions)", field="path", value=str(base))
-        version = versions[-1]
-        base = base / str(version)
+    from mnistkit.versions import resolve_export
+
+    found = resolve_export(path)
+    if found is None:
+        raise ServingError(f"{path} holds no SavedModel (no saved_model.pb, no numbered versions)", field="path",
+                           value=str(path))
+    base, version = found
     fn = tf.saved_model.load(str(base)).signatures["serving_default"]
 
     def predict(images: np.ndarray) -> list[Predicted]:

@@ -94,15 +94,15 @@ class TrainingPanel(w.VBox):
         self.interval = interval
         d = self.controller.defaults()
         r = TrainConfig.RANGES
-        self.train_steps = w.IntSlider(value=d["train_steps"], min=r["train_steps"][0], max=5000, step=1, description="Train steps", style=_STYLE, layout=_WIDE)
-        self.batch_size = w.IntSlider(value=d["batch_size"], min=r["batch_size"][0], max=1024, description="Batch size", style=_STYLE, layout=_WIDE)
-        lo, hi = r["learning_rate"]
+        self.train_steps = w.IntSlider(value=d["train_steps"], min=int(r["train_steps"][1]), max=5000, step=1, description="Train steps", style=_STYLE, layout=_WIDE)
+        self.batch_size = w.IntSlider(value=d["batch_size"], min=int(r["batch_size"][1]), max=1024, description="Batch size", style=_STYLE, layout=_WIDE)
+        _, lo, hi = r["learning_rate"]
         self.learning_rate = w.FloatLogSlider(
             value=d["learning_rate"], base=10, min=math.log10(max(lo, 1e-5)), max=math.log10(min(hi, 1.0)), step=0.1,
             description="Learning rate", readout_format=".1e", style=_STYLE, layout=_WIDE,
         )
         self.model_type = w.Dropdown(options=list(MODEL_TYPES), value=d["model_type"], description="Model", style=_STYLE)
-        self.workers = w.IntSlider(value=d["workers"], min=r["workers"][0], max=8, description="Workers", style=_STYLE, layout=_WIDE)
+        self.workers = w.IntSlider(value=d["workers"], min=int(r["workers"][1]), max=8, description="Workers", style=_STYLE, layout=_WIDE)
         self.data_dir = w.Text(value=data_dir or d["data_dir"], placeholder="empty = the offline sample; or s3://bucket/data/mnist", description="Data dir", style=_STYLE, layout=_WIDE)
         self.model_dir = w.Text(value=model_dir or d["model_dir"], placeholder="empty = the engine's default", description="Model dir", style=_STYLE, layout=_WIDE)
         self.export_dir = w.Text(value=export_dir or d["export_dir"], placeholder="empty = the engine's default", description="Export dir", style=_STYLE, layout=_WIDE)

@@ -193,11 +193,10 @@ def _signature_problem(path: Path) -> str:
 
 
 def _export_version(path: Path) -> Path | None:
-    if (path / "saved_model.pb").exists():
-        return path
-    versions = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists()) \
-        if path.is_dir() else []
-    return path / str(versions[-1]) if versions else None
+    from mnistkit.versions import resolve_export
+
+    found = resolve_export(path)
+    return found[0] if found else None
 
 
 def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:

@@ -22,6 +22,7 @@ from mnistkit.workshop.runs import RunRecord, participant_prefix, record_run, ro
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config, TrainConfig
+    from mnistkit.engines.base import Job
     from mnistkit.engines.local import LocalEngine
     from mnistkit.workshop.exercises import CheckResult
 
@@ -123,7 +124,8 @@ class Workspace:
 
     def engine(self, **kwargs: Any) -> LocalEngine:
         """A local engine whose job dirs live in this workspace's local folder."""
-        from mnistkit.engines.local import LocalEngine
+        from mnistkit.engines.base import Job
+    from mnistkit.engines.local import LocalEngine
 
         return LocalEngine(run_dir=self.local_dir / "runs", s3_config=self.s3, **kwargs)
 
@@ -131,7 +133,7 @@ class Workspace:
     def record_run(self, result: dict[str, Any], *, client: Any = None) -> RunRecord:
         return record_run(self._cfg(), self.room, self.participant, result, client=client)
 
-    def record_job(self, job: Any, *, score: bool = True, model: Any = None, client: Any = None) -> RunRecord:
+    def record_job(self, job: Job, *, score: bool = True, model: Any = None, client: Any = None) -> RunRecord:
         """Record a finished (or failed) job: its state, test accuracy and drawing-pad score.
 
         The score comes from ``model`` when given (e.g. the ``ModelClient`` of the participant's server),
@@ -140,9 +142,9 @@ class Workspace:
         from mnistkit.workshop.digits import drawing_pad_score, fixed_digit_set
 
         state = job.state()
-        result = dict(job.result()) if hasattr(job, "result") else {}
+        result = dict(job.result())
         record: dict[str, Any] = {**result, "job_name": job.name, "state": state}
-        config = getattr(job, "config", None)
+        config = job.config
         if config is not None:
             record.update(model_type=config.model_type, train_steps=config.train_steps, workers=config.workers)
         succeeded = getattr(state, "value", state) == "Succeeded"
@@ -166,8 +168,6 @@ class Workspace:
         if not (target / "saved_model.pb").exists():
             s3.download_prefix(shared_client(self._cfg()), bucket, prefix, target)
         return str(target)
-
-    _local_export = local_export  # the name the first workshop notebook used
 
     def record_check(self, result: CheckResult, *, client: Any = None) -> str:
         """Store the latest result of one exercise check (one object per check name) for the teacher's grid."""
