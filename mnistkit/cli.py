@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -24,7 +23,6 @@ COMMAND_MODULES = (
     "train",
     "serve",
     "predict",
-    "tensorboard",
     "render",
     "cluster",
     "workshop",
@@ -41,10 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnistkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        modname = f"mnistkit.commands.{name}"
-        if importlib.util.find_spec(modname) is None:
-            continue
-        importlib.import_module(modname).register(sub)
+        importlib.import_module(f"mnistkit.commands.{name}").register(sub)
     return parser
 
 

@@ -17,13 +17,17 @@ __all__ = [
     "TrainingError",
     "ServingError",
     "ClusterError",
+    "SECRET_WORDS",
+    "looks_secret",
 ]
 
-_SECRET_HINTS = ("secret", "password", "token", "key_id", "access_key")
+# The one list of words that make a name look like it holds a credential (error fields, notebook parameters).
+SECRET_WORDS = ("secret", "password", "token", "key_id", "access_key", "credential")
 
 
-def _is_secret_field(field: str | None) -> bool:
-    return bool(field) and any(h in field.lower() for h in _SECRET_HINTS)
+def looks_secret(name: str | None) -> bool:
+    """Whether a field or parameter name looks like it holds a credential (its value is then never shown)."""
+    return bool(name) and any(w in str(name).lower() for w in SECRET_WORDS)
 
 
 class MnistkitError(Exception):
@@ -35,7 +39,7 @@ class MnistkitError(Exception):
 
     def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
         self.field = field
-        self.value = None if _is_secret_field(field) else value
+        self.value = None if looks_secret(field) else value
         super().__init__(message)
 
     def __repr__(self) -> str:

@@ -45,9 +45,6 @@ def start_s3(embedded: bool | None = None, bucket: str | None = None) -> tuple[S
     return server.config, server
 
 
-_SECRET_WORDS = ("secret", "password", "token", "access_key", "credential")
-
-
 def run_notebook(
     path: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -67,11 +64,11 @@ def run_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from mnistkit.errors import ConfigError, MnistkitError
+    from mnistkit.errors import ConfigError, MnistkitError, looks_secret
 
     parameters = dict(parameters or {})
     for name in parameters:
-        if any(w in name.lower() for w in _SECRET_WORDS):
+        if looks_secret(name):
             raise ConfigError(
                 f"parameter {name!r} looks like a credential; papermill would write it into {output}. "
                 "Put it in the environment (e.g. AWS_SECRET_ACCESS_KEY) instead",

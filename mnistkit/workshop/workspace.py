@@ -124,8 +124,7 @@ class Workspace:
 
     def engine(self, **kwargs: Any) -> LocalEngine:
         """A local engine whose job dirs live in this workspace's local folder."""
-        from mnistkit.engines.base import Job
-    from mnistkit.engines.local import LocalEngine
+        from mnistkit.engines.local import LocalEngine
 
         return LocalEngine(run_dir=self.local_dir / "runs", s3_config=self.s3, **kwargs)
 
