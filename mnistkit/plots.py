@@ -2,7 +2,7 @@
 
 Numbers come from numpy (``confusion_matrix``); the figures are matplotlib ``Figure`` objects built
 without pyplot's global state, so they work under the Agg backend (papermill, CI) and display inline
-when a notebook cell returns them.
+as PNG when they are a cell's value (no trailing ``;``, which would hide them).
 """
 
 from __future__ import annotations
@@ -44,7 +44,17 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
 def _figure(size: tuple[float, float]) -> Any:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=size, layout="constrained")
+    class NotebookFigure(Figure):
+        """A Figure that Jupyter shows as a PNG when it is a cell's value, with or without pyplot loaded."""
+
+        def _repr_png_(self) -> bytes:
+            import io
+
+            buf = io.BytesIO()
+            self.savefig(buf, format="png", dpi=90)
+            return buf.getvalue()
+
+    return NotebookFigure(figsize=size, layout="constrained")
 
 
 def plot_confusion_matrix(y_true: Any, y_pred: Any, *, normalize: bool = False, title: str | None = None) -> Any:

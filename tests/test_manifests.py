@@ -29,7 +29,12 @@ from mnistkit.manifests import (
     to_yaml,
 )
 from mnistkit.manifests.conditions import resource_outcome
-from mnistkit.manifests.rbac import STEP_PERMISSIONS, permissions_from_rules, required_permissions, role
+from mnistkit.manifests.rbac import (
+    STEP_PERMISSIONS,
+    permissions_from_rules,
+    required_permissions,
+    role,
+)
 from mnistkit.manifests.tfjob import FAILURE_CONDITION, SUCCESS_CONDITION
 
 HERE = Path(__file__).parent
@@ -347,17 +352,9 @@ _ACTION_VERBS = {"apply": {"get", "create", "patch"}, "create": {"create"}, "get
                  "patch": {"patch"}}
 
 
-def test_role_grants_exactly_what_the_steps_use(manifests: dict[str, Any]) -> None:
-    granted = permissions_from_rules(manifests["rbac-role.yaml"]["rules"])
-    needed = required_permissions()
-    excess, missing = granted - needed, needed - granted
-    print(f"FIGURE rbac_excess_permissions={len(excess)} missing={len(missing)} granted={len(granted)}")
-    assert excess == set() and missing == set()
-    assert not any("*" in perm for perm in granted)
-
-
-def test_step_permissions_cover_every_resource_step() -> None:
-    """Derive each step's needs from the manifests themselves and compare with the declared list."""
+def _step_needs() -> dict[str, set[tuple[str, str, str]]]:
+    """Each resource step's permissions, derived from the rendered workflows themselves (not from rbac.py)."""
+    needs: dict[str, set[tuple[str, str, str]]] = {}
     for wf in (all_manifests()["model-train.yaml"], all_manifests()["model-deploy.yaml"]):
         for t in wf["spec"]["templates"]:
             if "resource" not in t:
@@ -367,8 +364,25 @@ def test_step_permissions_cover_every_resource_step() -> None:
             verbs = set(_ACTION_VERBS[t["resource"]["action"]])
             if t["resource"].get("successCondition") or t["resource"].get("failureCondition"):
                 verbs.add("get")  # the executor polls the resource
-            declared = {(g, r, v) for g, r, v in STEP_PERMISSIONS[t["name"]]}
-            assert {(group, resource, v) for v in verbs} == declared, t["name"]
+            needs[t["name"]] = {(group, resource, v) for v in verbs}
+    return needs
+
+
+def test_role_grants_exactly_what_the_steps_use(manifests: dict[str, Any]) -> None:
+    granted = permissions_from_rules(manifests["rbac-role.yaml"]["rules"])
+    # what the steps' manifests need, plus what every Argo executor writes (its task results, since Argo 3.4)
+    needed = set().union(*_step_needs().values()) | {("argoproj.io", "workflowtaskresults", v)
+                                                      for v in ("create", "patch")}
+    excess, missing = granted - needed, needed - granted
+    print(f"FIGURE rbac_excess_permissions={len(excess)} missing={len(missing)} granted={len(granted)}")
+    assert excess == set() and missing == set()
+    assert not any("*" in perm for perm in granted)
+
+
+def test_step_permissions_cover_every_resource_step() -> None:
+    """rbac.py's declared table matches what each step's manifest needs."""
+    for name, needs in _step_needs().items():
+        assert {(g, r, v) for g, r, v in STEP_PERMISSIONS[name]} == needs, name
     assert ("argoproj.io", "workflowtaskresults", "create") in required_permissions()
 
 

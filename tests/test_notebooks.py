@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,10 +70,28 @@ def test_notebook_runs_headless_and_leaks_nothing(path: Path, tmp_path: Path, ca
     assert found == 0
     assert not [n for n in TF_NOISE if n in text]
     assert nb["metadata"]["papermill"]["parameters"] == QUICK[path.name]
+    # every cell that draws shows its picture (a trailing ';' or a pyplot-free Figure once hid them)
+    for cell in _plotting_cells(nb):
+        assert any("image/png" in o.get("data", {}) for o in cell["outputs"]), "".join(cell["source"])
     # the run directory (logs, metrics, state) carries no secret either
     for f in tmp_path.rglob("*"):
         if f.is_file() and f.suffix in (".log", ".json", ".jsonl", ".txt") and f.stat().st_size < 5_000_000:
             assert CANARY not in f.read_text(errors="replace"), f
+
+
+def _plotting_cells(nb: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"
+            and re.search(r"\bplot_\w+\(|\bplt\.|\.imshow\(", "".join(c["source"]))]
+
+
+def test_committed_notebooks_show_every_picture() -> None:
+    """The committed outputs (what GitHub and a reader see) carry an image for every plotting cell."""
+    missing = []
+    for path in NOTEBOOKS:
+        for cell in _plotting_cells(json.loads(path.read_text())):
+            if not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+                missing.append(f"{path.name}: {''.join(cell['source'])[-60:]!r}")
+    assert missing == []
 
 
 def test_credential_parameters_are_refused(tmp_path: Path) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import io
+import json
 import re
-from pathlib import Path
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from browser import SEVEN_STROKES, render_strokes
 from mnistkit.config import TrainConfig, validate_job_name
 from mnistkit.drawing import to_data_url, to_png
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
-from mnistkit.errors import ClusterError, ConfigError, ServingError
+from mnistkit.errors import ClusterError, ConfigError, DataError, ServingError
 from mnistkit.widgets.controllers import (
     DrawingPadController,
     JobMonitor,
@@ -517,7 +516,7 @@ def test_confusion_matrix_counts_and_plots() -> None:
     grid = plots.plot_misclassified(images, y_true, y_pred, probs, n=16)
     assert [ax.get_title() for ax in grid.axes] == ["7→1 (0.90)", "2→3 (0.60)"]
     assert len(plots.plot_misclassified(images, y_true, y_true).axes) == 1
-    with pytest.raises(Exception, match="y_pred has 2"):
+    with pytest.raises(DataError, match="y_pred has 2"):
         plots.confusion_matrix([1, 2, 3], [1, 2])
     grid.savefig(io.BytesIO(), format="png")  # renders under Agg
 

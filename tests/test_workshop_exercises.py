@@ -9,7 +9,14 @@ import pytest
 
 from mnistkit.data import Dataset
 from mnistkit.drawing import naive_resize, preprocess
-from mnistkit.workshop.digits import DigitSet, as_predictor, drawing_pad_score, fixed_digit_set, offline_dataset
+from mnistkit.errors import ServingError
+from mnistkit.workshop.digits import (
+    DigitSet,
+    as_predictor,
+    drawing_pad_score,
+    fixed_digit_set,
+    offline_dataset,
+)
 from mnistkit.workshop.exercises import (
     CheckResult,
     check_data,
@@ -84,7 +91,7 @@ def test_drawing_pad_score_accepts_models_clients_and_functions(digits: DigitSet
 
     assert drawing_pad_score(Client(), digits) == 1.0
     assert drawing_pad_score(lambda images: np.full(len(images), 3), digits) == pytest.approx(0.1)
-    with pytest.raises(Exception, match="cannot predict"):
+    with pytest.raises(ServingError, match="cannot predict"):
         as_predictor(42)
 
 

@@ -15,8 +15,14 @@ import pytest
 
 from mnistkit.cli import main
 from mnistkit.data import FILES, read_data_dir
+from mnistkit.errors import MnistkitError
 from mnistkit.workshop import preflight
-from mnistkit.workshop.prepare import pip_download_command, prepare, requirements_for, verify_manifest
+from mnistkit.workshop.prepare import (
+    pip_download_command,
+    prepare,
+    requirements_for,
+    verify_manifest,
+)
 
 
 @pytest.fixture
@@ -74,7 +80,7 @@ def test_prepare_with_wheels_runs_pip_with_the_right_command(tmp_path: Path, not
     assert 'pip install --no-index --find-links wheels "mnistkit[ml]"' in readme
     assert "wheels/numpy-2.0.0-cp311-none-any.whl" in json.loads((tmp_path / "room" / "manifest.json").read_text())["files"]
     # A failing pip is an error that says so, not a half-made folder reported as done.
-    with pytest.raises(Exception, match="pip download .* failed"):
+    with pytest.raises(MnistkitError, match="pip download .* failed"):
         prepare(tmp_path / "room2", include_t10k=False, notebooks_dir=notebooks, runner=lambda cmd: 1 if "download" in cmd else 0)
 
 

@@ -1,0 +1,30 @@
+"""The install files agree: environment.yml pins exactly what pyproject.toml's [all] extra pins."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_environment_yml_has_the_same_pins_as_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    all_extras = extras["all"][0].split("[")[1].rstrip("]").split(",")
+    wanted = list(project["dependencies"]) + [req for name in all_extras for req in extras[name]]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = [p for p in pip if not p.startswith("-e")]
+    assert sorted(listed) == sorted(wanted), (set(listed) ^ set(wanted))
+    assert "-e ." in pip
+    # and conda's Python is one pyproject admits
+    version = next(str(d) for d in env["dependencies"] if str(d).startswith("python=")).split("=", 1)[1]
+    low, high = (s.strip().lstrip(">=<") for s in project["requires-python"].split(","))
+    assert _v(low) <= _v(version) < _v(high), (version, project["requires-python"])
+
+
+def _v(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
