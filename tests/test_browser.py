@@ -67,17 +67,12 @@ def _notebook_cells(model_dir: Path) -> list[str]:
         from mnistkit.widgets import DrawingPad, S3Panel, TrainingPanel
     """
     predictor = """
-        # The real server and client when mnistkit.serving is there; else the SavedModel in this kernel.
-        try:
-            from mnistkit.serving import ModelClient, ModelServer
-            model_server = ModelServer(MODEL_DIR, port=0, rest_api_port=None).start()
-            assert model_server.wait_for_version(1, timeout=60)
-            pad = DrawingPad(client=ModelClient("127.0.0.1", model_server.grpc_port, protocol="grpc"))
-            print("predictor: ModelServer + ModelClient (gRPC)")
-        except ImportError:
-            from mnistkit.widgets.controllers import saved_model_predictor
-            pad = DrawingPad(predict=saved_model_predictor(MODEL_DIR))
-            print("predictor: SavedModel in the kernel")
+        # The real server and client: a server that does not start fails the test (no in-kernel fallback).
+        from mnistkit.serving import ModelClient, ModelServer
+        model_server = ModelServer(MODEL_DIR, port=0, rest_api_port=None).start()
+        assert model_server.wait_for_version(1, timeout=60)
+        pad = DrawingPad(client=ModelClient("127.0.0.1", model_server.grpc_port, protocol="grpc"))
+        print("predictor: ModelServer + ModelClient (gRPC)")
         pad
     """
     return [
@@ -120,6 +115,8 @@ def test_panels_render(lab_page: tuple[Any, list[str]]) -> None:
     training = page.locator(".mnistkit-training-panel")
     for panel in (s3, pad, training):
         panel.wait_for(state="visible")
+    # the pad reads the real server (the cell has no fallback that would predict in the kernel)
+    assert page.get_by_text("predictor: ModelServer + ModelClient (gRPC)").count() == 1
     assert page.locator(".mnistkit-s3-panel input[type='password']").count() == 1
     assert pad.locator("canvas").bounding_box()["width"] == pytest.approx(280, abs=1)
     assert pad.locator(".mnistkit-pad-bar-row").count() == 10
