@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from mnistkit.manifests.common import (
+    NO_ISTIO_SIDECAR,
     container_security,
-    labels,
     metadata,
-    selector,
+    pod_metadata,
     pod_security,
+    selector,
     resources,
     s3_env,
 )
@@ -66,7 +67,7 @@ def serving_deployment(p: ManifestParams) -> dict[str, Any]:
             "replicas": 1,
             "selector": {"matchLabels": selector(p, "serving")},
             "template": {
-                "metadata": {"labels": labels(p, "serving")},
+                "metadata": pod_metadata(p, "serving"),
                 "spec": {
                     "securityContext": pod_security(),
                     "initContainers": [
@@ -168,7 +169,7 @@ def inference_service(p: ManifestParams) -> dict[str, Any]:
         "kind": "InferenceService",
         "metadata": {
             **metadata(p.job_name, p, "serving"),
-            "annotations": {"sidecar.istio.io/inject": "false"},
+            "annotations": dict(NO_ISTIO_SIDECAR),
         },
         "spec": {
             "predictor": {
