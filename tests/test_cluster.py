@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from k8s_double import PODS, TFJOB, WF, FakeArgo, Fault, K8sDouble
 from mnistkit.cluster.client import ClusterClient
@@ -298,13 +297,7 @@ def test_stop_marks_the_job_stopped(k8s: K8sDouble, client: ClusterClient) -> No
 
 
 def _kubeconfig(k8s: K8sDouble, path: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "double",
-        "clusters": [{"name": "double", "cluster": {"server": k8s.url}}],
-        "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
-        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "me", "namespace": NS}}],
-    }))
-    return path
+    return k8s.kubeconfig(path, NS)
 
 
 def test_train_engine_argo_submits_through_kubeconfig(k8s: K8sDouble, tmp_path: Path,
@@ -344,6 +337,10 @@ def test_cli_against_the_double_via_a_kubeconfig(k8s: K8sDouble, tmp_path: Path,
     assert "deleted mnist-cli-1: 1 workflows" in capsys.readouterr().out  # the rest went with it (GC)
     assert main(["get", *kc, "mnist-cli-1"]) == 1
     assert "no workflow 'mnist-cli-1'" in capsys.readouterr().err
+    assert main(["logs", *kc, "mnist-cli-1"]) == 1  # a job that is not there is an error, not silence
+    assert "no workflow 'mnist-cli-1'" in capsys.readouterr().err
+    assert main(["delete", *kc, "mnist-cli-1"]) == 0  # deleting twice is fine, and says there was nothing
+    assert "nothing labelled mnistkit.io/job=mnist-cli-1" in capsys.readouterr().err
 
 
 def test_deploy_serves_a_finished_workflow_and_is_torn_down_with_it(k8s: K8sDouble, client: ClusterClient) -> None:
