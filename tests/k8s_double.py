@@ -137,6 +137,7 @@ class K8sDouble:
         self.denied: set[tuple[str, str, str]] = set()  # (group, resource[/sub], verb)
         self.allowed: set[tuple[str, str, str]] | None = None  # None: everything not denied
         self.reject: int | None = None  # answer every request with this status
+        self.refused: list[tuple[str, str, str]] = []  # what got a 403 from denied/allowed
         self.drop_responses: list[Fault] = []
         self.cut_watches_after: int | None = None
         self.requests: list[tuple[str, str]] = []
@@ -375,6 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
         if code is None and not always_allowed and (
                 (group, res, verb) in k8s.denied or (k8s.allowed is not None and (group, res, verb) not in k8s.allowed)):
             code = 403
+            k8s.refused.append((group, res, verb))
         if code is None:
             return None
         reason, message = _REJECT[code]

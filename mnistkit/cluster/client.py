@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import builtins  # `list` below is a method; annotations after it need the builtin
 import functools
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ __all__ = ["ClusterClient", "WorkflowInfo", "TERMINAL_PHASES", "SUBMISSION_ANNOT
 ARGO = ("argoproj.io", "v1alpha1")
 KUBEFLOW = ("kubeflow.org", "v1")
 SUBMISSION_ANNOTATION = "mnistkit.io/submission"
+SPEC_DIGEST_ANNOTATION = "mnistkit.io/spec-digest"
 
 
 class ClusterClient:
@@ -134,17 +137,31 @@ class ClusterClient:
             self._ensure_deploy_template()
             return self._create_deploy_workflow(train_workflow, job)
 
-    def _ensure_deploy_template(self) -> None:
+    def _ensure_deploy_template(self) -> str:
+        """Create ``model-deploy``, or upgrade the namespace's copy when it is not this release's; says which."""
         from kubernetes.client.exceptions import ApiException
 
         from mnistkit.manifests.workflow import model_deploy_template
 
         template = model_deploy_template(ManifestParams().with_parameters({"namespace": self.namespace}))
+        # A digest of what we would send, kept on the object: the server may default fields in the spec,
+        # so comparing specs would upgrade on every deploy.
+        digest = hashlib.sha256(json.dumps(template["spec"], sort_keys=True).encode()).hexdigest()[:16]
+        template["metadata"]["annotations"] = {SPEC_DIGEST_ANNOTATION: digest}
         try:
             self.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", template)
+            return "created"
         except ApiException as exc:
             if exc.status != 409:
-                raise self._api_error(exc, "creating WorkflowTemplate model-deploy", "template", "model-deploy") from None
+                raise
+        existing = self.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", "model-deploy")
+        if (existing["metadata"].get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION) == digest:
+            return "current"
+        # Replace with its resourceVersion: if someone changed it meanwhile, the server says 409, not overwrite.
+        template["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        self.custom.replace_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", "model-deploy",
+                                                     template)
+        return "upgraded"
 
     def _create_deploy_workflow(self, train_workflow: str, job: str) -> str:
         from kubernetes.client.exceptions import ApiException

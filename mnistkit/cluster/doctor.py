@@ -146,7 +146,8 @@ def _permission_checks(client: Any) -> list[Check]:
             denied.append(f"{verb} {resource}" + (f".{group}" if group else ""))
     if denied:
         return [Check("your permissions", False, f"you may not: {', '.join(denied)} (namespace {client.namespace})",
-                      "ask your admin for these verbs, or use your Kubeflow profile namespace (-n)")]
+                      "use your Kubeflow profile namespace (-n), or ask your admin to bind you the Role in "
+                      "`mnistkit render`'s rbac-user-role.yaml")]
     return [Check("your permissions", True, f"all {len(USER_PERMISSIONS)} needed verbs allowed in {client.namespace}")]
 
 
