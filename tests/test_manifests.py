@@ -310,7 +310,7 @@ def test_serving_ports_and_init_container(manifests: dict[str, Any]) -> None:
     assert {(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {(8500, 8500), (8501, 8501), (9000, 8500)}
     pod = manifests["serving-deployment.yaml"]["spec"]["template"]["spec"]
     init = pod["initContainers"][0]
-    assert "aws s3 sync" in init["command"][-1]
+    assert "aws s3 cp" in init["command"][-1] and "saved_model" in init["command"][-1]
     assert {"name": "EXPORT_URL", "value": "s3://mnist/models/mnist-train/export/mnist"} in init["env"]
     isvc = manifests["inferenceservice.yaml"]
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://mnist/models/mnist-train/export/mnist"
