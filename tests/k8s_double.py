@@ -13,6 +13,10 @@ What it emulates (only what ``mnistkit.cluster`` uses), over real HTTP (``http.s
   ``Gone`` Status, as etcd compaction causes (``compact()``).
 * Pod logs (``/pods/<name>/log``, ``tailLines``), ``SelfSubjectAccessReview`` (allowed unless listed in
   ``denied``), CRDs (``/apis/apiextensions.k8s.io/v1/customresourcedefinitions/<name>``).
+* Authorization, as far as a test needs it: a request whose (group, resource, verb) is in ``denied``, or
+  missing from ``allowed`` when that is set (a Role's rules), gets ``403 Forbidden``; ``reject`` answers
+  every request with one status (401: credentials refused; 403: no permissions at all; 404: the
+  resource type or namespace is not there, as on a cluster without the CRDs).
 * Faults: ``drop_responses`` (perform a request, then close the connection without answering: a lost
   response), ``cut_watches_after`` (end watch streams abruptly after N events).
 
@@ -33,6 +37,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -130,6 +135,9 @@ class K8sDouble:
         self.logs: dict[tuple[str, str], str] = {}
         self.crds: set[str] = {"workflows.argoproj.io", "tfjobs.kubeflow.org", "workflowtemplates.argoproj.io"}
         self.denied: set[tuple[str, str, str]] = set()  # (group, resource[/sub], verb)
+        self.allowed: set[tuple[str, str, str]] | None = None  # None: everything not denied
+        self.reject: int | None = None  # answer every request with this status
+        self.refused: list[tuple[str, str, str]] = []  # what got a 403 from denied/allowed
         self.drop_responses: list[Fault] = []
         self.cut_watches_after: int | None = None
         self.requests: list[tuple[str, str]] = []
@@ -168,6 +176,16 @@ class K8sDouble:
     def url(self) -> str:
         assert self._server
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def kubeconfig(self, path: Path, namespace: str, server: str | None = None) -> Path:
+        """Write a kubeconfig for this double (or ``server``) with ``namespace`` as its context's; returns ``path``."""
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "double",
+            "clusters": [{"name": "double", "cluster": {"server": server or self.url}}],
+            "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
+            "contexts": [{"name": "double", "context": {"cluster": "double", "user": "me", "namespace": namespace}}],
+        }))
+        return path
 
     def configuration(self) -> Any:
         from kubernetes import client
@@ -275,6 +293,12 @@ class K8sDouble:
             self.logs[(ns, pod)] = text
 
 
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_REJECT = {401: ("Unauthorized", "Unauthorized"),
+           403: ("Forbidden", 'User "jane" cannot {verb} resource "{res}" in the namespace "{ns}"'),
+           404: ("NotFound", "the server could not find the requested resource")}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -339,9 +363,30 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
     # ---- routes ----------------------------------------------------------------------------------
+    def _refused(self, key: Key, ns: str | None, name: str | None, sub: str | None,
+                 q: dict[str, str]) -> tuple[int, Any] | None:
+        """The 401/403/404 an API server would answer instead of doing the request, if any."""
+        k8s, (group, plural) = self.k8s, key
+        verb = _VERBS.get(self.command) or ("get" if name else "watch" if q.get("watch") in ("true", "1")
+                                                 else "list")
+        res = plural + (f"/{sub}" if sub and sub != "status" else "")
+        code = k8s.reject
+        always_allowed = key in (("authorization.k8s.io", "selfsubjectaccessreviews"),
+                                 ("apiextensions.k8s.io", "customresourcedefinitions"))
+        if code is None and not always_allowed and (
+                (group, res, verb) in k8s.denied or (k8s.allowed is not None and (group, res, verb) not in k8s.allowed)):
+            code = 403
+            k8s.refused.append((group, res, verb))
+        if code is None:
+            return None
+        reason, message = _REJECT[code]
+        return code, k8s.status(code, reason, message.format(verb=verb, res=res, ns=ns))
+
     def _route(self, key: Key, ns: str | None, name: str | None, sub: str | None, q: dict[str, str]) -> tuple[int, Any]:
         k8s, method = self.k8s, self.command
         group, plural = key
+        if refused := self._refused(key, ns, name, sub, q):
+            return refused
         if key == ("authorization.k8s.io", "selfsubjectaccessreviews") and method == "POST":
             review = self._body()
             attrs = review.get("spec", {}).get("resourceAttributes", {})
@@ -364,8 +409,6 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, text
         if sub == "status" and method in ("PATCH", "PUT"):
             sub = None
-        if method == "POST" and (group, plural, "create") in k8s.denied:
-            return 403, k8s.status(403, "Forbidden", f'{plural} is forbidden: cannot create {plural}')
         if name is None:
             if method == "POST":
                 return k8s.create(key, ns or "", self._body())

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from k8s_double import PODS, TFJOB, WF, FakeArgo, Fault, K8sDouble
 from mnistkit.cluster.client import ClusterClient
@@ -298,13 +297,7 @@ def test_stop_marks_the_job_stopped(k8s: K8sDouble, client: ClusterClient) -> No
 
 
 def _kubeconfig(k8s: K8sDouble, path: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "double",
-        "clusters": [{"name": "double", "cluster": {"server": k8s.url}}],
-        "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
-        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "me", "namespace": NS}}],
-    }))
-    return path
+    return k8s.kubeconfig(path, NS)
 
 
 def test_train_engine_argo_submits_through_kubeconfig(k8s: K8sDouble, tmp_path: Path,
@@ -344,6 +337,10 @@ def test_cli_against_the_double_via_a_kubeconfig(k8s: K8sDouble, tmp_path: Path,
     assert "deleted mnist-cli-1: 1 workflows" in capsys.readouterr().out  # the rest went with it (GC)
     assert main(["get", *kc, "mnist-cli-1"]) == 1
     assert "no workflow 'mnist-cli-1'" in capsys.readouterr().err
+    assert main(["logs", *kc, "mnist-cli-1"]) == 1  # a job that is not there is an error, not silence
+    assert "no workflow 'mnist-cli-1'" in capsys.readouterr().err
+    assert main(["delete", *kc, "mnist-cli-1"]) == 0  # deleting twice is fine, and says there was nothing
+    assert "nothing labelled mnistkit.io/job=mnist-cli-1" in capsys.readouterr().err
 
 
 def test_deploy_serves_a_finished_workflow_and_is_torn_down_with_it(k8s: K8sDouble, client: ClusterClient) -> None:
@@ -513,3 +510,67 @@ def test_argo_job_tensorboard_url_goes_through_the_notebook_proxy(monkeypatch: p
     assert job.tensorboard_url == (
         f"/notebook/kubeflow-user-jane/nb1/proxy/{params.tensorboard_name}.kubeflow-user-jane.svc.cluster.local:80/"
     )
+
+
+def test_the_rendered_user_role_allows_everything_the_cli_does(k8s: K8sDouble, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Every request of every CLI command, made with exactly the rules of ``rbac-user-role.yaml``."""
+    from mnistkit.cli import main
+    from mnistkit.cluster.portforward import find_pod
+    from mnistkit.manifests import all_manifests
+    from mnistkit.manifests.rbac import permissions_from_rules
+
+    rules = all_manifests(ManifestParams().with_parameters({"namespace": NS}))["rbac-user-role.yaml"]["rules"]
+    k8s.allowed = permissions_from_rules(rules)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUSER")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
+    kc = ["--kubeconfig", str(_kubeconfig(k8s, tmp_path / "config"))]
+    name = "mnist-rbac"
+    fake = FakeArgo(k8s)  # (controllers act on the store directly, with their own permissions)
+    assert main(["secret", *kc]) == 0 and main(["secret", *kc]) == 0  # create, then replace
+    assert main(["submit", *kc, "--job-name", name, "-p", "model-serving=false"]) == 0
+    fake.start(NS, name)
+    assert main(["list", *kc]) == 0 and main(["get", *kc, name]) == 0 and main(["logs", *kc, name]) == 0
+    _later(lambda: fake.finish_tfjob(NS, name, succeeded=True), k8s=k8s)
+    assert main(["get", *kc, "--watch", name]) == 0
+    k8s.create(PODS, NS, {"metadata": {"name": f"{name}-tb-1", "labels": {
+        "mnistkit.io/job": name, "app.kubernetes.io/component": "tensorboard"}}, "status": {"phase": "Running"}})
+    from kubernetes import client as k
+
+    client = ClusterClient(k.ApiClient(k8s.configuration()), NS)
+    assert find_pod(client, name, "tensorboard") == f"{name}-tb-1"
+    k8s.create(("argoproj.io", "workflowtemplates"), NS, {"metadata": {"name": "model-deploy"}, "spec": {}})
+    assert main(["deploy", *kc, name]) == 0 and main(["deploy", *kc, name]) == 0  # upgrades the old template
+    client.stop(f"{name}-deploy")
+    assert main(["delete", *kc, name]) == 0
+    assert k8s.refused == [], f"{k8s.refused}\n{capsys.readouterr().err}"
+    # doctor also looks where a namespaced Role cannot reach (the controllers), and at the Secret, which
+    # the user may write but not read back: those are "unknown", never a failure.
+    k8s.create(("", "serviceaccounts"), NS, {"metadata": {"name": "mnistkit-workflow"}})  # (the admin's part)
+    assert main(["doctor", *kc]) == 0
+    report = capsys.readouterr().out
+    assert set(k8s.refused) == {("apps", "deployments", "get"), ("", "secrets", "get")}, report
+    assert "[??  ] Secret aws-creds: not allowed to read it" in report and "you may not" not in report
+
+
+def test_deploy_upgrades_an_outdated_model_deploy_template_once(k8s: K8sDouble, client: ClusterClient) -> None:
+    from mnistkit.manifests.workflow import model_deploy_template
+
+    wt_key = ("argoproj.io", "workflowtemplates")
+    k8s.create(wt_key, NS, {"metadata": {"name": "model-deploy"}, "spec": {"entrypoint": "from-an-old-release"}})
+    fake = FakeArgo(k8s)
+    for job in ("mnist-jane-up1", "mnist-jane-up2"):
+        client.submit(_params(client, job, model_serving="false"))
+        fake.start(NS, job)
+        fake.finish_tfjob(NS, job, succeeded=True)
+    client.deploy("mnist-jane-up1")
+    current = model_deploy_template(ManifestParams().with_parameters({"namespace": NS}))
+    stored = k8s.get(wt_key, NS, "model-deploy")
+    assert stored and stored["spec"] == current["spec"]  # upgraded after the 409
+    def puts() -> int:
+        return sum(m == "PUT" and "workflowtemplates" in p for m, p in k8s.requests)
+
+    assert puts() == 1
+    client.deploy("mnist-jane-up2")
+    assert puts() == 1  # already current: left alone

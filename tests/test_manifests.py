@@ -315,7 +315,7 @@ def test_serving_ports_and_init_container(manifests: dict[str, Any]) -> None:
     assert {(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {(8500, 8500), (8501, 8501), (9000, 8500)}
     pod = manifests["serving-deployment.yaml"]["spec"]["template"]["spec"]
     init = pod["initContainers"][0]
-    assert "aws s3 sync" in init["command"][-1]
+    assert "aws s3 cp" in init["command"][-1] and "saved_model" in init["command"][-1]
     assert {"name": "EXPORT_URL", "value": "s3://mnist/models/mnist-train/export/mnist"} in init["env"]
     isvc = manifests["inferenceservice.yaml"]
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://mnist/models/mnist-train/export/mnist"
@@ -524,3 +524,36 @@ def test_a_number_where_a_parameter_string_belongs_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="tf_worker must be a string") as info:
         ManifestParams(tf_worker=2).validate()  # type: ignore[arg-type]
     assert info.value.field == "tf_worker"
+
+
+# ---- Istio -------------------------------------------------------------------------------------------
+def _pod_annotations(m: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """``{where: annotations}`` of every pod an object makes (Deployment/TFJob templates, Argo step pods)."""
+    spec = m.get("spec", {})
+    out: dict[str, dict[str, str]] = {}
+    if m["kind"] == "Deployment":
+        out["template"] = spec["template"].get("metadata", {}).get("annotations", {})
+    if m["kind"] == "TFJob":
+        out |= {r: s["template"].get("metadata", {}).get("annotations", {})
+                for r, s in spec.get("tfReplicaSpecs", {}).items()}  # (the cleanup patch has none)
+    if m["kind"] in ("Workflow", "WorkflowTemplate"):
+        out["podMetadata"] = spec.get("podMetadata", {}).get("annotations", {})
+    if m["kind"] == "InferenceService":
+        out["metadata"] = m["metadata"].get("annotations", {})
+    return out
+
+
+def test_every_pod_that_reaches_s3_at_start_has_no_istio_sidecar(manifests: dict[str, Any]) -> None:
+    """A sidecar that is not ready yet blocks S3 at start (and one that never exits keeps a finished pod Running)."""
+    objects = dict(manifests)
+    for wf in ("model-train.yaml", "model-deploy.yaml"):
+        params = {p["name"]: p["value"] for p in manifests["model-train.yaml"]["spec"]["arguments"]["parameters"]}
+        inline = _inline(manifests[wf], {**params, "train-workflow": "x"})
+        # (a `get` of a Workflow names an object to read, not one that makes pods)
+        objects |= {f"{wf}:{step}": m for step, m in inline.items() if m["kind"] != "Workflow"}
+    pods = {f"{name} {where}": ann for name, m in objects.items() for where, ann in _pod_annotations(m).items()}
+    missing = sorted(k for k, ann in pods.items() if ann.get("sidecar.istio.io/inject") != "false")
+    assert missing == []
+    kinds = {name.split(" ")[0] for name in pods}
+    assert {"serving-deployment.yaml", "tensorboard-deployment.yaml", "tfjob.yaml", "model-train.yaml",
+            "model-deploy.yaml", "model-train.yaml:serve-model", "model-deploy.yaml:serve-model"} <= kinds

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,6 +61,43 @@ def _png(path: Path, width: int, height: int, *, truncate: bool = False) -> Path
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     path.write_bytes(data[: len(data) // 2] if truncate else data)
     return path
+
+
+CLUSTER_COMMANDS = ("submit", "list", "get", "logs", "delete", "deploy", "doctor", "port-forward", "secret")
+_S3_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE1234", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret"}
+
+
+def _cluster_argv(command: str, kubeconfig: Path) -> list[str]:
+    """Each cluster command with good input, for a job that does not exist."""
+    extra = {"submit": ["--job-name", "mnist-x"], "doctor": [], "list": [], "secret": []}.get(command, ["mnist-x"])
+    return [command, "--kubeconfig", str(kubeconfig), *extra]
+
+
+def _cluster_cases(tmp: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+    """Bad input to every cluster command: refused before any request (the server here is unreachable)."""
+    from k8s_double import K8sDouble
+
+    kc = ["--kubeconfig", str(K8sDouble().kubeconfig(tmp / "kc-dead", "ns", f"http://127.0.0.1:{free_port()}"))]
+    cases = [
+        ("job_name", ["submit", *kc, "--job-name", "Bad_Name"], {}),
+        ("tf_worker", ["submit", *kc, "-p", "tf-worker=-1"], {}),
+        ("parameter", ["submit", *kc, "-p", "tf-worker"], {}),
+        ("namespace", ["list", *kc, "-n", "Bad_Namespace"], {}),
+        ("job_name", ["get", *kc, "Bad_Name"], {}),
+        ("job_name", ["logs", *kc, "x" * 60], {}),
+        ("tail", ["logs", *kc, "mnist-x", "--tail", "-1"], {}),
+        ("job_name", ["delete", *kc, "dots.are.not.labels"], {}),
+        ("job_name", ["deploy", *kc, "trailing-"], {}),
+        ("secret", ["doctor", *kc, "--secret", "Bad_Secret"], {}),
+        ("port", ["port-forward", *kc, "mnist-x", "--port", "70000"], {}),
+        ("target", ["port-forward", *kc, "mnist-x", "grafana"], {}),
+        ("secret", ["secret", *kc, "--name", "Bad_Secret"], _S3_KEYS),
+        ("secret_access_key", ["secret", *kc], {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE1234"}),
+        ("kubeconfig", ["list", "--kubeconfig", str(tmp / "no-such-kubeconfig")], {}),
+        ("context", ["list", *kc, "--context", "no-such-context"], {}),
+    ]
+    assert {argv[0] for _f, argv, _e in cases} >= set(CLUSTER_COMMANDS)
+    return cases
 
 
 def _cases(tmp: Path) -> list[tuple[str, list[str], dict[str, str]]]:
@@ -116,8 +154,21 @@ def _cases(tmp: Path) -> list[tuple[str, list[str], dict[str, str]]]:
         ("test_image", [*predict, "--test-image", "99999999"], {}),
         ("port", ["predict", "--port", "70000", "--test-image", "0"], {}),
         ("timeout", [*predict, "--timeout", "-5", "--test-image", "0"], {}),
+        *_cluster_cases(tmp),
     ]
     return cases
+
+
+def _run_driver(cases: list[tuple[str, list[str], dict[str, str]]], cwd: Path) -> list[dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "BUCKET_NAME", "TF_MODEL_SERVER"))}
+    env.pop("KUBECONFIG", None)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    driver = subprocess.run([sys.executable, "-c", _DRIVER], input="".join(
+        json.dumps({"argv": argv, "env": extra}) + "\n" for _f, argv, extra in cases), env=env, cwd=cwd,
+        capture_output=True, text=True, timeout=240, check=False)
+    results = [json.loads(ln) for ln in driver.stdout.splitlines() if ln.startswith("{")]
+    assert len(results) == len(cases), driver.stderr[-3000:]
+    return results
 
 
 def _named(field: str, message: str) -> bool:
@@ -130,11 +181,7 @@ def _named(field: str, message: str) -> bool:
 def test_cli_rejects_bad_input_with_a_sentence_naming_the_field(tmp_path: Path) -> None:
     cases = _cases(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "BUCKET_NAME", "TF_MODEL_SERVER"))}
-    driver = subprocess.run([sys.executable, "-c", _DRIVER], input="".join(
-        json.dumps({"argv": argv, "env": extra}) + "\n" for _f, argv, extra in cases), env=env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=240)
-    results = [json.loads(ln) for ln in driver.stdout.splitlines() if ln.startswith("{")]
-    assert len(results) == len(cases), driver.stderr[-3000:]
+    results = _run_driver(cases, tmp_path)
     tracebacks, unnamed, wrong_code = [], [], []
     for (field, argv, _extra), res in zip(cases, results):
         where = f"{field}: {' '.join(argv[:1] + argv[-2:])}"
@@ -221,3 +268,47 @@ def test_huge_canvas_png_is_a_clear_error(tmp_path: Path) -> None:
         raise AssertionError(f"{type(exc).__name__} escaped: {exc}") from None
     else:
         raise AssertionError("a 20000x20000 canvas was accepted")
+
+
+def test_every_cluster_command_explains_api_failures_in_one_sentence(tmp_path: Path) -> None:
+    """Unreachable, 401, 403 and 404 from the API server: one sentence naming the server or object, no traceback."""
+    from k8s_double import K8sDouble
+
+    ns = "kubeflow-user-jane"
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
+    doubles = {code: K8sDouble().start() for code in (401, 403, 404)}
+    try:
+        for code, double in doubles.items():
+            double.reject = code
+        configs = {"unreachable": K8sDouble().kubeconfig(tmp_path / "kc-dead", ns, dead)}
+        configs |= {str(code): d.kubeconfig(tmp_path / f"kc-{code}", ns) for code, d in doubles.items()}
+        servers = {"unreachable": dead} | {str(code): d.url for code, d in doubles.items()}
+        cases = [(scenario, _cluster_argv(cmd, kc), _S3_KEYS) for scenario, kc in configs.items()
+                 for cmd in CLUSTER_COMMANDS]
+        results = _run_driver(cases, tmp_path)
+    finally:
+        for double in doubles.values():
+            double.stop()
+    bad = []
+    for (scenario, argv, _env), res in zip(cases, results):
+        command, out = argv[0], res["stdout"] + res["stderr"]
+        if scenario in ("unreachable", "401"):
+            needles = [servers[scenario].split("//")[1]]  # the server, by address
+        elif scenario == "403":
+            needles = [ns] + (["doctor"] if command != "doctor" else [])  # where, and how to see what is missing
+        else:
+            needles = {"list": ["workflows"], "submit": ["workflows"], "secret": ["aws-creds"],
+                       "doctor": ["not installed"]}.get(command, ["mnist-x"])
+        errors = [ln for ln in res["stderr"].splitlines() if ln.strip()]
+        problems = []
+        if "Traceback" in out:
+            problems.append("traceback")
+        if res["code"] != 1:
+            problems.append(f"exit {res['code']}")
+        if command != "doctor" and (len(errors) != 1 or not errors[0].startswith("mnistkit: error: ")):
+            problems.append("not one error line")
+        problems += [f"does not name {n!r}" for n in needles if n not in out]
+        if problems:
+            bad.append(f"{scenario} {command}: {', '.join(problems)}\n{out.strip()[-1200:]}")
+    print(f"FIGURE cluster_api_failures cases={len(cases)} bad={len(bad)}")
+    assert bad == [], "\n\n".join(bad)

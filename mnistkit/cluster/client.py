@@ -13,13 +13,17 @@ with two guarantees a notebook on a flaky connection needs:
 
 from __future__ import annotations
 
+import builtins  # `list` below is a method; annotations after it need the builtin
 import functools
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from mnistkit.cluster.errors import explain, explained, unknown_resource
+from mnistkit.cluster.info import TERMINAL_PHASES, WorkflowInfo
 from mnistkit.config import S3Config
 from mnistkit.errors import ClusterError
 from mnistkit.manifests.common import COMPONENT_LABEL, JOB_LABEL
@@ -30,49 +34,8 @@ __all__ = ["ClusterClient", "WorkflowInfo", "TERMINAL_PHASES", "SUBMISSION_ANNOT
 
 ARGO = ("argoproj.io", "v1alpha1")
 KUBEFLOW = ("kubeflow.org", "v1")
-TERMINAL_PHASES = ("Succeeded", "Failed", "Error")
 SUBMISSION_ANNOTATION = "mnistkit.io/submission"
-
-
-@dataclass(frozen=True)
-class WorkflowInfo:
-    """What ``mnistkit list``/``get`` show for one workflow."""
-
-    name: str
-    namespace: str
-    phase: str
-    job_name: str
-    started: str
-    finished: str
-    message: str
-    nodes: tuple[tuple[str, str, str], ...]  # (step, phase, message)
-
-    @classmethod
-    def from_object(cls, wf: dict[str, Any]) -> WorkflowInfo:
-        st = wf.get("status") or {}
-        params = {p["name"]: p.get("value", "") for p in wf.get("spec", {}).get("arguments", {}).get("parameters", [])}
-        # The steps a person cares about: pods and resource steps, not Argo's grouping nodes.
-        nodes = tuple(
-            sorted(
-                (n.get("displayName", n.get("name", "")), n.get("phase", ""), n.get("message", ""))
-                for n in (st.get("nodes") or {}).values()
-                if n.get("type") not in ("Steps", "StepGroup", "DAG", "TaskGroup")
-            )
-        )
-        return cls(
-            name=wf["metadata"]["name"],
-            namespace=wf["metadata"].get("namespace", ""),
-            phase=st.get("phase") or "Pending",
-            job_name=params.get("job-name", wf["metadata"].get("labels", {}).get(JOB_LABEL, "")),
-            started=st.get("startedAt") or "",
-            finished=st.get("finishedAt") or "",
-            message=st.get("message") or "",
-            nodes=nodes,
-        )
-
-    @property
-    def done(self) -> bool:
-        return self.phase in TERMINAL_PHASES
+SPEC_DIGEST_ANNOTATION = "mnistkit.io/spec-digest"
 
 
 class ClusterClient:
@@ -95,16 +58,21 @@ class ClusterClient:
         return cls(conn.api_client, conn.namespace)
 
     # ---- helpers -------------------------------------------------------------------------------
-    @staticmethod
-    def _api_error(exc: Any, what: str, field: str, value: str) -> ClusterError:
-        status = getattr(exc, "status", None)
-        reason = getattr(exc, "reason", "") or ""
-        hint = {
-            401: "your credentials were refused (log in again, or check the kubeconfig)",
-            403: "you are not allowed to do this here; `mnistkit doctor` lists what is missing",
-            404: "it does not exist (or the CRD is not installed: run `mnistkit doctor`)",
-        }.get(status or 0, reason)
-        return ClusterError(f"{what} failed ({status}): {hint}", field=field, value=value)
+    @property
+    def server(self) -> str:
+        """The API server's address, for messages."""
+        return str(getattr(getattr(self.api_client, "configuration", None), "host", "") or "(unknown server)")
+
+    def _api_error(self, exc: Exception, what: str, field: str, value: str, target: str = "") -> ClusterError:
+        """One sentence for an API failure while ``what`` (see ``mnistkit.cluster.errors.explain``)."""
+        err = explain(exc, server=self.server, namespace=self.namespace, action=what, target=target, field=field,
+                      value=value)
+        return err or ClusterError(f"{what} failed: {type(exc).__name__}: {exc}", field=field, value=value)
+
+    def explained(self, what: str, target: str = "", field: str = "job_name", value: str | None = None) -> Any:
+        """A context manager: API failures inside become one ``ClusterError`` sentence naming server/object."""
+        return explained(server=self.server, namespace=self.namespace, action=what, target=target, field=field,
+                         value=value)
 
     def _wf_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.custom, method)(ARGO[0], ARGO[1], self.namespace, "workflows", *args, **kwargs)
@@ -147,14 +115,14 @@ class ClusterClient:
                         value=p.job_name,
                     ) from None
                 if exc.status is not None and exc.status < 500 and exc.status != 429:
-                    raise self._api_error(exc, "creating the workflow", "job_name", p.job_name) from None
+                    raise self._api_error(exc, f"creating workflow {p.job_name!r} (workflows.argoproj.io)",
+                                          "job_name", p.job_name) from None
                 last = exc
             except (urllib3.exceptions.HTTPError, ConnectionError, OSError) as exc:
                 last = exc
             time.sleep(backoff * 2**attempt)
-        raise ClusterError(
-            f"could not submit {p.job_name!r} after {attempts} attempts: {last}", field="job_name", value=p.job_name
-        )
+        assert last is not None
+        raise self._api_error(last, f"submitting {p.job_name!r} ({attempts} attempts)", "job_name", p.job_name)
 
     def deploy(self, train_workflow: str) -> str:
         """Serve a finished ``model-train`` workflow's export: runs the ``model-deploy`` WorkflowTemplate.
@@ -163,18 +131,41 @@ class ClusterClient:
         ``<train-workflow>-deploy`` (so a retry cannot deploy twice) and labelled with the job, so
         ``delete`` removes it with the rest.
         """
+        wf = self.workflow(train_workflow)
+        job = WorkflowInfo.from_object(wf).job_name or train_workflow
+        with self.explained(f"deploying {train_workflow!r}", value=train_workflow):
+            self._ensure_deploy_template()
+            return self._create_deploy_workflow(train_workflow, job)
+
+    def _ensure_deploy_template(self) -> str:
+        """Create ``model-deploy``, or upgrade the namespace's copy when it is not this release's; says which."""
         from kubernetes.client.exceptions import ApiException
 
         from mnistkit.manifests.workflow import model_deploy_template
 
-        wf = self.workflow(train_workflow)
-        job = WorkflowInfo.from_object(wf).job_name or train_workflow
         template = model_deploy_template(ManifestParams().with_parameters({"namespace": self.namespace}))
+        # A digest of what we would send, kept on the object: the server may default fields in the spec,
+        # so comparing specs would upgrade on every deploy.
+        digest = hashlib.sha256(json.dumps(template["spec"], sort_keys=True).encode()).hexdigest()[:16]
+        template["metadata"]["annotations"] = {SPEC_DIGEST_ANNOTATION: digest}
         try:
             self.custom.create_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", template)
+            return "created"
         except ApiException as exc:
             if exc.status != 409:
-                raise self._api_error(exc, "creating WorkflowTemplate model-deploy", "template", "model-deploy") from None
+                raise
+        existing = self.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", "model-deploy")
+        if (existing["metadata"].get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION) == digest:
+            return "current"
+        # Replace with its resourceVersion: if someone changed it meanwhile, the server says 409, not overwrite.
+        template["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        self.custom.replace_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", "model-deploy",
+                                                     template)
+        return "upgraded"
+
+    def _create_deploy_workflow(self, train_workflow: str, job: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
         name = f"{train_workflow}-deploy"[:63].rstrip("-")
         body = {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -199,12 +190,13 @@ class ClusterClient:
             try:
                 return self._wf_call("get_namespaced_custom_object", name)  # type: ignore[no-any-return]
             except ApiException as exc:
-                if exc.status == 404:
+                if exc.status == 404 and not unknown_resource(exc):
                     return None
-                raise self._api_error(exc, f"reading workflow {name}", "workflow", name) from None
-            except Exception:  # noqa: BLE001 - a dropped connection: GET is safe to retry
+                raise self._api_error(exc, f"reading workflow {name!r}", "job_name", name,
+                                      target=f"workflow {name!r}") from None
+            except Exception as exc:  # noqa: BLE001 - a dropped connection: GET is safe to retry
                 if attempt == 3:
-                    raise
+                    raise self._api_error(exc, f"reading workflow {name!r}", "job_name", name) from None
                 time.sleep(0.1 * 2**attempt)
         return None
 
@@ -219,13 +211,9 @@ class ClusterClient:
 
     def list(self, all_workflows: bool = False) -> list[WorkflowInfo]:
         """mnistkit's workflows (``all_workflows``: every workflow in the namespace), newest first."""
-        from kubernetes.client.exceptions import ApiException
-
         selector = "" if all_workflows else "app.kubernetes.io/part-of=mnistkit"
-        try:
+        with self.explained("listing workflows (workflows.argoproj.io)", field="namespace", value=self.namespace):
             items = self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]
-        except ApiException as exc:
-            raise self._api_error(exc, "listing workflows", "namespace", self.namespace) from None
         infos = [WorkflowInfo.from_object(w) for w in items]
         return sorted(infos, key=lambda i: (i.started, i.name), reverse=True)
 
@@ -236,8 +224,14 @@ class ClusterClient:
 
         list_fn = functools.partial(self.custom.list_namespaced_custom_object, ARGO[0], ARGO[1], self.namespace,
                                     "workflows")
+        events = follow(list_fn, field_selector=f"metadata.name={name}", timeout=timeout, stats=stats)
+        with self.explained(f"watching workflow {name!r}", target=f"workflow {name!r}", value=name):
+            yield from self._phases(name, events)
+
+    @staticmethod
+    def _phases(name: str, events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[WorkflowInfo]:
         last_phase = None
-        for kind, obj in follow(list_fn, field_selector=f"metadata.name={name}", timeout=timeout, stats=stats):
+        for kind, obj in events:
             if kind == "DELETED":
                 raise ClusterError(f"workflow {name!r} was deleted while being watched", field="job_name", value=name)
             info = WorkflowInfo.from_object(obj)
@@ -256,9 +250,10 @@ class ClusterClient:
         return info or self.get(name)
 
     # ---- logs ----------------------------------------------------------------------------------
-    def pods(self, job_name: str, component: str = "training") -> list[Any]:
+    def pods(self, job_name: str, component: str = "training") -> builtins.list[Any]:
         selector = f"{JOB_LABEL}={job_name},{COMPONENT_LABEL}={component}"
-        return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
+        with self.explained(f"listing the {component} pods of job {job_name!r}", value=job_name):
+            return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
 
     def logs(self, job_name: str, tail: int | None = None) -> str:
         """The TFJob pods' logs, each line prefixed with ``[chief-0]``/``[worker-1]``, chief first."""
@@ -310,13 +305,17 @@ class ClusterClient:
                         return 0
                     raise self._api_error(exc, f"deleting {args[-1] if args else job_name}", "job_name",
                                           job_name) from None
-                except (urllib3.exceptions.HTTPError, ConnectionError, OSError):
+                except (urllib3.exceptions.HTTPError, ConnectionError, OSError) as exc:
                     if attempt == 3:
-                        raise ClusterError(f"lost the connection while deleting {job_name}; run delete again",
-                                           field="job_name", value=job_name) from None
+                        raise self._api_error(exc, f"deleting job {job_name!r} (run delete again)", "job_name",
+                                              job_name) from None
                     time.sleep(0.1 * 2**attempt)
             return 0
 
+        with self.explained(f"deleting job {job_name!r}", value=job_name):
+            return self._delete_all(job_name, selector, gone, opts, counts)
+
+    def _delete_all(self, job_name: str, selector: str, gone: Any, opts: Any, counts: dict[str, int]) -> dict[str, int]:
         counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", job_name, body=opts)
         for wf in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]:
             counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", wf["metadata"]["name"], body=opts)
@@ -331,9 +330,12 @@ class ClusterClient:
             counts["services"] += gone(self.core.delete_namespaced_service, s.metadata.name, self.namespace, body=opts)
         return counts
 
-    def leftovers(self, job_name: str) -> list[str]:
+    def leftovers(self, job_name: str) -> builtins.list[str]:
         """Objects still labelled with the job (pods included): empty after a complete teardown."""
-        selector = f"{JOB_LABEL}={job_name}"
+        with self.explained(f"listing what job {job_name!r} left", value=job_name):
+            return self._leftovers(f"{JOB_LABEL}={job_name}")
+
+    def _leftovers(self, selector: str) -> builtins.list[str]:
         names = [f"workflow/{w['metadata']['name']}"
                  for w in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]]
         names += [f"tfjob/{j['metadata']['name']}" for j in self.custom.list_namespaced_custom_object(
@@ -348,12 +350,8 @@ class ClusterClient:
 
     def stop(self, name: str) -> None:
         """``argo stop``: Argo stops the steps and still runs the exit handler (which deletes the TFJob)."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
+        with self.explained(f"stopping workflow {name!r}", target=f"workflow {name!r}", value=name):
             self._wf_call("patch_namespaced_custom_object", name, {"spec": {"shutdown": "Stop"}})
-        except ApiException as exc:
-            raise self._api_error(exc, f"stopping {name}", "job_name", name) from None
 
     # ---- secret --------------------------------------------------------------------------------
     def ensure_secret(self, s3: S3Config, name: str = "aws-creds") -> str:
@@ -366,16 +364,13 @@ class ClusterClient:
         from mnistkit.manifests.credentials import aws_secret
 
         body = aws_secret(s3, name=name, namespace=self.namespace)
-        try:
-            self.core.create_namespaced_secret(self.namespace, body)
-            return "created"
-        except ApiException as exc:
-            if exc.status != 409:
-                raise ClusterError(f"creating Secret {name!r} failed ({exc.status} {exc.reason})",
-                                   field="secret", value=name) from None
-        try:
+        with self.explained(f"creating Secret {name!r}", field="secret", value=name):
+            try:
+                self.core.create_namespaced_secret(self.namespace, body)
+                return "created"
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        with self.explained(f"updating Secret {name!r}", target=f"Secret {name!r}", field="secret", value=name):
             self.core.replace_namespaced_secret(name, self.namespace, body)
             return "updated"
-        except ApiException as exc:
-            raise ClusterError(f"updating Secret {name!r} failed ({exc.status} {exc.reason})",
-                               field="secret", value=name) from None

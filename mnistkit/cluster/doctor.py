@@ -56,6 +56,8 @@ def _crd_checks(client: Any) -> list[Check]:
             _drain(api.read_custom_resource_definition(crd, _preload_content=False))
             out.append(Check(f"CRD {crd}", True, "installed"))
         except ApiException as exc:
+            if exc.status == 401:
+                raise  # nothing else will work either: doctor() says so once
             if exc.status == 404:
                 out.append(Check(f"CRD {crd}", False, "not installed", f"install {what}"))
             elif exc.status == 403:
@@ -124,6 +126,7 @@ def _object_checks(client: Any, secret_name: str) -> list[Check]:
 
 def _permission_checks(client: Any) -> list[Check]:
     from kubernetes import client as k
+    from kubernetes.client.exceptions import ApiException
 
     api = k.AuthorizationV1Api(client.api_client)
     denied = []
@@ -132,30 +135,46 @@ def _permission_checks(client: Any) -> list[Check]:
         review = k.V1SelfSubjectAccessReview(spec=k.V1SelfSubjectAccessReviewSpec(
             resource_attributes=k.V1ResourceAttributes(namespace=client.namespace, group=group, resource=res,
                                                        subresource=sub or None, verb=verb)))
-        result = api.create_self_subject_access_review(review)
+        try:
+            result = api.create_self_subject_access_review(review)
+        except ApiException as exc:
+            # Every signed-in user may ask (system:basic-user); a refusal means a proxy or an odd server.
+            return [Check("your permissions", False, f"{client.server} refused a SelfSubjectAccessReview "
+                          f"({exc.status} {exc.reason}), so your permissions in {client.namespace} are unknown",
+                          "check that the kubeconfig points at the Kubernetes API server itself")]
         if not (result.status and result.status.allowed):
             denied.append(f"{verb} {resource}" + (f".{group}" if group else ""))
     if denied:
         return [Check("your permissions", False, f"you may not: {', '.join(denied)} (namespace {client.namespace})",
-                      "ask your admin for these verbs, or use your Kubeflow profile namespace (-n)")]
+                      "use your Kubeflow profile namespace (-n), or ask your admin to bind you the Role in "
+                      "`mnistkit render`'s rbac-user-role.yaml")]
     return [Check("your permissions", True, f"all {len(USER_PERMISSIONS)} needed verbs allowed in {client.namespace}")]
 
 
 def doctor(client: Any, secret_name: str = "aws-creds") -> list[Check]:
     """Run every check against ``client`` (a ``ClusterClient``); never raises for a cluster problem."""
-    import urllib3
+    from kubernetes.client.exceptions import ApiException
 
+    from mnistkit.cluster.errors import is_unreachable
+
+    host = client.server
     try:
         checks = _crd_checks(client)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        host = client.api_client.configuration.host
+        checks += _controller_checks(client)
+        checks += _object_checks(client, secret_name)
+        checks += _permission_checks(client)
+    except ApiException as exc:
+        if exc.status != 401:
+            raise
+        return [Check("API server", False, f"{host} refused your credentials (401 {exc.reason})",
+                      "log in again or refresh the token in your kubeconfig")]
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
         return [Check("API server", False, f"cannot reach {host}: {type(exc).__name__}",
-                      "check KUBECONFIG / your network, or run from a Kubeflow notebook")]
-    checks.insert(0, Check("API server", True, f"{client.api_client.configuration.host}, namespace {client.namespace}"))
-    checks += _controller_checks(client)
-    checks += _object_checks(client, secret_name)
-    checks += _permission_checks(client)
-    return checks
+                      "check that the cluster is up and that KUBECONFIG/--context points at it, "
+                      "or run from a Kubeflow notebook")]
+    return [Check("API server", True, f"{host}, namespace {client.namespace}"), *checks]
 
 
 def format_report(checks: list[Check]) -> str:

@@ -11,7 +11,7 @@ import socket
 import threading
 from typing import Any
 
-from mnistkit.errors import ClusterError
+from mnistkit.errors import ClusterError, ConfigError
 from mnistkit.manifests.serving import REST_PORT
 from mnistkit.manifests.tensorboard import TENSORBOARD_PORT
 
@@ -60,7 +60,11 @@ def forward(client: Any, job_name: str, target: str = "tensorboard", local_port:
     stop = stop or threading.Event()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", local_port))
+        try:
+            server.bind(("127.0.0.1", local_port))
+        except (OSError, OverflowError) as exc:
+            raise ConfigError(f"cannot listen on 127.0.0.1:{local_port} ({exc}); choose another --port or 0",
+                              field="port", value=local_port) from None
         server.listen(8)
         server.settimeout(0.5)
         port = server.getsockname()[1]
@@ -71,9 +75,10 @@ def forward(client: Any, job_name: str, target: str = "tensorboard", local_port:
                 conn, _ = server.accept()
             except socket.timeout:
                 continue
-            pf = portforward(client.core.connect_get_namespaced_pod_portforward, pod, client.namespace,
-                             ports=str(remote))
-            remote_sock = pf.socket(remote)
+            with client.explained(f"forwarding to pod {pod!r}", target=f"pod {pod!r}", value=job_name):
+                pf = portforward(client.core.connect_get_namespaced_pod_portforward, pod, client.namespace,
+                                 ports=str(remote))
+                remote_sock = pf.socket(remote)
             remote_sock.setblocking(True)
             for a, b in ((conn, remote_sock), (remote_sock, conn)):
                 threading.Thread(target=_pump, args=(a, b), daemon=True).start()

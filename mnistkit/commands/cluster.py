@@ -3,21 +3,69 @@
 
 The ``argo`` CLI equivalents, through the Kubernetes API with your kubeconfig (or, in a Kubeflow
 notebook, the pod's service account and namespace). ``kubernetes`` is imported only when one runs.
+Input is checked before any request; a failed request (server unreachable, 401, 403, 404) is one
+sentence naming the server or object and what to do (``mnistkit.cluster.errors``), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from mnistkit.config import validate_job_name
+from mnistkit.errors import ConfigError
+
 __all__ = ["register"]
+
+Command = Callable[[argparse.Namespace], int]
 
 
 def _client(args: argparse.Namespace) -> Any:
     from mnistkit.cluster.client import ClusterClient
 
-    return ClusterClient.connect(args.namespace, kubeconfig=args.kubeconfig, context=args.context)
+    client = ClusterClient.connect(args.namespace, kubeconfig=args.kubeconfig, context=args.context)
+    args.cluster_client = client  # for _explained's message, should a request fail outside the client
+    return client
+
+
+def _checked(args: argparse.Namespace) -> None:
+    """Refuse bad input before any request is made."""
+    if args.namespace is not None:
+        validate_job_name(args.namespace, "namespace", max_len=63)
+    if getattr(args, "name", None) is not None and args.command != "secret":
+        validate_job_name(args.name, "job_name", max_len=52 if args.command in ("logs", "port-forward") else 63)
+    if getattr(args, "tail", None) is not None and args.tail < 0:
+        raise ConfigError(f"--tail must be 0 or more lines, got {args.tail}", field="tail", value=args.tail)
+    if getattr(args, "port", None) is not None and not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0-65535 (0: any free port), got {args.port}", field="port", value=args.port)
+    for secret in (getattr(args, "secret", None), args.name if args.command == "secret" else None):
+        if secret is not None:
+            validate_job_name(secret, "secret", max_len=63)
+
+
+def _explained(func: Command) -> Command:
+    """Check the input, run the command, and turn any API failure that got this far into one sentence."""
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        _checked(args)
+        try:
+            return func(args)
+        except Exception as exc:
+            from mnistkit.cluster.errors import explain
+
+            client = getattr(args, "cluster_client", None)
+            if client is None:
+                raise
+            err = explain(exc, server=client.server, namespace=client.namespace,
+                          action=f"running `mnistkit {args.command}`", value=getattr(args, "name", None))
+            if err is None:
+                raise
+            raise err from None
+
+    return run
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -74,13 +122,23 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    sys.stdout.write(_client(args).logs(args.name, tail=args.tail))
+    client = _client(args)
+    text = client.logs(args.name, tail=args.tail)
+    if not text:
+        client.workflow(args.name)  # no such job: say so (a clear error), rather than print nothing
+        print(f"job {args.name} has no training pods (yet); `mnistkit get {args.name}` shows its steps",
+              file=sys.stderr)
+    sys.stdout.write(text)
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
     client = _client(args)
     counts = client.delete(args.name)
+    if not any(counts.values()):
+        print(f"nothing labelled mnistkit.io/job={args.name} in namespace {client.namespace} to delete; "
+              "`mnistkit list` shows the jobs there", file=sys.stderr)
+        return 0
     print(f"deleted {args.name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + " (exports on S3 are kept)")
     return 0
 
@@ -120,10 +178,10 @@ def _secret(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    def add(name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+    def add(name: str, help_: str, func: Command) -> argparse.ArgumentParser:
         p = subparsers.add_parser(name, help=help_, description=help_)
         _common(p)
-        p.set_defaults(func=func)
+        p.set_defaults(func=_explained(func))
         return p
 
     p = add("submit", "submit the model-train workflow to the cluster (argo submit -p ...)", _submit)

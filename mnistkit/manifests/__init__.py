@@ -18,7 +18,7 @@ import yaml
 
 from mnistkit.manifests.credentials import POD_DEFAULT_LABEL, aws_secret, pod_default
 from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams, current_user, default_job_name
-from mnistkit.manifests.rbac import role, role_binding, service_account
+from mnistkit.manifests.rbac import role, role_binding, service_account, user_role
 from mnistkit.manifests.serving import (
     inference_service,
     kserve_service_account,
@@ -49,6 +49,7 @@ __all__ = [
     "service_account",
     "role",
     "role_binding",
+    "user_role",
     "model_train_workflow",
     "model_deploy_template",
 ]
@@ -70,6 +71,7 @@ def all_manifests(p: ManifestParams | None = None) -> dict[str, dict[str, Any]]:
         "rbac-serviceaccount.yaml": service_account(p),
         "rbac-role.yaml": role(p),
         "rbac-rolebinding.yaml": role_binding(p),
+        "rbac-user-role.yaml": user_role(p),
         "poddefault.yaml": pod_default(p),
     }
 

@@ -19,6 +19,8 @@ __all__ = [
     "labels",
     "selector",
     "metadata",
+    "pod_metadata",
+    "NO_ISTIO_SIDECAR",
     "s3_env",
     "pod_security",
     "container_security",
@@ -32,6 +34,10 @@ PART_OF = {"app.kubernetes.io/part-of": "mnistkit"}
 SECRET_KEY_ID = "awsAccessKeyID"
 SECRET_KEY_SECRET = "awsSecretAccessKey"
 NON_ROOT_UID = 1000
+# Every pod that talks to S3 as soon as it starts (trainer, TensorBoard, the serving init container, Argo's
+# step pods) runs without Istio's sidecar: until the sidecar is ready the pod has no network, and a sidecar
+# never exits, so a finished pod (a TFJob replica, a workflow step) would stay Running forever.
+NO_ISTIO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 
 def labels(p: ManifestParams, component: str | None = None) -> dict[str, str]:
@@ -48,6 +54,11 @@ def selector(p: ManifestParams, component: str) -> dict[str, str]:
 
 def metadata(name: str, p: ManifestParams, component: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": p.namespace, "labels": labels(p, component), **extra}
+
+
+def pod_metadata(p: ManifestParams, component: str) -> dict[str, Any]:
+    """A pod template's metadata: the component's labels, and no Istio sidecar."""
+    return {"labels": labels(p, component), "annotations": dict(NO_ISTIO_SIDECAR)}
 
 
 def s3_env(p: ManifestParams, *, tensorboard: bool = False) -> list[dict[str, Any]]:

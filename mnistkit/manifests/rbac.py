@@ -26,10 +26,13 @@ __all__ = [
     "service_account",
     "role",
     "role_binding",
+    "user_role",
+    "USER_ROLE",
 ]
 
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 WORKFLOW_SERVICE_ACCOUNT = "mnistkit-workflow"
+USER_ROLE = "mnistkit-user"
 
 _APPLY = ("get", "create", "patch")  # kubectl apply: read, then create or patch
 _EXECUTOR: tuple[Permission, ...] = (
@@ -53,14 +56,18 @@ STEP_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "wait-for-training": (("argoproj.io", "workflows", "get"),),
 }
 
-# What a person using the CLI or panels needs in their namespace (checked by `mnistkit doctor`).
+# What a person using the CLI or panels needs in their namespace (checked by `mnistkit doctor`, rendered as
+# the Role `mnistkit-user`; a test runs every command with exactly these rules).
 USER_PERMISSIONS: tuple[Permission, ...] = (
     ("argoproj.io", "workflows", "create"),
     ("argoproj.io", "workflows", "get"),
     ("argoproj.io", "workflows", "list"),
     ("argoproj.io", "workflows", "watch"),
+    ("argoproj.io", "workflows", "patch"),  # stop (argo stop)
     ("argoproj.io", "workflows", "delete"),
     ("argoproj.io", "workflowtemplates", "create"),
+    ("argoproj.io", "workflowtemplates", "get"),  # deploy: is model-deploy current?
+    ("argoproj.io", "workflowtemplates", "update"),  # deploy: upgrade an outdated model-deploy
     ("kubeflow.org", "tfjobs", "list"),
     ("kubeflow.org", "tfjobs", "delete"),
     ("", "pods", "list"),
@@ -70,7 +77,9 @@ USER_PERMISSIONS: tuple[Permission, ...] = (
     ("", "services", "delete"),
     ("apps", "deployments", "list"),
     ("apps", "deployments", "delete"),
+    ("", "serviceaccounts", "get"),  # doctor: does the workflow's ServiceAccount exist?
     ("", "secrets", "create"),
+    ("", "secrets", "update"),  # `mnistkit secret` replaces an existing aws-creds
 )
 
 
@@ -129,4 +138,18 @@ def role_binding(p: ManifestParams) -> dict[str, Any]:
                      "labels": {"app.kubernetes.io/part-of": "mnistkit"}},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": WORKFLOW_SERVICE_ACCOUNT},
         "subjects": [{"kind": "ServiceAccount", "name": WORKFLOW_SERVICE_ACCOUNT, "namespace": p.namespace}],
+    }
+
+
+def user_role(p: ManifestParams) -> dict[str, Any]:
+    """What a person needs to use the CLI and panels in the namespace (``USER_PERMISSIONS``), as a Role.
+
+    A Kubeflow profile's owner already has more (``kubeflow-edit``); elsewhere an admin binds it:
+    ``kubectl create rolebinding mnistkit-user --role=mnistkit-user --user=jane -n NS``.
+    """
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": USER_ROLE, "namespace": p.namespace, "labels": {"app.kubernetes.io/part-of": "mnistkit"}},
+        "rules": rules_from_permissions(USER_PERMISSIONS),
     }

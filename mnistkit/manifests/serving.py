@@ -1,8 +1,9 @@
 """Serving a job's export: TF Serving fed by an init container, or a KServe ``InferenceService``.
 
 TF Serving >= 2.7 dropped its S3 filesystem, so the Deployment's init container (``amazon/aws-cli``)
-copies ``<model-dir>/export/mnist/`` (every published ``<version>/``) into an ``emptyDir`` that TF
-Serving reads as ``/models/mnist``. Ports: gRPC 8500, REST 8501, and the seed's 9000 (gRPC) on the
+copies the newest complete version of ``<model-dir>/export/mnist/`` into an ``emptyDir`` that TF Serving
+reads as ``/models/mnist``. A new version reaches the pod only when it restarts (the init container runs
+once), e.g. ``kubectl rollout restart deployment/<job>-serving``. Ports: gRPC 8500, REST 8501, and the seed's 9000 (gRPC) on the
 Service. KServe's storage initializer reads ``s3://`` itself, configured by the ServiceAccount's
 annotations and the Secret it lists (https://kserve.github.io/website/ "Deploy InferenceService with
 a saved model on S3").
@@ -13,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from mnistkit.manifests.common import (
+    NO_ISTIO_SIDECAR,
     container_security,
-    labels,
     metadata,
-    selector,
+    pod_metadata,
     pod_security,
+    selector,
     resources,
     s3_env,
 )
@@ -41,19 +43,25 @@ SEED_GRPC_PORT = 9000
 MODEL_NAME = "mnist"
 KSERVE_SERVICE_ACCOUNT = "mnistkit-kserve-s3"
 
-# Copies every version, then refuses to start TF Serving on an empty model dir (a clear init error
-# beats a server that answers "no versions available" forever).
+# Copies the newest *complete* version: a folder named by digits only (TF Serving's own rule; never the
+# trainer's `.staging/`) whose saved_model.pb is there (the trainer publishes it last, so a version being
+# copied to S3 has none yet). Without one it fails: a clear init error beats a server that answers "no
+# versions available" forever. POSIX sh with sed/sort/grep, which the amazon/aws-cli image has.
 _SYNC_SCRIPT = """set -eu
 extra=""
 if [ "${S3_VERIFY_SSL:-1}" = "0" ]; then extra="--no-verify-ssl"; fi
 if [ -n "${AWS_ENDPOINT_URL:-}" ]; then extra="$extra --endpoint-url $AWS_ENDPOINT_URL"; fi
-echo "copying $EXPORT_URL/ to /models/mnist/"
-aws s3 sync $extra --only-show-errors "$EXPORT_URL/" /models/mnist/
-if ! ls /models/mnist/*/saved_model.pb >/dev/null 2>&1; then
-  echo "no exported version under $EXPORT_URL/ (expected <version>/saved_model.pb)" >&2
-  exit 1
-fi
-ls /models/mnist
+versions=$(aws s3 ls $extra "$EXPORT_URL/" | sed -n 's#^ *PRE \\([0-9][0-9]*\\)/$#\\1#p' | sort -rn || true)
+for v in $versions; do
+  if aws s3 ls $extra "$EXPORT_URL/$v/" | grep -q ' saved_model[.]pb$'; then
+    echo "copying version $v from $EXPORT_URL/$v/ to $MODELS_DIR/$v/"
+    aws s3 cp $extra --recursive --only-show-errors "$EXPORT_URL/$v/" "$MODELS_DIR/$v/"
+    test -f "$MODELS_DIR/$v/saved_model.pb"
+    exit 0
+  fi
+done
+echo "no complete version under $EXPORT_URL/ (expected <digits>/saved_model.pb; found: ${versions:-nothing})" >&2
+exit 1
 """
 
 
@@ -66,7 +74,7 @@ def serving_deployment(p: ManifestParams) -> dict[str, Any]:
             "replicas": 1,
             "selector": {"matchLabels": selector(p, "serving")},
             "template": {
-                "metadata": {"labels": labels(p, "serving")},
+                "metadata": pod_metadata(p, "serving"),
                 "spec": {
                     "securityContext": pod_security(),
                     "initContainers": [
@@ -77,6 +85,7 @@ def serving_deployment(p: ManifestParams) -> dict[str, Any]:
                             "env": [
                                 *s3_env(p),
                                 {"name": "EXPORT_URL", "value": p.export_dir},
+                                {"name": "MODELS_DIR", "value": f"/models/{MODEL_NAME}"},
                                 {"name": "HOME", "value": "/tmp"},
                             ],
                             "resources": resources("100m", "256Mi", "1", "512Mi"),
@@ -168,7 +177,7 @@ def inference_service(p: ManifestParams) -> dict[str, Any]:
         "kind": "InferenceService",
         "metadata": {
             **metadata(p.job_name, p, "serving"),
-            "annotations": {"sidecar.istio.io/inject": "false"},
+            "annotations": dict(NO_ISTIO_SIDECAR),
         },
         "spec": {
             "predictor": {

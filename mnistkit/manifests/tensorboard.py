@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnistkit.manifests.common import container_security, labels, metadata, pod_security, resources, s3_env, selector
+from mnistkit.manifests.common import (
+    container_security,
+    metadata,
+    pod_metadata,
+    pod_security,
+    resources,
+    s3_env,
+    selector,
+)
 from mnistkit.manifests.params import ManifestParams
 
 __all__ = ["tensorboard_deployment", "tensorboard_service", "TENSORBOARD_PORT"]
@@ -28,10 +36,7 @@ def tensorboard_deployment(p: ManifestParams) -> dict[str, Any]:
             "replicas": 1,
             "selector": {"matchLabels": selector(p, "tensorboard")},
             "template": {
-                "metadata": {
-                    "labels": labels(p, "tensorboard"),
-                    "annotations": {"sidecar.istio.io/inject": "false"},
-                },
+                "metadata": pod_metadata(p, "tensorboard"),
                 "spec": {
                     "securityContext": pod_security(),
                     "containers": [

@@ -12,8 +12,8 @@ from typing import Any
 
 from mnistkit.manifests.common import (
     container_security,
-    labels,
     metadata,
+    pod_metadata,
     pod_security,
     resources,
     s3_env,
@@ -34,11 +34,7 @@ def _replica(p: ManifestParams, replicas: int | str) -> dict[str, Any]:
         "replicas": replicas,
         "restartPolicy": "ExitCode",
         "template": {
-            "metadata": {
-                "labels": labels(p, "training"),
-                # Istio's sidecar never exits, so with it a finished pod would stay Running forever.
-                "annotations": {"sidecar.istio.io/inject": "false"},
-            },
+            "metadata": pod_metadata(p, "training"),
             "spec": {
                 "securityContext": pod_security(),
                 "containers": [

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mnistkit.manifests.common import PART_OF, JOB_LABEL, container_security, resources
+from mnistkit.manifests.common import JOB_LABEL, NO_ISTIO_SIDECAR, PART_OF, container_security, resources
 from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.rbac import WORKFLOW_SERVICE_ACCOUNT
 from mnistkit.manifests.serving import serving_deployment, serving_service
@@ -145,6 +145,7 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
             # Training deadline plus room for TensorBoard, serving and the exit handler.
             "activeDeadlineSeconds": p.train_deadline_seconds + 1800,
             "securityContext": _pod_security(),
+            "podMetadata": {"annotations": dict(NO_ISTIO_SIDECAR)},
             "arguments": {"parameters": [{"name": k, "value": v} for k, v in p.parameters().items()]},
             "templates": [
                 {
@@ -239,6 +240,7 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
             "serviceAccountName": WORKFLOW_SERVICE_ACCOUNT,
             "activeDeadlineSeconds": 3600,
             "securityContext": _pod_security(),
+            "podMetadata": {"annotations": dict(NO_ISTIO_SIDECAR)},
             "arguments": {"parameters": [
                 {"name": "train-workflow", "value": "", "description": "name of a finished model-train workflow"},
                 {"name": "serving-image", "value": p.serving_image},

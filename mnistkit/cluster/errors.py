@@ -1,0 +1,118 @@
+"""What the Kubernetes client raises, said as one sentence that names the server or object and what to do.
+
+The ``kubernetes`` client raises ``ApiException`` for an answer it did not like and urllib3's
+``MaxRetryError`` (or a plain ``OSError``) when the API server cannot be reached; printed raw, either is
+a page of traceback. ``explain`` turns both into a ``ClusterError``; ``explained`` does it for a block.
+Neither imports ``kubernetes`` until an error is being explained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+
+from mnistkit.errors import ClusterError
+
+__all__ = ["explain", "explained", "is_unreachable", "unknown_resource"]
+
+_HOW_TO_REACH = (
+    "check that the cluster is up and that your kubeconfig (KUBECONFIG, --kubeconfig, --context) "
+    "points at it, e.g. with `kubectl cluster-info`"
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """A connection that failed (refused, reset, timed out, DNS), as opposed to an answer from the server."""
+    import urllib3
+
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, OSError))
+
+
+def unknown_resource(exc: BaseException) -> bool:
+    """A 404 about the resource type (its CRD is not installed), not about one object."""
+    return "could not find the requested resource" in str(getattr(exc, "body", "") or "")
+
+
+def _server_says(exc: BaseException) -> str:
+    """``403 Forbidden: <the Status message the API server sent>``."""
+    try:
+        message = json.loads(getattr(exc, "body", None) or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    head = f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '') or ''}".strip()
+    return f"{head}: {message}" if message and message != getattr(exc, "reason", None) else head
+
+
+def explain(
+    exc: BaseException,
+    *,
+    server: str,
+    namespace: str,
+    action: str,
+    target: str = "",
+    field: str = "job_name",
+    value: object = None,
+) -> ClusterError | None:
+    """A ``ClusterError`` for an API failure while ``action`` (e.g. ``"reading workflow 'x'"``); None if ``exc``
+    is not one (a bug, which should surface as one).
+
+    ``target`` names the object a 404 means is missing (``"workflow 'x'"``); without it a 404 means the
+    resource type or the namespace is missing.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ClusterError):
+        return exc
+    if isinstance(exc, ApiException):
+        status, says = exc.status, _server_says(exc)
+        if status == 401:
+            text = (
+                f"the Kubernetes API server {server} refused your credentials while {action} ({says}): "
+                "log in again or refresh the token in your kubeconfig"
+            )
+        elif status == 403:
+            text = (
+                f"you are not allowed to do this in namespace {namespace!r} on {server}: {action} was refused "
+                f"({says}); ask your admin for the permission, and run `mnistkit doctor` to see what is missing"
+            )
+        elif status == 404 and target and not unknown_resource(exc):
+            text = (
+                f"{target} not found in namespace {namespace!r} on {server} ({says}): check the name with "
+                "`mnistkit list` and the namespace (-n)"
+            )
+        elif status == 404:
+            text = (
+                f"{action} failed: not found in namespace {namespace!r} on {server} ({says}); check that the "
+                "namespace exists (-n) and run `mnistkit doctor` to see whether Argo and the training operator "
+                "are installed"
+            )
+        else:
+            text = (
+                f"the Kubernetes API server {server} answered while {action} ({says}); "
+                "try again, and run `mnistkit doctor` if it persists"
+            )
+        return ClusterError(text, field=field, value=value)
+    if is_unreachable(exc):
+        return ClusterError(
+            f"cannot reach the Kubernetes API server {server} while {action}: {_HOW_TO_REACH}",
+            field="server",
+            value=server,
+        )
+    return None
+
+
+@contextlib.contextmanager
+def explained(
+    *, server: str, namespace: str, action: str, target: str = "", field: str = "job_name", value: object = None
+) -> Iterator[None]:
+    """Re-raise an API failure inside the block as ``explain``'s ``ClusterError`` (without the traceback)."""
+    try:
+        yield
+    except ClusterError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - sorted by explain(); anything else is re-raised as it was
+        err = explain(exc, server=server, namespace=namespace, action=action, target=target, field=field, value=value)
+        if err is None:
+            raise
+        raise err from None
