@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "tensorboard",
     "render",
     "cluster",
+    "rehearse",
     "workshop",
 )
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from k8s_double import WF, K8sDouble
+
 from mnistkit.config import S3Config
 from mnistkit.manifests import ManifestParams
 
