@@ -92,7 +92,7 @@ def _submit(args: argparse.Namespace) -> int:
     client = _client(args)
     pairs = parse_parameters(args.parameter)
     pairs.setdefault("job-name", args.job_name or default_job_name())
-    params = client.params_for(ManifestParams(), **pairs)
+    params = client.params_for(ManifestParams.from_env(), **pairs)  # S3 settings: the seed's variables
     name = client.submit(params)
     print(f"submitted workflow {name} in namespace {client.namespace}")
     print(f"  model dir: {params.model_dir}\n  exports:   {params.export_dir}")

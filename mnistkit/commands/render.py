@@ -1,6 +1,8 @@
 """``mnistkit render --out DIR [-p name=value ...]``: write every Kubernetes manifest as YAML, no cluster needed.
 
 The files are what ``mnistkit submit`` sends, for people who deploy with ``kubectl``/``argo``/GitOps.
+S3 settings (bucket, endpoint, region, TLS) come from the seed's variables (``BUCKET_NAME``, ``S3_ENDPOINT``,
+``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``S3_USE_HTTPS``, ``S3_VERIFY_SSL``, ``S3_DATA_URL``); ``-p`` overrides them.
 No Secret is ever written: create ``aws-creds`` with ``mnistkit secret`` or ``kubectl create secret``.
 """
 
@@ -30,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     from mnistkit.manifests import ManifestParams, all_manifests, to_yaml
 
-    params = ManifestParams().with_parameters(parse_parameters(args.parameter))
+    # S3 settings from the seed's variables (as `data upload` uses them); -p wins over them.
+    params = ManifestParams.from_env().with_parameters(parse_parameters(args.parameter))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifests = all_manifests(params)

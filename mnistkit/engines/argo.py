@@ -129,7 +129,7 @@ class ArgoEngine(Engine):
             # The same S3 settings the notebook uses (keys too, for reading metrics; never sent to the cluster).
             s3 = S3Config.from_env()
         self.s3 = s3
-        base = params or (ManifestParams.from_s3(s3) if s3 else ManifestParams())
+        base = params or (ManifestParams.from_s3(s3) if s3 else ManifestParams.from_env())
         self.base = client.params_for(base)
 
     def submit(self, config: TrainConfig, job_name: str | None = None) -> ArgoJob:
@@ -139,6 +139,12 @@ class ArgoEngine(Engine):
             raise MnistkitError(
                 "on the cluster the model dir is <s3-train-base-url>/<job-name>; set s3_train_base_url instead",
                 field="model_dir", value=config.model_dir or config.export_dir)
+        self.client.submit(params)
+        return ArgoJob(self, params.job_name, params)
+
+    def submit_params(self, params: ManifestParams) -> ArgoJob:
+        """Submit exactly these parameters (what a notebook rendered and showed), in this engine's namespace."""
+        params = self.client.params_for(params)
         self.client.submit(params)
         return ArgoJob(self, params.job_name, params)
 

@@ -36,9 +36,15 @@ __all__ = [
     "current_user",
     "is_placeholder",
     "NAMESPACE_FILE",
+    "SEED_S3_VARIABLES",
+    "DATA_PREFIX",
 ]
 
 NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+# The seed's S3 variables that say where the store is (keys excluded: they travel only in the Secret).
+SEED_S3_VARIABLES = ("BUCKET_NAME", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "S3_USE_HTTPS", "S3_VERIFY_SSL")
+# Where `mnistkit data upload` writes the dataset in the bucket (the seed's S3_DATA_URL=s3://$BUCKET_NAME/data/mnist/).
+DATA_PREFIX = "data/mnist"
 _PLACEHOLDER_RE = re.compile(r"^\{\{.*\}\}$")
 _LABEL_RE = re.compile(r"[^a-z0-9-]+")
 
@@ -142,7 +148,7 @@ class ManifestParams:
     model_peer_timeout: str = "120.0"
     model_export_version: str = "0"
     model_serving: str = "true"
-    s3_data_url: str = "s3://mnist/data"
+    s3_data_url: str = f"s3://mnist/{DATA_PREFIX}"
     s3_train_base_url: str = "s3://mnist/models"
     aws_endpoint_url: str = "https://s3.us-west-1.amazonaws.com"
     s3_endpoint: str = "s3.us-west-1.amazonaws.com"
@@ -166,10 +172,14 @@ class ManifestParams:
         return cls(**{f: f"{{{{workflow.parameters.{p}}}}}" for f, p in _PARAM_OF_FIELD.items()})
 
     @classmethod
-    def from_s3(cls, s3: S3Config, **overrides: str) -> ManifestParams:
-        """Endpoint, region and TLS settings from an ``S3Config``; never its keys (those live in the Secret)."""
+    def from_s3(cls, s3: S3Config, base: ManifestParams | None = None, **overrides: str) -> ManifestParams:
+        """Bucket, endpoint, region and TLS settings from an ``S3Config``; never its keys (those live in the Secret).
+
+        The data URL is where ``mnistkit data upload`` writes (``s3://<bucket>/data/mnist``), the models go to
+        ``s3://<bucket>/models``; every other field comes from ``base`` (default: ``ManifestParams()``).
+        """
         values: dict[str, str] = {
-            "s3_data_url": s3.url("data"),
+            "s3_data_url": s3.url(DATA_PREFIX),
             "s3_train_base_url": s3.url("models"),
             "aws_endpoint_url": s3.endpoint_url,
             "s3_endpoint": s3.endpoint,
@@ -178,7 +188,24 @@ class ManifestParams:
             "s3_verify_ssl": "1" if s3.verify_ssl else "0",
         }
         values.update(overrides)
-        return cls(**values).validate()
+        return replace(base or cls(), **values).validate()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, base: ManifestParams | None = None,
+                 **overrides: str) -> ManifestParams:
+        """The defaults with S3 settings from the seed's variables (``SEED_S3_VARIABLES``, ``S3_DATA_URL``).
+
+        What ``render``, ``submit``, ``rehearse``, ``ArgoEngine`` and notebook 03 start from, so a user who set
+        the seed's variables gets manifests that read the bucket ``mnistkit data upload`` wrote. With none of
+        them set, ``base`` (default ``ManifestParams()``) unchanged.
+        """
+        env = os.environ if env is None else env
+        base = base or cls()
+        if any(env.get(k, "") for k in SEED_S3_VARIABLES):
+            base = cls.from_s3(S3Config.from_env(env), base)
+        if env.get("S3_DATA_URL", ""):
+            overrides = {"s3_data_url": env["S3_DATA_URL"].rstrip("/"), **overrides}
+        return replace(base, **overrides).validate()
 
     def with_parameters(self, pairs: Mapping[str, str]) -> ManifestParams:
         """Apply ``{"tf-worker": "2", ...}`` (workflow parameter names; ``_`` spelling also accepted)."""

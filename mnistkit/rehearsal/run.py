@@ -1,0 +1,97 @@
+"""``mnistkit rehearse``: the exact objects ``submit`` (and ``deploy``) send, run on this machine.
+
+``rehearse_training`` creates the ``aws-creds`` Secret from the S3 settings and the ``model-train`` Workflow
+``mnistkit submit`` would create (``ManifestParams`` from the seed's variables and ``-p``), then follows it
+to its end, printing every step's phase change; ``rehearse_deploy`` does the same for ``model-deploy``
+(``mnistkit deploy``) and returns the local serving ports.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mnistkit.config import S3Config, split_s3_url
+from mnistkit.manifests import ManifestParams, aws_secret, model_deploy_template, model_train_workflow
+from mnistkit.manifests.common import JOB_LABEL, PART_OF
+from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
+from mnistkit.rehearsal.cluster import Rehearsal
+from mnistkit.rehearsal.report import step_phases
+from mnistkit.rehearsal.store import Obj
+
+__all__ = ["DONE_PHASES", "Outcome", "exported_versions", "rehearse_deploy", "rehearse_training"]
+
+DONE_PHASES = ("Succeeded", "Failed", "Error")
+
+
+@dataclass
+class Outcome:
+    workflow: Obj
+    seconds: float
+
+    @property
+    def phase(self) -> str:
+        return str((self.workflow.get("status") or {}).get("phase", ""))
+
+
+def _follow(r: Rehearsal, ns: str, name: str, timeout: float, say: Callable[[str], None]) -> Outcome:
+    t0, seen = time.monotonic(), set()
+
+    def progress(wf: Obj) -> bool:
+        for step, phase, message in step_phases(wf):
+            if (step, phase) not in seen:
+                seen.add((step, phase))
+                say(f"  {step:<28} {phase}" + (f"  ({message})" if message and phase != "Running" else ""))
+        return (wf.get("status") or {}).get("phase") in DONE_PHASES
+
+    wf = r.wait("Workflow", ns, name, progress, timeout)
+    return Outcome(wf, time.monotonic() - t0)
+
+
+def _secret(r: Rehearsal, s3: S3Config, p: ManifestParams) -> None:
+    if s3.access_key_id and r.store.get("Secret", p.namespace, p.aws_secret) is None:
+        r.store.create(aws_secret(s3, name=p.aws_secret, namespace=p.namespace))
+
+
+def rehearse_training(r: Rehearsal, s3: S3Config, p: ManifestParams, *, timeout: float,
+                      say: Callable[[str], None] = print) -> Outcome:
+    _secret(r, s3, p)
+    wf = model_train_workflow(p, name=p.job_name)
+    r.store.create(wf)
+    say(f"workflow {p.job_name} submitted to the rehearsal (namespace {p.namespace})")
+    return _follow(r, p.namespace, p.job_name, timeout, say)
+
+
+def rehearse_deploy(r: Rehearsal, p: ManifestParams, *, timeout: float,
+                    say: Callable[[str], None] = print) -> tuple[Outcome, dict[str, int]]:
+    """Run ``model-deploy`` for the training ``p.job_name``; returns the outcome and ``{"grpc"|"rest": port}``."""
+    template = model_deploy_template(p)
+    if r.store.get("WorkflowTemplate", p.namespace, "model-deploy") is None:
+        r.store.create(template)
+    name = f"{p.job_name}-deploy"[:63].rstrip("-")
+    r.store.create({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": name, "namespace": p.namespace, "labels": {**PART_OF, JOB_LABEL: p.job_name}},
+        "spec": {"workflowTemplateRef": {"name": "model-deploy"},
+                 "arguments": {"parameters": [{"name": "train-workflow", "value": p.job_name},
+                                              {"name": "serving-image", "value": p.serving_image}]}},
+    })
+    say(f"workflow {name} (model-deploy) submitted to the rehearsal")
+    outcome = _follow(r, p.namespace, name, timeout, say)
+    ports: dict[str, int] = {}
+    if outcome.phase == "Succeeded":
+        r.wait("Deployment", p.namespace, p.serving_name,
+               lambda d: (d.get("status") or {}).get("readyReplicas", 0) >= 1, timeout)
+        for key, port in (("grpc", GRPC_PORT), ("rest", REST_PORT)):
+            local = r.addresses.service(r.store, p.namespace, p.serving_name, port)
+            if local is not None:
+                ports[key] = local
+    return outcome, ports
+
+
+def exported_versions(s3: S3Config, export_dir: str) -> list[int]:
+    from mnistkit import s3 as s3mod
+
+    bucket, prefix = split_s3_url(export_dir, "export_dir")
+    return s3mod.list_model_versions(s3mod.make_client(s3, max_attempts=2), bucket, prefix)
