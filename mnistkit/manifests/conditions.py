@@ -5,7 +5,9 @@ gjson paths into the resource's JSON (argo-workflows ``workflow/executor/resourc
 and ``matchConditions``). The step fails when ANY failure requirement matches, and succeeds when ALL
 success requirements match. Supported here: dotted paths (``status.replicaStatuses.Chief.failed``;
 numeric parts index lists) and the operators ``=``, ``==``, ``!=``, ``in``, ``notin``, ``>``, ``<``,
-``key`` (exists) and ``!key`` -- everything a label selector allows.
+``key`` (exists) and ``!key`` -- everything a label selector allows. Like ``labels.Parse``, keys must be valid
+label keys (``[prefix/]name``, name at most 63 of ``[A-Za-z0-9._-]``), so gjson queries such as
+``status.conditions.#(type=="Failed")`` are refused here as Argo refuses them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ _REQ_RE = re.compile(
 )
 
 Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
+# apimachinery's IsQualifiedName (what labels.Parse checks a key against) and IsValidLabelValue.
+_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _check_key(key: str, expr: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    if len(name) > 63 or not _NAME_RE.match(name) or (prefix and (len(prefix) > 253 or not _PREFIX_RE.match(prefix))):
+        raise ConfigError(f"condition key {key!r} is not a valid label key, so Argo cannot parse it", field="condition",
+                          value=expr)
 
 
 def _split(expr: str) -> list[str]:
@@ -51,6 +63,7 @@ def parse_requirements(expr: str) -> list[Requirement]:
         if not m:
             raise ConfigError(f"cannot parse condition {part.strip()!r}", field="condition", value=expr)
         key, op, val = m["key"], (m["op"] or "").strip(), (m["val"] or "").strip()
+        _check_key(key, expr)
         if m["neg"]:
             reqs.append((key, "!", ()))
         elif not op:

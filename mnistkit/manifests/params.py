@@ -36,9 +36,12 @@ __all__ = [
     "current_user",
     "is_placeholder",
     "NAMESPACE_FILE",
+    "TRAINERS",
 ]
 
 NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+# The `trainer` parameter: which Kubeflow API a training runs as (TFJob of training-operator v1, TrainJob of Trainer v2).
+TRAINERS = ("tfjob", "trainjob")
 _PLACEHOLDER_RE = re.compile(r"^\{\{.*\}\}$")
 _LABEL_RE = re.compile(r"[^a-z0-9-]+")
 
@@ -103,6 +106,7 @@ _PARAM_OF_FIELD = {
     "aws_secret": "aws-secret",
     "tensorboard_image": "tensorboard-image",
     "serving_image": "serving-image",
+    "trainer": "trainer",
 }
 PARAMETER_NAMES: tuple[str, ...] = tuple(_PARAM_OF_FIELD.values())
 # trainer flag (TrainConfig field) -> the ManifestParams field that carries it; the dirs derive from the job.
@@ -152,6 +156,8 @@ class ManifestParams:
     aws_secret: str = "aws-creds"
     tensorboard_image: str = "docker.io/mnistkit/tensorboard:0.1.0"
     serving_image: str = "docker.io/tensorflow/serving:2.18.0"
+    # Which Kubeflow API trains: "tfjob" (training-operator v1) or "trainjob" (Trainer v2, see manifests/trainjob.py).
+    trainer: str = "tfjob"
     # Not workflow parameters:
     train_deadline_seconds: int = 6 * 3600
     backoff_limit: int = 3
@@ -249,6 +255,8 @@ class ManifestParams:
             value = getattr(checked, trainer_field)
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
             object.__setattr__(self, _PARAM_OF_TRAINER_FIELD[trainer_field], text)
+        if (v := concrete("trainer")) is not None and v not in TRAINERS:
+            raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)}, got {v!r}", field="trainer", value=v)
         for name in ("model_serving",):
             if (v := concrete(name)) is not None:
                 object.__setattr__(self, name, "true" if parse_bool(name, v, True) else "false")

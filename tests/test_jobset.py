@@ -1,0 +1,116 @@
+"""TF_CONFIG from a JobSet pod's environment (trainer/jobset.py), against the names JobSet and Trainer really use.
+
+Expected hostnames are copied from upstream tests, not derived from our own format string:
+* kubeflow/trainer v2.3.0 ``pkg/runtime/core/trainingruntime_test.go`` (MPI hostfile of a TrainJob ``test-job``
+  on the runtime's ``node`` replicated job): ``test-job-node-0-0.test-job``, ``test-job-node-0-1.test-job``.
+* kubernetes-sigs/jobset v0.12.0 ``test/e2e/e2e_test.go``: ``<js>-<rjob>-<jobIdx>-0.<subdomain>``, where the
+  subdomain is the JobSet's name unless ``network.subdomain`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainer.jobset import (
+    ANNOTATION_OF_ENV,
+    JobSetError,
+    set_tf_config_from_jobset,
+    tf_config_from_env,
+    worker_hosts,
+)
+from trainer.task import cluster_info
+
+
+def _env(index: int, nodes: int = 2, **extra: str) -> dict[str, str]:
+    return {
+        "JOBSET_NAME": "test-job",
+        "JOBSET_REPLICATED_JOB": "node",
+        "JOBSET_JOB_INDEX": "0",
+        "JOB_COMPLETION_INDEX": str(index),
+        "MNISTKIT_NUM_NODES": str(nodes),
+        **extra,
+    }
+
+
+def test_worker_hosts_match_trainers_endpoints() -> None:
+    assert worker_hosts("test-job", "node", 0, 2) == ["test-job-node-0-0.test-job", "test-job-node-0-1.test-job"]
+    # jobset e2e: a JobSet with network.subdomain "network-subdomain"
+    assert worker_hosts("js", "rjob", 1, 1, "network-subdomain") == ["js-rjob-1-0.network-subdomain"]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_tf_config_lists_every_node_and_this_pods_index(index: int) -> None:
+    cfg = json.loads(tf_config_from_env(_env(index, nodes=3)) or "")
+    assert cfg == {
+        "cluster": {
+            "worker": [
+                "test-job-node-0-0.test-job:2222",
+                "test-job-node-0-1.test-job:2222",
+                "test-job-node-0-2.test-job:2222",
+            ]
+        },
+        "task": {"type": "worker", "index": index},
+    }
+    info = cluster_info(json.dumps(cfg))
+    assert info.is_chief == (index == 0)  # node 0 plays the chief, as with the local engine
+    assert info.address == f"test-job-node-0-{index}.test-job:2222"  # its own hostname, so it binds its own port
+
+
+def test_subdomain_and_port_overrides() -> None:
+    cfg = json.loads(tf_config_from_env(_env(0, nodes=1, JOBSET_SUBDOMAIN="svc", MNISTKIT_TF_PORT="3333")) or "")
+    assert cfg["cluster"]["worker"] == ["test-job-node-0-0.svc:3333"]
+
+
+def test_not_a_jobset_pod_gives_none_and_keeps_an_existing_tf_config() -> None:
+    assert tf_config_from_env({"JOB_COMPLETION_INDEX": "0"}) is None
+    environ = {**_env(1), "TF_CONFIG": '{"cluster": {"chief": ["a:1"]}, "task": {"type": "chief", "index": 0}}'}
+    before = dict(environ)
+    assert set_tf_config_from_jobset(environ) is False and environ == before  # a TFJob's TF_CONFIG wins
+    environ = _env(1)
+    assert set_tf_config_from_jobset(environ) is True
+    assert json.loads(environ["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
+
+
+@pytest.mark.parametrize(
+    ("changes", "names"),
+    [
+        ({"JOB_COMPLETION_INDEX": ""}, "JOB_COMPLETION_INDEX"),
+        ({"JOB_COMPLETION_INDEX": "2"}, "JOB_COMPLETION_INDEX=2"),
+        ({"JOB_COMPLETION_INDEX": "x"}, "JOB_COMPLETION_INDEX"),
+        ({"MNISTKIT_NUM_NODES": "0"}, "MNISTKIT_NUM_NODES"),
+        ({"JOBSET_REPLICATED_JOB": ""}, "JOBSET_REPLICATED_JOB"),
+    ],
+)
+def test_inconsistent_env_is_a_clear_error(changes: dict[str, str], names: str) -> None:
+    with pytest.raises(JobSetError, match=names):
+        tf_config_from_env({**_env(0), **changes})
+
+
+def test_the_runtime_passes_the_annotations_jobset_writes() -> None:
+    from mnistkit.manifests import ManifestParams
+    from mnistkit.manifests.runtime import training_runtime
+
+    c = training_runtime(ManifestParams())["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"] if "valueFrom" in e}
+    assert refs == {n: f"metadata.annotations['{a}']" for n, a in ANNOTATION_OF_ENV.items()}
+    assert ANNOTATION_OF_ENV == {
+        "JOBSET_NAME": "jobset.sigs.k8s.io/jobset-name",
+        "JOBSET_REPLICATED_JOB": "jobset.sigs.k8s.io/replicatedjob-name",
+        "JOBSET_JOB_INDEX": "jobset.sigs.k8s.io/job-index",
+    }
+
+
+def test_trainer_exits_2_naming_the_variable_on_a_broken_jobset_env(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainer import task
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for k, v in _env(5, nodes=2).items():
+        monkeypatch.setenv(k, v)
+    assert task.main(["--tf-model-type=small", "--tf-train-steps=1"]) == 2
+    assert "JOB_COMPLETION_INDEX=5" in capsys.readouterr().err
