@@ -12,7 +12,8 @@ What it emulates (only what ``mnistkit.cluster`` uses), over real HTTP (``http.s
   ``resourceVersion``; a version older than the retained history gets an ``ERROR`` event with a 410
   ``Gone`` Status, as etcd compaction causes (``compact()``).
 * Pod logs (``/pods/<name>/log``, ``tailLines``), ``SelfSubjectAccessReview`` (allowed unless listed in
-  ``denied``), CRDs (``/apis/apiextensions.k8s.io/v1/customresourcedefinitions/<name>``).
+  ``denied``), CRDs (``/apis/apiextensions.k8s.io/v1/customresourcedefinitions/<name>``; with ``enforce_crds``,
+  custom resources whose CRD is not in ``crds`` answer 404).
 * Faults: ``drop_responses`` (perform a request, then close the connection without answering: a lost
   response), ``cut_watches_after`` (end watch streams abruptly after N events).
 
@@ -130,6 +131,8 @@ class K8sDouble:
         self.logs: dict[tuple[str, str], str] = {}
         self.crds: set[str] = {"workflows.argoproj.io", "tfjobs.kubeflow.org", "workflowtemplates.argoproj.io"}
         self.denied: set[tuple[str, str, str]] = set()  # (group, resource[/sub], verb)
+        # True: a custom resource whose CRD is not in `crds` answers 404, as a real API server does.
+        self.enforce_crds = False
         self.drop_responses: list[Fault] = []
         self.cut_watches_after: int | None = None
         self.requests: list[tuple[str, str]] = []
@@ -354,6 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                              "metadata": {"name": name}, "spec": {"group": name.split(".", 1)[1]}}
             return 404, k8s.status(404, "NotFound", f'customresourcedefinitions "{name}" not found')
+        if (self.k8s.enforce_crds and "." in group and not group.endswith(".k8s.io")
+                and f"{plural}.{group}" not in k8s.crds):
+            return 404, k8s.status(404, "NotFound", "the server could not find the requested resource")
         if sub == "log" and plural == "pods" and method == "GET":
             if k8s.get(key, ns or "", name or "") is None:
                 return 404, k8s.status(404, "NotFound", f'pods "{name}" not found')

@@ -44,9 +44,10 @@ def _submit(args: argparse.Namespace) -> int:
     client = _client(args)
     pairs = parse_parameters(args.parameter)
     pairs.setdefault("job-name", args.job_name or default_job_name())
-    params = client.params_for(ManifestParams(), **pairs)
+    requested = pairs.pop("trainer", None)  # else the training API the cluster has (TFJob first, then TrainJob)
+    params = client.with_trainer(client.params_for(ManifestParams(), **pairs), requested)
     name = client.submit(params)
-    print(f"submitted workflow {name} in namespace {client.namespace}")
+    print(f"submitted workflow {name} in namespace {client.namespace} (trainer: {params.trainer})")
     print(f"  model dir: {params.model_dir}\n  exports:   {params.export_dir}")
     if args.watch:
         for info in client.watch(name):
@@ -128,7 +129,9 @@ def register(subparsers: Any) -> None:
 
     p = add("submit", "submit the model-train workflow to the cluster (argo submit -p ...)", _submit)
     p.add_argument("--job-name", help="default: mnist-<user>-<date>-<time>-<random>")
-    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE", help="workflow parameter (repeatable)")
+    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
+                   help="workflow parameter (repeatable); -p trainer=tfjob|trainjob picks the training API, "
+                   "by default the one the cluster has")
     p.add_argument("--watch", "-w", action="store_true", help="follow it until it ends; exit 1 unless it succeeded")
 
     p = add("list", "list mnistkit workflows (argo list)", _list)
@@ -138,11 +141,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.add_argument("--watch", "-w", action="store_true", help="follow it until it ends")
 
-    p = add("logs", "logs of a job's TFJob pods, chief first", _logs)
+    p = add("logs", "logs of a job's training pods (TFJob or TrainJob), chief first", _logs)
     p.add_argument("name")
     p.add_argument("--tail", type=int, help="only the last N lines of each pod")
 
-    p = add("delete", "delete a job and everything it created (workflow, TFJob, TensorBoard, serving)", _delete)
+    p = add("delete", "delete a job and everything it created (workflow, TFJob/TrainJob, TensorBoard, serving)",
+            _delete)
     p.add_argument("name")
 
     p = add("deploy", "serve the export of a finished model-train workflow (the model-deploy template)", _deploy)

@@ -163,6 +163,8 @@ class ManifestParams:
     backoff_limit: int = 3
     ttl_seconds_after_finished: int = 24 * 3600
     aws_cli_image: str = "docker.io/amazon/aws-cli:2.22.35"
+    # trainer=trainjob: which kind holds the mnistkit-tensorflow runtime (or "TrainingRuntime", namespaced).
+    runtime_kind: str = "ClusterTrainingRuntime"
     extra_labels: Mapping[str, str] = field(default_factory=dict)
 
     # ---- construction -------------------------------------------------------------------------

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mnistkit.errors import ConfigError
 from mnistkit.manifests.common import labels, metadata, s3_env
 from mnistkit.manifests.params import ManifestParams, is_placeholder
-from mnistkit.manifests.runtime import NODE, RUNTIME_NAME, TRAINER_API
+from mnistkit.manifests.runtime import NODE, RUNTIME_KINDS, RUNTIME_NAME, TRAINER_API
 from trainer.jobset import ENV_NUM_NODES
 
 __all__ = ["trainjob", "num_nodes", "SUCCESS_CONDITION", "FAILURE_CONDITION", "PATCH_MANAGER"]
@@ -47,8 +48,18 @@ def num_nodes(p: ManifestParams) -> int | str:
     return _NUM_NODES_EXPR if is_placeholder(p.tf_worker) else int(p.tf_worker) + 1
 
 
-def trainjob(p: ManifestParams, *, runtime_kind: str = "ClusterTrainingRuntime") -> dict[str, Any]:
-    """The TrainJob for ``p`` (concrete values, or placeholders for the workflow's inline manifest)."""
+def trainjob(p: ManifestParams, *, runtime_kind: str | None = None) -> dict[str, Any]:
+    """The TrainJob for ``p`` (concrete values, or placeholders for the workflow's inline manifest).
+
+    ``runtime_kind`` (default ``p.runtime_kind``): ``ClusterTrainingRuntime`` or the namespaced ``TrainingRuntime``.
+    """
+    runtime_kind = runtime_kind or p.runtime_kind
+    if runtime_kind not in RUNTIME_KINDS:
+        raise ConfigError(
+            f"runtime_kind must be one of {', '.join(RUNTIME_KINDS)}, got {runtime_kind!r}",
+            field="runtime_kind",
+            value=runtime_kind,
+        )
     nodes = num_nodes(p)
     return {
         "apiVersion": "/".join(TRAINER_API),

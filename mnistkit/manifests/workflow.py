@@ -127,7 +127,8 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
     p = (p or ManifestParams()).validate()
     ph = ManifestParams.placeholders()
     ph = replace(ph, train_deadline_seconds=p.train_deadline_seconds, backoff_limit=p.backoff_limit,
-                 ttl_seconds_after_finished=p.ttl_seconds_after_finished, aws_cli_image=p.aws_cli_image)
+                 ttl_seconds_after_finished=p.ttl_seconds_after_finished, aws_cli_image=p.aws_cli_image,
+                 runtime_kind=p.runtime_kind)
     meta: dict[str, Any] = {"labels": dict(PART_OF)}
     if name:
         meta["name"] = name
