@@ -11,6 +11,9 @@
   failed pods' logs), then a
   ``report`` step prints the outcome and ``{{workflow.failures}}`` and exits 1 on failure, so the
   failure shows in logs and the UI instead of being hidden behind a green exit handler.
+* ``-p trainer=trainjob`` swaps the TFJob for a Kubeflow Trainer v2 TrainJob (``train-model-trainjob``, see
+  ``manifests/trainjob.py`` for its conditions; ``cleanup-trainjob`` suspends it). Steps pick their variant with
+  ``when`` (Argo's govaluate reads bare words as strings).
 * Every created object gets an owner reference to the workflow (``setOwnerReference``): deleting the
   workflow garbage-collects its TFJob, TensorBoard and serving objects.
 """
