@@ -10,6 +10,10 @@ Expected hostnames are copied from upstream tests, not derived from our own form
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +118,68 @@ def test_trainer_exits_2_naming_the_variable_on_a_broken_jobset_env(
         monkeypatch.setenv(k, v)
     assert task.main(["--tf-model-type=small", "--tf-train-steps=1"]) == 2
     assert "JOB_COMPLETION_INDEX=5" in capsys.readouterr().err
+
+
+def test_host_map_renames_only_the_hostnames_jobset_assigns() -> None:
+    hosts = {"test-job-node-0-0.test-job": "127.0.0.1:4000", "test-job-node-0-1.test-job": "127.0.0.1:4001"}
+    cfg = json.loads(tf_config_from_env(_env(1, MNISTKIT_TF_HOST_MAP=json.dumps(hosts))) or "")
+    assert cfg["cluster"]["worker"] == ["127.0.0.1:4000", "127.0.0.1:4001"] and cfg["task"]["index"] == 1
+    with pytest.raises(JobSetError, match="test-job-node-0-7.test-job, which JobSet does not assign"):
+        tf_config_from_env(_env(0, MNISTKIT_TF_HOST_MAP=json.dumps({"test-job-node-0-7.test-job": "127.0.0.1:1"})))
+    with pytest.raises(JobSetError, match="MNISTKIT_TF_HOST_MAP"):
+        tf_config_from_env(_env(0, MNISTKIT_TF_HOST_MAP="[1]"))
+
+
+@pytest.mark.slow
+def test_two_nodes_train_together_from_the_jobset_env_alone(tmp_path: Path) -> None:
+    """Two `python -m trainer.task` processes with only what a TrainJob's pods get (no TF_CONFIG), their JobSet
+    hostnames mapped to loopback: they form one MultiWorkerMirroredStrategy group and node 0 exports."""
+    from mnistkit.embedded_s3 import free_port
+
+    name, n = "mnist-tj", 2
+    hosts = worker_hosts(name, "node", 0, n)
+    host_map = {h: f"127.0.0.1:{free_port()}" for h in hosts}
+    procs = []
+    for i in range(n):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+        env.update(
+            {
+                "JOBSET_NAME": name,
+                "JOBSET_REPLICATED_JOB": "node",
+                "JOBSET_JOB_INDEX": "0",
+                "JOB_COMPLETION_INDEX": str(i),
+                "MNISTKIT_NUM_NODES": str(n),
+                "MNISTKIT_TF_HOST_MAP": json.dumps(host_map),
+                "MNISTKIT_WORK_DIR": str(tmp_path / f"work-{i}"),
+            }
+        )
+        log = (tmp_path / f"node-{i}.log").open("wb")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "trainer.task",
+                    "--tf-model-type=small",
+                    "--tf-train-steps=40",
+                    f"--tf-model-dir={tmp_path / 'model'}",
+                    "--tf-peer-timeout=120",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(Path(__file__).parent.parent),
+            )
+        )
+    try:
+        codes = [p.wait(timeout=480) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    logs = "\n".join((tmp_path / f"node-{i}.log").read_text() for i in range(n))
+    assert codes == [0, 0], logs[-3000:]
+    result = json.loads((tmp_path / "work-0" / "result.json").read_text())  # node 0 is the chief
+    assert result["workers"] == 2, result  # one group of two, not two single-node runs
+    assert "worker 0 of 2 worker(s) ready" in logs and "worker 1 of 2 worker(s) ready" in logs
+    assert (tmp_path / "model" / "export" / "mnist" / str(result["version"]) / "saved_model.pb").is_file()

@@ -16,6 +16,10 @@ A TFJob (training-operator v1) writes ``TF_CONFIG`` into every pod. Trainer v2 h
   sets ``network.subdomain`` must also set ``JOBSET_SUBDOMAIN``.
 * The node count is not visible to a pod, so the TrainJob passes ``numNodes`` again as ``MNISTKIT_NUM_NODES``.
 
+Off-cluster (``mnistkit rehearse``, tests) nothing resolves those names, so ``MNISTKIT_TF_HOST_MAP`` (JSON
+``{"<JobSet DNS name>": "host:port"}``) may map each of them to a loopback address; a name that is not one
+JobSet would assign is an error, so the mapping can only rename what JobSet really gives.
+
 Every node is a TF ``worker``; worker 0 plays the chief (``trainer.task.ClusterInfo.is_chief``), as in
 ``mnistkit train --engine local``. Stdlib only: the trainer imports it before TensorFlow.
 """
@@ -33,6 +37,7 @@ __all__ = [
     "ENV_SUBDOMAIN",
     "ENV_NUM_NODES",
     "ENV_TF_PORT",
+    "ENV_HOST_MAP",
     "ANNOTATION_OF_ENV",
     "DEFAULT_TF_PORT",
     "JobSetError",
@@ -48,6 +53,7 @@ ENV_JOB_INDEX = "JOBSET_JOB_INDEX"
 ENV_SUBDOMAIN = "JOBSET_SUBDOMAIN"
 ENV_NUM_NODES = "MNISTKIT_NUM_NODES"
 ENV_TF_PORT = "MNISTKIT_TF_PORT"
+ENV_HOST_MAP = "MNISTKIT_TF_HOST_MAP"
 DEFAULT_TF_PORT = 2222
 # The pod annotations JobSet writes (api/jobset/v1alpha2/jobset_types.go), read through the downward API.
 ANNOTATION_OF_ENV = {
@@ -78,6 +84,24 @@ def _int(env: Mapping[str, str], name: str, *, minimum: int, default: str | None
     return value
 
 
+def _host_map(raw: str, hosts: list[str]) -> dict[str, str]:
+    if not raw.strip():
+        return {}
+    try:
+        mapping = json.loads(raw)
+    except ValueError:
+        raise JobSetError(f"{ENV_HOST_MAP} must be a JSON object of hostname -> host:port") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) and ":" in v for v in mapping.values()):
+        raise JobSetError(f"{ENV_HOST_MAP} must be a JSON object of hostname -> host:port")
+    unknown = sorted(set(mapping) - set(hosts))
+    if unknown:
+        raise JobSetError(
+            f"{ENV_HOST_MAP} names {', '.join(unknown)}, which JobSet does not assign here "
+            f"(its hostnames: {', '.join(hosts)})"
+        )
+    return {str(k): str(v) for k, v in mapping.items()}
+
+
 def tf_config_from_env(env: Mapping[str, str]) -> str | None:
     """``TF_CONFIG`` (JSON) for this pod, or ``None`` when ``env`` is not a JobSet pod's (no ``JOBSET_NAME``)."""
     jobset = env.get(ENV_JOBSET_NAME, "").strip()
@@ -95,7 +119,12 @@ def tf_config_from_env(env: Mapping[str, str]) -> str | None:
     hosts = worker_hosts(
         jobset, env[ENV_REPLICATED_JOB].strip(), job_index, num_nodes, env.get(ENV_SUBDOMAIN, "").strip()
     )
-    cfg = {"cluster": {"worker": [f"{h}:{port}" for h in hosts]}, "task": {"type": "worker", "index": index}}
+    addresses = [f"{h}:{port}" for h in hosts]
+    mapping = _host_map(env.get(ENV_HOST_MAP, ""), hosts)
+    cfg = {
+        "cluster": {"worker": [mapping.get(h, a) for h, a in zip(hosts, addresses)]},
+        "task": {"type": "worker", "index": index},
+    }
     return json.dumps(cfg, separators=(",", ":"))
 
 
