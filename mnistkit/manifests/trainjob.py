@@ -73,7 +73,7 @@ def trainjob(p: ManifestParams, *, runtime_kind: str | None = None) -> dict[str,
                 "numNodes": nodes,
                 "image": p.tf_model_image,
                 "command": ["python", "-m", "trainer.task"],
-                # TODO(trainspec): TrainConfig.to_flags() once mnistkit/trainspec.py lands (every --tf-* flag).
+                # Every --tf-* flag of the trainer (mnistkit.trainspec.FLAGS), as the TFJob passes them.
                 "args": p.trainer_flags(),
                 # S3 keys by secretKeyRef only; the node count again, because a pod cannot see it otherwise.
                 "env": [*s3_env(p), {"name": ENV_NUM_NODES, "value": str(nodes)}],
