@@ -12,7 +12,8 @@ What it emulates (only what ``mnistkit.cluster`` uses), over real HTTP (``http.s
   ``resourceVersion``; a version older than the retained history gets an ``ERROR`` event with a 410
   ``Gone`` Status, as etcd compaction causes (``compact()``).
 * Pod logs (``/pods/<name>/log``, ``tailLines``), ``SelfSubjectAccessReview`` (allowed unless listed in
-  ``denied``), CRDs (``/apis/apiextensions.k8s.io/v1/customresourcedefinitions/<name>``).
+  ``denied``), CRDs (``/apis/apiextensions.k8s.io/v1/customresourcedefinitions/<name>``; with ``enforce_crds``,
+  custom resources whose CRD is not in ``crds`` answer 404).
 * Authorization, as far as a test needs it: a request whose (group, resource, verb) is in ``denied``, or
   missing from ``allowed`` when that is set (a Role's rules), gets ``403 Forbidden``; ``reject`` answers
   every request with one status (401: credentials refused; 403: no permissions at all; 404: the
@@ -138,6 +139,8 @@ class K8sDouble:
         self.allowed: set[tuple[str, str, str]] | None = None  # None: everything not denied
         self.reject: int | None = None  # answer every request with this status
         self.refused: list[tuple[str, str, str]] = []  # what got a 403 from denied/allowed
+        # True: a custom resource whose CRD is not in `crds` answers 404, as a real API server does.
+        self.enforce_crds = False
         self.drop_responses: list[Fault] = []
         self.cut_watches_after: int | None = None
         self.requests: list[tuple[str, str]] = []
@@ -399,6 +402,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                              "metadata": {"name": name}, "spec": {"group": name.split(".", 1)[1]}}
             return 404, k8s.status(404, "NotFound", f'customresourcedefinitions "{name}" not found')
+        if (self.k8s.enforce_crds and "." in group and not group.endswith(".k8s.io")
+                and f"{plural}.{group}" not in k8s.crds):
+            return 404, k8s.status(404, "NotFound", "the server could not find the requested resource")
         if sub == "log" and plural == "pods" and method == "GET":
             if k8s.get(key, ns or "", name or "") is None:
                 return 404, k8s.status(404, "NotFound", f'pods "{name}" not found')

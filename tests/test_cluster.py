@@ -98,7 +98,7 @@ def test_submit_watch_succeeded_logs_teardown(k8s: K8sDouble, client: ClusterCli
 
     k8s.gc = False  # no garbage collector: teardown must find everything by label itself
     counts = client.delete(name)
-    assert counts == {"workflows": 1, "tfjobs": 1, "deployments": 2, "services": 2}
+    assert counts == {"workflows": 1, "tfjobs": 1, "trainjobs": 0, "deployments": 2, "services": 2}
     for pod in k8s.list(PODS, NS):  # (pods go with their TFJob in a real cluster)
         k8s.delete(PODS, NS, pod["metadata"]["name"])
     assert client.leftovers(name) == []
@@ -215,7 +215,9 @@ def test_doctor_all_green_then_says_what_is_missing(k8s: K8sDouble, client: Clus
     assert "[FAIL] CRD tfjobs.kubeflow.org: not installed" in report and "training operator" in report
     assert "you may not: create workflows.argoproj.io, get pods/log" in report
     assert "[FAIL] Secret aws-creds: missing" in report
-    assert "3 problem(s) found" in report
+    # Neither training API (TFJob, TrainJob) is installed: both CRDs FAIL, each with its install command.
+    assert "[FAIL] CRD trainjobs.trainer.kubeflow.org: not installed" in report
+    assert "4 problem(s) found" in report
 
 
 def test_doctor_on_an_unreachable_server_says_so() -> None:

@@ -49,13 +49,14 @@ def test_train_on_the_cluster_end_to_end(client) -> None:  # type: ignore[no-unt
                        ("MNISTKIT_S3_ENDPOINT", "s3-endpoint"), ("MNISTKIT_TENSORBOARD_IMAGE", "tensorboard-image")):
         if os.environ.get(env):
             overrides[param] = os.environ[env]
-    params = client.params_for(ManifestParams(), **overrides)
+    # The training API the cluster has (TFJob, else a Trainer v2 TrainJob), or MNISTKIT_TRAINER=tfjob|trainjob.
+    params = client.with_trainer(client.params_for(ManifestParams(), **overrides), os.environ.get("MNISTKIT_TRAINER"))
     name = client.submit(params)
     try:
         info = client.wait(name, timeout=float(os.environ.get("MNISTKIT_CLUSTER_TIMEOUT", "1800")))
         logs = client.logs(name)
         assert info.phase == "Succeeded", f"{info.phase}: {info.message}\n{logs[-3000:]}"
-        assert "[chief-0]" in logs
+        assert ("[chief-0]" if params.trainer == "tfjob" else "[node-0]") in logs
     finally:
         client.delete(name)
     deadline = time.monotonic() + 120

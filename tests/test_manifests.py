@@ -104,10 +104,26 @@ def _json(m: Any) -> Any:
     return json.loads(json.dumps(m))
 
 
+def _expression(expr: str, params: dict[str, str]) -> str:
+    """An Argo expression tag (``{{=...}}``, expr-lang) of the forms the manifests use: asInt, parameters, + - * ."""
+    py = re.sub(r'workflow\.parameters\["([a-z0-9-]+)"\]', lambda m: repr(params[m.group(1)]), expr)
+    py = py.replace("asInt(", "int(")
+    assert re.fullmatch(r"[\sint()'a-z0-9.+*-]*", py), f"unsupported expression {expr!r}"
+    return str(eval(py))  # noqa: S307 - test-only, restricted to the characters checked above
+
+
 def _substitute(text: str, params: dict[str, str], name: str = "model-train-abcde") -> str:
     """Do what Argo does to an inline manifest before it reaches kubectl."""
     text = text.replace("{{workflow.name}}", name).replace("{{workflow.namespace}}", params.get("namespace", "ns"))
+    text = re.sub(r"\{\{=(.+?)\}\}", lambda m: _expression(m.group(1), params), text)
     return re.sub(r"\{\{(?:workflow|inputs)\.parameters\.([a-z0-9-]+)\}\}", lambda m: params[m.group(1)], text)
+
+
+def _when(expr: str, params: dict[str, str]) -> bool:
+    """A step's ``when`` as Argo's govaluate reads it: bare words are strings, ``&&``/``||`` join."""
+    text = _substitute(expr, params).replace("&&", " and ").replace("||", " or ")
+    text = re.sub(r"\b(?!and\b|or\b)([A-Za-z][\w-]*)", lambda m: repr(m.group(1)), text)
+    return bool(eval(text))  # noqa: S307 - test-only
 
 
 def _inline(wf: dict[str, Any], params: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -169,8 +185,8 @@ def test_the_workflows_inline_manifests_are_valid_after_argo_substitutes_paramet
     inline = _inline(wf)
     main = next(t for t in wf["spec"]["templates"] if t["name"] == "model-train")
     train_steps = {s["name"]: s["when"] for g in main["steps"] for s in g if s["name"].startswith("train-model")}
-    # Argo runs the step whose `when` holds; evaluate them as govaluate would for an integer.
-    chosen = [n for n, w in train_steps.items() if eval(_substitute(w, {"tf-worker": p.tf_worker}))]  # noqa: S307
+    # Argo runs the step whose `when` holds; evaluate them as govaluate would.
+    chosen = [n for n, w in train_steps.items() if _when(w, p.parameters())]
     assert len(chosen) == 1
     job = inline[chosen[0]]
     assert job["kind"] == "TFJob" and tfjob_errors(job) == []
@@ -255,7 +271,7 @@ def test_exit_handler_cleans_up_and_reports_failures(manifests: dict[str, Any]) 
     wf = manifests["model-train.yaml"]
     templates = {t["name"]: t for t in wf["spec"]["templates"]}
     steps = [s for g in templates["exit-handler"]["steps"] for s in g]
-    assert [s["name"] for s in steps] == ["cleanup", "report"]
+    assert [s["name"] for s in steps] == ["cleanup", "cleanup-trainjob", "report"]
     assert templates["cleanup"]["resource"]["action"] == "patch"  # stop the TFJob, keep failed pods' logs
     assert yaml.safe_load(templates["cleanup"]["resource"]["manifest"])["spec"] == {
         "runPolicy": {"activeDeadlineSeconds": 1}}
@@ -347,7 +363,8 @@ class _Defaults(dict):  # type: ignore[type-arg]
 
 # ---- RBAC --------------------------------------------------------------------------------------
 _KIND_RESOURCE = {"Deployment": ("apps", "deployments"), "Service": ("", "services"),
-                  "TFJob": ("kubeflow.org", "tfjobs"), "Workflow": ("argoproj.io", "workflows")}
+                  "TFJob": ("kubeflow.org", "tfjobs"), "Workflow": ("argoproj.io", "workflows"),
+                  "TrainJob": ("trainer.kubeflow.org", "trainjobs")}
 _ACTION_VERBS = {"apply": {"get", "create", "patch"}, "create": {"create"}, "get": {"get"}, "delete": {"delete"},
                  "patch": {"patch"}}
 

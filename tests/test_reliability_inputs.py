@@ -297,7 +297,8 @@ def test_every_cluster_command_explains_api_failures_in_one_sentence(tmp_path: P
         elif scenario == "403":
             needles = [ns] + (["doctor"] if command != "doctor" else [])  # where, and how to see what is missing
         else:
-            needles = {"list": ["workflows"], "submit": ["workflows"], "secret": ["aws-creds"],
+            # submit asks first which training API the cluster has: with none, it names both and doctor
+            needles = {"list": ["workflows"], "submit": ["tfjobs.kubeflow.org", "doctor"], "secret": ["aws-creds"],
                        "doctor": ["not installed"]}.get(command, ["mnist-x"])
         errors = [ln for ln in res["stderr"].splitlines() if ln.strip()]
         problems = []

@@ -110,6 +110,9 @@ def test_argo_engine_reads_the_uploaded_data(seed_env: dict[str, str]) -> None:
         def params_for(self, params: ManifestParams) -> ManifestParams:
             return params.with_parameters({"namespace": NS})
 
+        def with_trainer(self, params: ManifestParams, trainer: str | None = None) -> ManifestParams:
+            return params  # a cluster with the TFJob CRD: the seed's default
+
     engine = ArgoEngine(_Client())
     assert engine.base.s3_data_url == "s3://rehearsal/data/mnist"
     assert engine.base.aws_region == "eu-central-1" and engine.base.s3_verify_ssl == "0"

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer.jobset import JobSetError, set_tf_config_from_jobset
+
 # Before TensorFlow loads: tf-keras (see trainer.model) and no C++ start-up noise in notebook outputs.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -86,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
     except MnistkitError as exc:
+        print(f"trainer: error: {exc}", file=sys.stderr)
+        return 2
+    try:  # under a Trainer v2 TrainJob nothing writes TF_CONFIG: build it from the pod's JobSet env
+        set_tf_config_from_jobset(os.environ)
+    except JobSetError as exc:
         print(f"trainer: error: {exc}", file=sys.stderr)
         return 2
     info = cluster_info()

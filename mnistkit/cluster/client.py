@@ -34,6 +34,11 @@ __all__ = ["ClusterClient", "WorkflowInfo", "TERMINAL_PHASES", "SUBMISSION_ANNOT
 
 ARGO = ("argoproj.io", "v1alpha1")
 KUBEFLOW = ("kubeflow.org", "v1")
+TRAINER = ("trainer.kubeflow.org", "v1alpha1")
+# (API group/version, plural, what `delete` counts it as): the training objects a job may have created.
+TRAINING_KINDS = ((KUBEFLOW, "tfjobs"), (TRAINER, "trainjobs"))
+_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # a JobSet (TrainJob) pod's node index
+TERMINAL_PHASES = ("Succeeded", "Failed", "Error")
 SUBMISSION_ANNOTATION = "mnistkit.io/submission"
 SPEC_DIGEST_ANNOTATION = "mnistkit.io/spec-digest"
 
@@ -76,6 +81,21 @@ class ClusterClient:
 
     def _wf_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.custom, method)(ARGO[0], ARGO[1], self.namespace, "workflows", *args, **kwargs)
+
+    def with_trainer(self, params: ManifestParams, trainer: str | None = None) -> ManifestParams:
+        """``params`` for the training API this cluster has (``trainer`` forces one: "tfjob" or "trainjob").
+
+        Picks TFJob when its CRD exists, else a Trainer v2 TrainJob on the mnistkit-tensorflow runtime (cluster-wide
+        or namespaced, whichever is installed); see ``mnistkit.cluster.trainers``.
+        """
+        from dataclasses import replace
+
+        from mnistkit.cluster import trainers
+
+        if trainer is not None:
+            params = params.with_parameters({"trainer": trainer})  # validates the name before asking the cluster
+        chosen, kind = trainers.pick(trainers.probe(self), trainer)
+        return replace(params.with_parameters({"trainer": chosen}), runtime_kind=kind)
 
     # ---- submit --------------------------------------------------------------------------------
     def params_for(self, params: ManifestParams | None = None, **parameters: str) -> ManifestParams:
@@ -255,20 +275,25 @@ class ClusterClient:
         with self.explained(f"listing the {component} pods of job {job_name!r}", value=job_name):
             return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
 
+    @staticmethod
+    def _role(pod: Any) -> tuple[int, str, str]:
+        """(0 for the chief, ``chief-0``/``worker-1``/``node-0`` or the pod name, container) of a training pod."""
+        labels, notes = pod.metadata.labels or {}, pod.metadata.annotations or {}
+        index = labels.get(_COMPLETION_INDEX) or notes.get(_COMPLETION_INDEX)
+        if index is not None:  # a TrainJob node (JobSet pod); node 0 plays the chief
+            return (0 if index == "0" else 1, f"node-{index}", "node")
+        rtype, idx = labels.get("training.kubeflow.org/replica-type"), labels.get("training.kubeflow.org/replica-index")
+        return (0 if rtype == "chief" else 1, f"{rtype}-{idx}" if rtype else pod.metadata.name, "tensorflow")
+
     def logs(self, job_name: str, tail: int | None = None) -> str:
-        """The TFJob pods' logs, each line prefixed with ``[chief-0]``/``[worker-1]``, chief first."""
+        """The training pods' logs (TFJob or TrainJob), each line prefixed with ``[chief-0]``/``[worker-1]``
+        (``[node-0]``/``[node-1]`` for a TrainJob), chief first."""
         from kubernetes.client.exceptions import ApiException
 
-        def order(pod: Any) -> tuple[int, str]:
-            labels = pod.metadata.labels or {}
-            return (0 if labels.get("training.kubeflow.org/replica-type") == "chief" else 1, pod.metadata.name)
-
         out: list[str] = []
-        for pod in sorted(self.pods(job_name), key=order):
-            labels = pod.metadata.labels or {}
-            rtype, idx = labels.get("training.kubeflow.org/replica-type"), labels.get("training.kubeflow.org/replica-index")
-            tag = f"{rtype}-{idx}" if rtype else pod.metadata.name
-            kwargs: dict[str, Any] = {"container": "tensorflow"}
+        for pod in sorted(self.pods(job_name), key=lambda pod: (self._role(pod)[0], pod.metadata.name)):
+            _, tag, container = self._role(pod)
+            kwargs: dict[str, Any] = {"container": container}
             if tail is not None:
                 kwargs["tail_lines"] = tail
             try:
@@ -280,7 +305,7 @@ class ClusterClient:
 
     # ---- delete --------------------------------------------------------------------------------
     def delete(self, job_name: str) -> dict[str, int]:
-        """Tear down everything the job created: workflow, TFJob (and its pods), TensorBoard, serving.
+        """Tear down everything the job created: workflow, TFJob or TrainJob (and pods), TensorBoard, serving.
 
         Exports on S3 stay. Returns how many objects of each kind were deleted.
         """
@@ -289,7 +314,7 @@ class ClusterClient:
 
         opts = client.V1DeleteOptions(propagation_policy="Background")
         selector = f"{JOB_LABEL}={job_name}"
-        counts = {"workflows": 0, "tfjobs": 0, "deployments": 0, "services": 0}
+        counts = {"workflows": 0, "tfjobs": 0, "trainjobs": 0, "deployments": 0, "services": 0}
 
         import urllib3
 
@@ -319,16 +344,28 @@ class ClusterClient:
         counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", job_name, body=opts)
         for wf in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]:
             counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", wf["metadata"]["name"], body=opts)
-        tfjobs = self.custom.list_namespaced_custom_object(*KUBEFLOW, self.namespace, "tfjobs", label_selector=selector)
-        for job in tfjobs["items"]:
-            counts["tfjobs"] += gone(self.custom.delete_namespaced_custom_object, *KUBEFLOW, self.namespace, "tfjobs",
-                                     job["metadata"]["name"], body=opts)
+        for api, plural in TRAINING_KINDS:
+            for job in self._training_objects(api, plural, selector):
+                counts[plural] += gone(self.custom.delete_namespaced_custom_object, *api, self.namespace, plural,
+                                       job["metadata"]["name"], body=opts)
         for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items:
             counts["deployments"] += gone(self.apps.delete_namespaced_deployment, d.metadata.name, self.namespace,
                                           body=opts)
         for s in self.core.list_namespaced_service(self.namespace, label_selector=selector).items:
             counts["services"] += gone(self.core.delete_namespaced_service, s.metadata.name, self.namespace, body=opts)
         return counts
+
+    def _training_objects(self, api: tuple[str, str], plural: str, selector: str) -> builtins.list[dict[str, Any]]:
+        """TFJobs or TrainJobs with these labels; none when the cluster lacks that CRD (a 404 on the list)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            found = self.custom.list_namespaced_custom_object(*api, self.namespace, plural, label_selector=selector)
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise self._api_error(exc, f"listing {plural}", "job_name", selector) from None
+        return list(found["items"])
 
     def leftovers(self, job_name: str) -> builtins.list[str]:
         """Objects still labelled with the job (pods included): empty after a complete teardown."""
@@ -338,8 +375,8 @@ class ClusterClient:
     def _leftovers(self, selector: str) -> builtins.list[str]:
         names = [f"workflow/{w['metadata']['name']}"
                  for w in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]]
-        names += [f"tfjob/{j['metadata']['name']}" for j in self.custom.list_namespaced_custom_object(
-            *KUBEFLOW, self.namespace, "tfjobs", label_selector=selector)["items"]]
+        names += [f"{plural[:-1]}/{j['metadata']['name']}" for api, plural in TRAINING_KINDS
+                  for j in self._training_objects(api, plural, selector)]
         names += [f"deployment/{d.metadata.name}" for d in
                   self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items]
         names += [f"service/{s.metadata.name}" for s in

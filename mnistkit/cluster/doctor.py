@@ -1,9 +1,11 @@
 """``mnistkit doctor``: can this notebook/laptop run the mnistkit workflow here, and if not, why not?
 
 Checks, each answered in plain words with what to do: the API server answers; the CRDs
-``workflows.argoproj.io`` and ``tfjobs.kubeflow.org`` exist; the Argo and training-operator controllers
-run; the workflow's ServiceAccount (``mnistkit render`` -> rbac-*.yaml) and the ``aws-creds`` Secret
-exist; and the user may do what the CLI does (one SelfSubjectAccessReview per permission).
+``workflows.argoproj.io`` and a training API exist: ``tfjobs.kubeflow.org`` (training operator v1) and/or
+``trainjobs.trainer.kubeflow.org`` (Trainer v2, then also its ``mnistkit-tensorflow`` runtime), and which one
+``submit`` will use; the Argo and training controllers run; the workflow's ServiceAccount
+(``mnistkit render`` -> rbac-*.yaml) and the ``aws-creds`` Secret exist; and the user may do what the CLI does
+(one SelfSubjectAccessReview per permission).
 A check that cannot be made (not allowed to look) is reported as unknown, not as a failure.
 """
 
@@ -13,21 +15,31 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mnistkit.cluster import trainers
+from mnistkit.errors import ClusterError
 from mnistkit.manifests.rbac import USER_PERMISSIONS, WORKFLOW_SERVICE_ACCOUNT
 
 __all__ = ["Check", "doctor", "format_report", "CRDS", "CONTROLLERS"]
 
 CRDS = {
     "workflows.argoproj.io": "Argo Workflows (kubectl apply -k of the Argo install, or Kubeflow Pipelines' Argo)",
-    "tfjobs.kubeflow.org": "the Kubeflow training operator v1 (kubectl apply -k "
+    trainers.TFJOB_CRD: "the Kubeflow training operator v1 (kubectl apply -k "
     "github.com/kubeflow/training-operator/manifests/overlays/standalone?ref=v1.9.4)",
+    trainers.TRAINJOB_CRD: "Kubeflow Trainer v2 (kubectl apply --server-side -k "
+    "https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=v2.3.0), then the mnistkit-tensorflow "
+    "runtime (docs/cluster.md)",
 }
+# Either training API will do; without both, the missing one is not a problem.
+_TRAINING_CRDS = (trainers.TFJOB_CRD, trainers.TRAINJOB_CRD)
 # (what, [(namespace, deployment), ...]) - the first one found counts.
 CONTROLLERS = (
     ("Argo workflow controller", [("argo", "workflow-controller"), ("kubeflow", "workflow-controller"),
                                   ("kubeflow", "ml-pipeline-workflow-controller")]),
     ("training operator", [("kubeflow", "training-operator"), ("training-operator", "training-operator")]),
+    ("Kubeflow Trainer controller", [("kubeflow-system", "kubeflow-trainer-controller-manager"),
+                                     ("kubeflow", "kubeflow-trainer-controller-manager")]),
 )
+_CRD_OF_CONTROLLER = {"training operator": trainers.TFJOB_CRD, "Kubeflow Trainer controller": trainers.TRAINJOB_CRD}
 
 
 @dataclass(frozen=True)
@@ -44,35 +56,66 @@ def _drain(resp: Any) -> None:
     resp.release_conn()
 
 
-def _crd_checks(client: Any) -> list[Check]:
-    from kubernetes import client as k
+def _crd_checks(client: Any) -> tuple[list[Check], dict[str, bool | None]]:
     from kubernetes.client.exceptions import ApiException
 
-    api = k.ApiextensionsV1Api(client.api_client)
-    out = []
-    for crd, what in CRDS.items():
+    found: dict[str, bool | None] = {}
+    errors: dict[str, str] = {}
+    for crd in CRDS:
         try:
-            # Raw: only existence matters, and a full CRD need not fit the client's models.
-            _drain(api.read_custom_resource_definition(crd, _preload_content=False))
-            out.append(Check(f"CRD {crd}", True, "installed"))
+            found[crd] = trainers.crd_installed(client, crd)
         except ApiException as exc:
             if exc.status == 401:
                 raise  # nothing else will work either: doctor() says so once
-            if exc.status == 404:
-                out.append(Check(f"CRD {crd}", False, "not installed", f"install {what}"))
-            elif exc.status == 403:
-                out.append(Check(f"CRD {crd}", None, "not allowed to read CRDs; assumed present if the permission "
-                                 "checks below pass"))
-            else:
-                out.append(Check(f"CRD {crd}", False, f"API error {exc.status} {exc.reason}"))
+            found[crd], errors[crd] = None, f"API error {exc.status} {exc.reason}"
+    other = dict(zip(_TRAINING_CRDS, reversed(_TRAINING_CRDS)))
+    out = []
+    for crd, what in CRDS.items():
+        if crd in errors:
+            out.append(Check(f"CRD {crd}", False, errors[crd]))
+        elif found[crd]:
+            out.append(Check(f"CRD {crd}", True, "installed"))
+        elif found[crd] is None:
+            out.append(Check(f"CRD {crd}", None, "not allowed to read CRDs; assumed present if the permission "
+                             "checks below pass"))
+        elif found.get(other.get(crd, "")):
+            out.append(Check(f"CRD {crd}", True, f"not installed (not needed: {other[crd]} is)"))
+        else:
+            out.append(Check(f"CRD {crd}", False, "not installed", f"install {what}"))
+    return out, found
+
+
+def _trainer_checks(client: Any, found: dict[str, bool | None]) -> list[Check]:
+    """Where the mnistkit-tensorflow runtime is (with Trainer v2), and which API `submit` will use."""
+    out = []
+    kind, known = None, True
+    if found[trainers.TRAINJOB_CRD] is not False:
+        kind, known = trainers.runtime_kind(client)
+        if kind:
+            where = "cluster-wide" if kind == "ClusterTrainingRuntime" else f"in {client.namespace}"
+            out.append(Check("training runtime mnistkit-tensorflow", True, f"{kind} ({where})"))
+        elif not known:
+            out.append(Check("training runtime mnistkit-tensorflow", None, "not allowed to read training runtimes"))
+        elif found[trainers.TRAINJOB_CRD]:
+            out.append(Check("training runtime mnistkit-tensorflow", False, "not installed: TrainJobs cannot run",
+                             trainers.RUNTIME_FIX))
+    support = trainers.TrainerSupport(found[trainers.TFJOB_CRD], found[trainers.TRAINJOB_CRD], kind, known)
+    try:
+        chosen, _ = trainers.pick(support)
+    except ClusterError:
+        return out  # no CRD or no runtime: said by its own line
+    name = {"tfjob": "TFJob (training operator v1)", "trainjob": "TrainJob (Kubeflow Trainer v2)"}[chosen]
+    out.append(Check("training API", True, f"submit and train --engine argo use {name}; -p trainer=... overrides"))
     return out
 
 
-def _controller_checks(client: Any) -> list[Check]:
+def _controller_checks(client: Any, crds: dict[str, bool | None]) -> list[Check]:
     from kubernetes.client.exceptions import ApiException
 
     out = []
     for what, places in CONTROLLERS:
+        if crds.get(_CRD_OF_CONTROLLER.get(what, "")) is False:
+            continue  # that API is not installed: its controller is not expected
         found, forbidden = None, False
         for ns, name in places:
             try:
@@ -124,13 +167,15 @@ def _object_checks(client: Any, secret_name: str) -> list[Check]:
     return out
 
 
-def _permission_checks(client: Any) -> list[Check]:
+def _permission_checks(client: Any, found: dict[str, bool | None]) -> list[Check]:
     from kubernetes import client as k
     from kubernetes.client.exceptions import ApiException
 
     api = k.AuthorizationV1Api(client.api_client)
+    absent = {crd for crd in _TRAINING_CRDS if found.get(crd) is False}  # no verbs needed on an API that isn't there
+    needed = [p for p in USER_PERMISSIONS if f"{p[1]}.{p[0]}" not in absent]
     denied = []
-    for group, resource, verb in USER_PERMISSIONS:
+    for group, resource, verb in needed:
         res, _, sub = resource.partition("/")
         review = k.V1SelfSubjectAccessReview(spec=k.V1SelfSubjectAccessReviewSpec(
             resource_attributes=k.V1ResourceAttributes(namespace=client.namespace, group=group, resource=res,
@@ -148,7 +193,7 @@ def _permission_checks(client: Any) -> list[Check]:
         return [Check("your permissions", False, f"you may not: {', '.join(denied)} (namespace {client.namespace})",
                       "use your Kubeflow profile namespace (-n), or ask your admin to bind you the Role in "
                       "`mnistkit render`'s rbac-user-role.yaml")]
-    return [Check("your permissions", True, f"all {len(USER_PERMISSIONS)} needed verbs allowed in {client.namespace}")]
+    return [Check("your permissions", True, f"all {len(needed)} needed verbs allowed in {client.namespace}")]
 
 
 def doctor(client: Any, secret_name: str = "aws-creds") -> list[Check]:
@@ -159,10 +204,11 @@ def doctor(client: Any, secret_name: str = "aws-creds") -> list[Check]:
 
     host = client.server
     try:
-        checks = _crd_checks(client)
-        checks += _controller_checks(client)
+        checks, found = _crd_checks(client)
+        checks += _trainer_checks(client, found)
+        checks += _controller_checks(client, found)
         checks += _object_checks(client, secret_name)
-        checks += _permission_checks(client)
+        checks += _permission_checks(client, found)
     except ApiException as exc:
         if exc.status != 401:
             raise

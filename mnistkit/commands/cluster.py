@@ -92,9 +92,11 @@ def _submit(args: argparse.Namespace) -> int:
     client = _client(args)
     pairs = parse_parameters(args.parameter)
     pairs.setdefault("job-name", args.job_name or default_job_name())
-    params = client.params_for(ManifestParams.from_env(), **pairs)  # S3 settings: the seed's variables
+    requested = pairs.pop("trainer", None)  # else the training API the cluster has (TFJob first, then TrainJob)
+    # S3 settings: the seed's variables
+    params = client.with_trainer(client.params_for(ManifestParams.from_env(), **pairs), requested)
     name = client.submit(params)
-    print(f"submitted workflow {name} in namespace {client.namespace}")
+    print(f"submitted workflow {name} in namespace {client.namespace} (trainer: {params.trainer})")
     print(f"  model dir: {params.model_dir}\n  exports:   {params.export_dir}")
     if args.watch:
         for info in client.watch(name):
@@ -186,7 +188,9 @@ def register(subparsers: Any) -> None:
 
     p = add("submit", "submit the model-train workflow to the cluster (argo submit -p ...)", _submit)
     p.add_argument("--job-name", help="default: mnist-<user>-<date>-<time>-<random>")
-    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE", help="workflow parameter (repeatable)")
+    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
+                   help="workflow parameter (repeatable); -p trainer=tfjob|trainjob picks the training API, "
+                   "by default the one the cluster has")
     p.add_argument("--watch", "-w", action="store_true", help="follow it until it ends; exit 1 unless it succeeded")
 
     p = add("list", "list mnistkit workflows (argo list)", _list)
@@ -196,11 +200,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.add_argument("--watch", "-w", action="store_true", help="follow it until it ends")
 
-    p = add("logs", "logs of a job's TFJob pods, chief first", _logs)
+    p = add("logs", "logs of a job's training pods (TFJob or TrainJob), chief first", _logs)
     p.add_argument("name")
     p.add_argument("--tail", type=int, help="only the last N lines of each pod")
 
-    p = add("delete", "delete a job and everything it created (workflow, TFJob, TensorBoard, serving)", _delete)
+    p = add("delete", "delete a job and everything it created (workflow, TFJob/TrainJob, TensorBoard, serving)",
+            _delete)
     p.add_argument("name")
 
     p = add("deploy", "serve the export of a finished model-train workflow (the model-deploy template)", _deploy)

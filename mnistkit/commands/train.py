@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--job-name", default=None, help="unique job name (default mnist-<user>-<time>-<rand>)")
     p.add_argument("--run-dir", default="runs", help="local engine: where jobs keep logs and models (default runs/)")
     p.add_argument("--max-restarts", type=int, default=3, help="local engine: restarts after a worker dies")
+    p.add_argument("--trainer", choices=("tfjob", "trainjob"), default=None,
+                   help="argo engine: TFJob (training operator v1) or TrainJob (Kubeflow Trainer v2, numNodes = "
+                   "--workers); default: the one the cluster has")
     p.add_argument("--no-wait", action="store_true", help="submit and return at once")
     trainer = p.add_argument_group("trainer flags (the trainer's --tf-* flags without 'tf-'; see python -m trainer.task --help)")
     for flag in FLAGS:
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "local":
         engine = get_engine("local", run_dir=args.run_dir, max_restarts=args.max_restarts)
     else:
-        engine = get_engine(args.engine)
+        # argo: the trainer API the cluster has unless --trainer says (other engines take no trainer).
+        engine = get_engine(args.engine, **({"trainer": args.trainer} if args.engine == "argo" else {}))
     job = engine.submit(cfg, args.job_name)
     print(f"submitted {job.name} ({args.engine}, {cfg.workers} worker(s)); model dir {job.model_dir}")
     if args.no_wait:

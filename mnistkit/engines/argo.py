@@ -1,7 +1,8 @@
-"""The Kubernetes engine: each training is an Argo ``model-train`` workflow that runs a Kubeflow TFJob.
+"""The Kubernetes engine: each training is an Argo ``model-train`` workflow that runs a Kubeflow TFJob or TrainJob.
 
 Same ``Engine``/``Job`` interface as the local engine, so panels and notebooks switch with one word.
-``TrainConfig.workers`` counts all processes: the TFJob gets one Chief and ``workers - 1`` Workers.
+``TrainConfig.workers`` counts all processes: the TFJob gets one Chief and ``workers - 1`` Workers, a Trainer v2
+TrainJob ``workers`` nodes. Which one: ``trainer=`` ("tfjob"/"trainjob"), else what the cluster has.
 Metrics come from ``<model-dir>/metrics.jsonl`` on S3 (the chief syncs it while training) when an
 ``S3Config`` is given; logs from the TFJob pods.
 """
@@ -114,12 +115,15 @@ class ArgoJob(Job):
 
 
 class ArgoEngine(Engine):
-    """``ArgoEngine(namespace=..., s3=S3Config(...), params=ManifestParams(tf_model_image=...))``."""
+    """``ArgoEngine(namespace=..., s3=S3Config(...), params=ManifestParams(tf_model_image=...), trainer=None)``.
+
+    ``trainer=None``: ``params.trainer`` if it says "trainjob", else the training API the cluster has.
+    """
 
     name = "argo"
 
     def __init__(self, client: Any = None, *, namespace: str | None = None, s3: S3Config | None = None,
-                 params: ManifestParams | None = None, **connect_kwargs: Any) -> None:
+                 params: ManifestParams | None = None, trainer: str | None = None, **connect_kwargs: Any) -> None:
         if client is None:
             from mnistkit.cluster.client import ClusterClient
 
@@ -130,7 +134,8 @@ class ArgoEngine(Engine):
             s3 = S3Config.from_env()
         self.s3 = s3
         base = params or (ManifestParams.from_s3(s3) if s3 else ManifestParams.from_env())
-        self.base = client.params_for(base)
+        requested = trainer or (base.trainer if base.trainer != ManifestParams.trainer else None)
+        self.base = client.with_trainer(client.params_for(base), requested)
 
     def submit(self, config: TrainConfig, job_name: str | None = None) -> ArgoJob:
         params = ManifestParams.from_train_config(config, self.base)

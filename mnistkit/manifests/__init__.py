@@ -7,7 +7,8 @@ client's ``CustomObjectsApi`` (which takes dicts). Plain dicts keep the manifest
 Argo/Kubeflow docs they follow, keep ``import mnistkit.manifests`` cheap, and the schema tests in strict
 mode (closed objects) catch the typos a typed SDK would.
 
-``all_manifests(params)`` is what ``mnistkit render`` writes: one object per file, YAML.
+``all_manifests(params)`` is what ``mnistkit render`` writes: one object per file, YAML. With ``-p trainer=trainjob``
+the TFJob is replaced by a Trainer v2 TrainJob plus the ``mnistkit-tensorflow`` runtime it runs on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from mnistkit.manifests.serving import (
     serving_service,
 )
 from mnistkit.manifests.tensorboard import tensorboard_deployment, tensorboard_service
+from mnistkit.manifests.runtime import training_runtime
 from mnistkit.manifests.tfjob import tfjob
+from mnistkit.manifests.trainjob import trainjob
 from mnistkit.manifests.workflow import model_deploy_template, model_train_workflow
 
 __all__ = [
@@ -40,6 +43,8 @@ __all__ = [
     "default_job_name",
     "current_user",
     "tfjob",
+    "trainjob",
+    "training_runtime",
     "tensorboard_deployment",
     "tensorboard_service",
     "serving_deployment",
@@ -58,10 +63,18 @@ __all__ = [
 def all_manifests(p: ManifestParams | None = None) -> dict[str, dict[str, Any]]:
     """``{file name: manifest}`` for every manifest ``mnistkit render`` writes (never a Secret)."""
     p = (p or ManifestParams()).validate()
+    if p.trainer == "trainjob":  # Kubeflow Trainer v2: the TrainJob and the runtime it needs (cluster-wide or not)
+        training = {
+            "trainjob.yaml": trainjob(p),
+            "training-runtime.yaml": training_runtime(p),
+            "training-runtime-namespaced.yaml": training_runtime(p, kind="TrainingRuntime"),
+        }
+    else:
+        training = {"tfjob.yaml": tfjob(p)}
     return {
         "model-train.yaml": model_train_workflow(p),
         "model-deploy.yaml": model_deploy_template(p),
-        "tfjob.yaml": tfjob(p),
+        **training,
         "tensorboard-deployment.yaml": tensorboard_deployment(p),
         "tensorboard-service.yaml": tensorboard_service(p),
         "serving-deployment.yaml": serving_deployment(p),

@@ -38,6 +38,7 @@ __all__ = [
     "NAMESPACE_FILE",
     "SEED_S3_VARIABLES",
     "DATA_PREFIX",
+    "TRAINERS",
 ]
 
 NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -45,6 +46,8 @@ NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 SEED_S3_VARIABLES = ("BUCKET_NAME", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "S3_USE_HTTPS", "S3_VERIFY_SSL")
 # Where `mnistkit data upload` writes the dataset in the bucket (the seed's S3_DATA_URL=s3://$BUCKET_NAME/data/mnist/).
 DATA_PREFIX = "data/mnist"
+# The `trainer` parameter: which Kubeflow API a training runs as (TFJob of training-operator v1, TrainJob of Trainer v2).
+TRAINERS = ("tfjob", "trainjob")
 _PLACEHOLDER_RE = re.compile(r"^\{\{.*\}\}$")
 _LABEL_RE = re.compile(r"[^a-z0-9-]+")
 
@@ -109,6 +112,7 @@ _PARAM_OF_FIELD = {
     "aws_secret": "aws-secret",
     "tensorboard_image": "tensorboard-image",
     "serving_image": "serving-image",
+    "trainer": "trainer",
 }
 PARAMETER_NAMES: tuple[str, ...] = tuple(_PARAM_OF_FIELD.values())
 # trainer flag (TrainConfig field) -> the ManifestParams field that carries it; the dirs derive from the job.
@@ -158,11 +162,15 @@ class ManifestParams:
     aws_secret: str = "aws-creds"
     tensorboard_image: str = "docker.io/mnistkit/tensorboard:0.1.0"
     serving_image: str = "docker.io/tensorflow/serving:2.18.0"
+    # Which Kubeflow API trains: "tfjob" (training-operator v1) or "trainjob" (Trainer v2, see manifests/trainjob.py).
+    trainer: str = "tfjob"
     # Not workflow parameters:
     train_deadline_seconds: int = 6 * 3600
     backoff_limit: int = 3
     ttl_seconds_after_finished: int = 24 * 3600
     aws_cli_image: str = "docker.io/amazon/aws-cli:2.22.35"
+    # trainer=trainjob: which kind holds the mnistkit-tensorflow runtime (or "TrainingRuntime", namespaced).
+    runtime_kind: str = "ClusterTrainingRuntime"
     extra_labels: Mapping[str, str] = field(default_factory=dict)
 
     # ---- construction -------------------------------------------------------------------------
@@ -276,6 +284,8 @@ class ManifestParams:
             value = getattr(checked, trainer_field)
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
             object.__setattr__(self, _PARAM_OF_TRAINER_FIELD[trainer_field], text)
+        if (v := concrete("trainer")) is not None and v not in TRAINERS:
+            raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)}, got {v!r}", field="trainer", value=v)
         for name in ("model_serving",):
             if (v := concrete(name)) is not None:
                 object.__setattr__(self, name, "true" if parse_bool(name, v, True) else "false")

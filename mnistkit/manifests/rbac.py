@@ -51,6 +51,8 @@ STEP_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "serve-model": tuple(("apps", "deployments", v) for v in _APPLY),
     "serve-model-service": tuple(("", "services", v) for v in _APPLY),
     "cleanup": (("kubeflow.org", "tfjobs", "patch"),),
+    "train-model-trainjob": (("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "get")),
+    "cleanup-trainjob": (("trainer.kubeflow.org", "trainjobs", "patch"),),
     "report": (),
     # model-deploy
     "wait-for-training": (("argoproj.io", "workflows", "get"),),
@@ -70,6 +72,8 @@ USER_PERMISSIONS: tuple[Permission, ...] = (
     ("argoproj.io", "workflowtemplates", "update"),  # deploy: upgrade an outdated model-deploy
     ("kubeflow.org", "tfjobs", "list"),
     ("kubeflow.org", "tfjobs", "delete"),
+    ("trainer.kubeflow.org", "trainjobs", "list"),
+    ("trainer.kubeflow.org", "trainjobs", "delete"),
     ("", "pods", "list"),
     ("", "pods/log", "get"),
     ("", "pods/portforward", "create"),

@@ -11,6 +11,9 @@
   failed pods' logs), then a
   ``report`` step prints the outcome and ``{{workflow.failures}}`` and exits 1 on failure, so the
   failure shows in logs and the UI instead of being hidden behind a green exit handler.
+* ``-p trainer=trainjob`` swaps the TFJob for a Kubeflow Trainer v2 TrainJob (``train-model-trainjob``, see
+  ``manifests/trainjob.py`` for its conditions; ``cleanup-trainjob`` suspends it). Steps pick their variant with
+  ``when`` (Argo's govaluate reads bare words as strings).
 * Every created object gets an owner reference to the workflow (``setOwnerReference``): deleting the
   workflow garbage-collects its TFJob, TensorBoard and serving objects.
 """
@@ -29,6 +32,9 @@ from mnistkit.manifests.rbac import WORKFLOW_SERVICE_ACCOUNT
 from mnistkit.manifests.serving import serving_deployment, serving_service
 from mnistkit.manifests.tensorboard import tensorboard_deployment, tensorboard_service
 from mnistkit.manifests.tfjob import FAILURE_CONDITION, SUCCESS_CONDITION, tfjob
+from mnistkit.manifests.trainjob import FAILURE_CONDITION as TRAINJOB_FAILURE
+from mnistkit.manifests.trainjob import SUCCESS_CONDITION as TRAINJOB_SUCCESS
+from mnistkit.manifests.trainjob import trainjob
 
 __all__ = [
     "model_train_workflow",
@@ -56,7 +62,7 @@ DEPLOY_PARAMETERS_FROM_TRAINING = (
     "aws-secret",
 )
 # Integer fields whose value is a placeholder: Argo substitutes text, so they must not be YAML-quoted.
-_UNQUOTE_RE = re.compile(r"(replicas: )'(\{\{[^']+\}\})'")
+_UNQUOTE_RE = re.compile(r"((?:replicas|numNodes): )'(\{\{[^']+\}\})'")
 
 
 def inline_manifest(obj: dict[str, Any]) -> str:
@@ -73,10 +79,11 @@ def _resource(name: str, action: str, manifest: dict[str, Any], **extra: Any) ->
     return {"name": name, "resource": res, **extra}
 
 
-def _train_template(name: str, job: dict[str, Any], p: ManifestParams) -> dict[str, Any]:
+def _train_template(name: str, job: dict[str, Any], p: ManifestParams,
+                    conditions: tuple[str, str] = (SUCCESS_CONDITION, FAILURE_CONDITION)) -> dict[str, Any]:
     return _resource(
         name, "create", job,
-        resource={"successCondition": SUCCESS_CONDITION, "failureCondition": FAILURE_CONDITION},
+        resource={"successCondition": conditions[0], "failureCondition": conditions[1]},
         # Past the TFJob's own deadline: if the operator's Failed status never shows up in
         # replicaStatuses (deadline or backoff failures), this still ends the step.
         activeDeadlineSeconds=p.train_deadline_seconds + 600,
@@ -123,7 +130,8 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
     p = (p or ManifestParams()).validate()
     ph = ManifestParams.placeholders()
     ph = replace(ph, train_deadline_seconds=p.train_deadline_seconds, backoff_limit=p.backoff_limit,
-                 ttl_seconds_after_finished=p.ttl_seconds_after_finished, aws_cli_image=p.aws_cli_image)
+                 ttl_seconds_after_finished=p.ttl_seconds_after_finished, aws_cli_image=p.aws_cli_image,
+                 runtime_kind=p.runtime_kind)
     meta: dict[str, Any] = {"labels": dict(PART_OF)}
     if name:
         meta["name"] = name
@@ -132,8 +140,12 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
         meta["generateName"] = "model-train-"
     meta["namespace"] = p.namespace
     serving_when = "{{workflow.parameters.model-serving}} == true"
+    trainjob_when = "{{workflow.parameters.trainer}} == trainjob"
+    tfjob_when = "{{workflow.parameters.trainer}} != trainjob"
     tfjob_ref = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob",
                  "metadata": {"name": ph.job_name, "namespace": ph.namespace}}
+    trainjob_ref = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+                    "metadata": {"name": ph.job_name, "namespace": ph.namespace}}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
@@ -158,11 +170,14 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                         ],
                         # Two variants, one runs: a TFJob with a zero-replica Worker spec would give
                         # TF_CONFIG an empty worker list, so tf-worker=0 gets a Chief-only TFJob.
+                        # -p trainer=trainjob: a Trainer v2 TrainJob of tf-worker + 1 nodes instead.
                         [
                             {"name": "train-model", "template": "train-model",
-                             "when": "{{workflow.parameters.tf-worker}} != 0"},
+                             "when": f"{tfjob_when} && {{{{workflow.parameters.tf-worker}}}} != 0"},
                             {"name": "train-model-single", "template": "train-model-single",
-                             "when": "{{workflow.parameters.tf-worker}} == 0"},
+                             "when": f"{tfjob_when} && {{{{workflow.parameters.tf-worker}}}} == 0"},
+                            {"name": "train-model-trainjob", "template": "train-model-trainjob",
+                             "when": trainjob_when},
                         ],
                         [
                             {"name": "serve-model", "template": "serve-model", "when": serving_when},
@@ -183,13 +198,18 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 _resource("tensorboard-service", "apply", tensorboard_service(ph)),
                 _train_template("train-model", tfjob(ph), p),
                 _train_template("train-model-single", tfjob(replace(ph, tf_worker="0")), p),
+                _train_template("train-model-trainjob", trainjob(ph), p, (TRAINJOB_SUCCESS, TRAINJOB_FAILURE)),
                 _resource("serve-model", "apply", serving_deployment(ph)),
                 _resource("serve-model-service", "apply", serving_service(ph)),
                 {
                     "name": "exit-handler",
                     "steps": [
                         # continueOn: no TFJob yet (an early failure) must not skip the report.
-                        [{"name": "cleanup", "template": "cleanup", "when": "{{workflow.status}} != Succeeded",
+                        [{"name": "cleanup", "template": "cleanup",
+                          "when": f"{{{{workflow.status}}}} != Succeeded && {tfjob_when}",
+                          "continueOn": {"failed": True, "error": True}},
+                         {"name": "cleanup-trainjob", "template": "cleanup-trainjob",
+                          "when": f"{{{{workflow.status}}}} != Succeeded && {trainjob_when}",
                           "continueOn": {"failed": True, "error": True}}],
                         [{"name": "report", "template": "report"}],
                     ],
@@ -198,6 +218,10 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 # *running* pods (cleanPodPolicy Running), while failed pods and their logs stay for
                 # `mnistkit logs` until ttlSecondsAfterFinished.
                 _resource("cleanup", "patch", {**tfjob_ref, "spec": {"runPolicy": {"activeDeadlineSeconds": 1}}},
+                          resource={"mergeStrategy": "merge"}),
+                # A TrainJob's deadline is immutable: suspend it instead, which deletes its running pods
+                # (the JobSet's Jobs are suspended) and keeps failed pods and their logs.
+                _resource("cleanup-trainjob", "patch", {**trainjob_ref, "spec": {"suspend": True}},
                           resource={"mergeStrategy": "merge"}),
                 _report_template(),
             ],
