@@ -41,3 +41,51 @@ def test_s3_panel_shows_the_key_id_masked_and_keeps_it(s3_env: S3Config, monkeyp
     state = json.dumps(w.Widget.get_manager_state(drop_defaults=False), default=str)
     for text in (state, panel.status.value, repr(panel)):
         assert KEY_ID not in text and "AKIAOTHERKEY0000" not in text
+
+
+def test_tensorboard_log_is_a_private_file_in_a_private_dir(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import os
+    import stat
+    import subprocess
+    import tempfile
+
+    from mnistkit import tensorboard
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    port = 47123
+    planted = tmp_path / f"mnistkit-tensorboard-{port}.log"  # what a neighbour could plant at the old, predictable name
+    target = tmp_path / "victim"
+    target.write_text("keep me")
+    planted.symlink_to(target)
+
+    class FakeProcess:
+        args: list[str] = []
+
+        def poll(self) -> int | None:
+            return None
+
+        def terminate(self) -> None:
+            self.done = True
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+    started: list[dict] = []
+
+    def fake_popen(cmd, **kw):
+        started.append(kw)
+        kw["stdout"].write(b"TensorBoard starting\n")
+        return FakeProcess()
+
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(tensorboard, "_answers", lambda url: True)
+    server = tensorboard.start(tmp_path / "logs", port=port)
+    try:
+        assert target.read_text() == "keep me"
+        log = server.log_path
+        assert log.read_bytes() == b"TensorBoard starting\n"
+        assert stat.S_IMODE(os.stat(log).st_mode) == 0o600 and stat.S_IMODE(os.stat(log.parent).st_mode) == 0o700
+        assert str(port) not in str(log)  # nothing predictable in the name
+    finally:
+        tensorboard.stop_all()
+    assert not log.parent.exists()
