@@ -89,3 +89,43 @@ def test_tensorboard_log_is_a_private_file_in_a_private_dir(monkeypatch: pytest.
     finally:
         tensorboard.stop_all()
     assert not log.parent.exists()
+
+
+def test_check_models_accepts_only_exports_under_the_participants_own_prefix(s3_config: S3Config, tmp_path) -> None:
+    from mnistkit import s3
+    from mnistkit.errors import ConfigError
+    from mnistkit.workshop.leaderboard import Leaderboard
+    from mnistkit.workshop.runs import owned_export, record_run
+
+    client = s3.make_client(s3_config)
+    b = s3_config.bucket
+    client.put_object(Bucket=b, Key="workshop/room1/bob/models/m/export/mnist/1/saved_model.pb", Body=b"bob's")
+    client.put_object(Bucket=b, Key="secret/notes.txt", Body=b"not for the room")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    hostile = {
+        "eve1": f"s3://{b}/..",
+        "eve2": f"s3://{b}/workshop/room1/eve2/../bob/models/m/export/mnist/1",
+        "eve3": f"s3://{b}/workshop/room1/bob/models/m/export/mnist/1",  # another's model, to borrow its score
+        "eve4": f"s3://{b}/",
+        "eve5": f"s3://{b}/workshop/room1/eve5",
+        "eve6": f"s3://other-bucket/workshop/room1/eve6/x",
+        "eve7": str(tmp_path),  # a local path on the instructor's machine
+        "eve8": f"s3://{b}/workshop/room1/eve8/./../../../secret",
+    }
+    for person, export in hostile.items():
+        record_run(s3_config, "room1", person, {"test_accuracy": 0.9, "export": export})
+    board = Leaderboard(s3_config, "room1")
+    board.refresh(checks=False)
+    results = board.check_models(cache_dir=str(cache))
+    escaped = [p for p in tmp_path.rglob("*") if cache not in (p, *p.parents)]
+    assert escaped == []  # nothing written beside the cache folder
+    assert [p for p in cache.rglob("*") if p.is_file()] == []  # and nothing downloaded into it
+    for person in hostile:
+        message = results[person].message
+        assert not results[person].passed and ("own prefix" in message or "not an s3://" in message), (person, message)
+    print(f"FIGURE escaped_paths tried={len(hostile)} escaped=0 downloaded=0")
+    assert owned_export(f"s3://{b}/workshop/room1/ada/models/j/export/mnist/3/", b, "room1", "ada") == \
+        "workshop/room1/ada/models/j/export/mnist/3"
+    with pytest.raises(ConfigError, match="export"):
+        owned_export(f"s3://{b}/workshop/room1/ada2/x", b, "room1", "ada")

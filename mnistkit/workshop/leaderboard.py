@@ -20,7 +20,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mnistkit.workshop.names import validate_participant, validate_room
-from mnistkit.workshop.runs import RunListing, RunRecord, list_runs, participant_prefix, shared_client
+from mnistkit.workshop.runs import (
+    RunListing,
+    RunRecord,
+    cache_folder,
+    list_runs,
+    owned_export,
+    participant_prefix,
+    shared_client,
+)
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config
@@ -217,14 +225,12 @@ class Leaderboard:
         tmp = Path(cache_dir or tempfile.mkdtemp(prefix="mnistkit-room-"))
 
         def default_load(export: str) -> Any:
-            if not export.startswith("s3://"):
-                return export
             from mnistkit import s3
-            from mnistkit.config import split_s3_url
 
-            bucket, prefix = split_s3_url(export, "export")
-            target = tmp / prefix.replace("/", "_")
-            s3.download_prefix(self.client, bucket, prefix, target)
+            # owned_export (below) has checked the URL; the local folder's name is a hash, never remote text.
+            prefix = export.split("/", 3)[3].rstrip("/")
+            target = cache_folder(tmp, export)
+            s3.download_prefix(self.client, self.cfg.bucket, prefix, target)
             return str(target)
 
         load = load or default_load
@@ -237,7 +243,10 @@ class Leaderboard:
                                           "ws.record_job(job)", "model")
                 continue
             try:
-                model = load(str(exported[-1].extra["export"]))
+                export = str(exported[-1].extra["export"])
+                if load is default_load:  # a caller's own ``load`` decides for itself what it accepts
+                    owned_export(export, self.cfg.bucket, self.room, person)
+                model = load(export)
             except Exception as exc:  # one unreadable export must not stop the pass over the room
                 from mnistkit.widgets.controllers import describe_error
 

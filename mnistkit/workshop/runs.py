@@ -34,6 +34,8 @@ __all__ = [
     "participant_prefix",
     "STATES",
     "shared_client",
+    "owned_export",
+    "cache_folder",
 ]
 
 STATES = ("Pending", "Running", "Succeeded", "Failed", "Stopped")
@@ -67,6 +69,35 @@ def room_prefix(room: str) -> str:
 def participant_prefix(room: str, participant: str) -> str:
     """``workshop/<room>/<participant>/`` (the trailing slash matters: ``ada`` must not match ``ada2``)."""
     return f"{room_prefix(room)}{validate_participant(participant)}/"
+
+
+def owned_export(export: str, bucket: str, room: str, participant: str) -> str:
+    """The key prefix of ``export`` if it is an ``s3://`` URL under ``participant``'s own prefix in ``bucket``.
+
+    A run record is text the participant wrote: its export could name another's model (to borrow its score),
+    the whole bucket, or climb out with ``..``. Anything else is a ``ConfigError`` naming ``export``.
+    """
+    from mnistkit.config import split_s3_url
+
+    own = participant_prefix(room, participant)
+    if not export.startswith("s3://"):
+        raise ConfigError(f"export {export!r} is not an s3:// URL under s3://{bucket}/{own}", field="export",
+                          value=export)
+    got_bucket, prefix = split_s3_url(export, "export")
+    prefix = prefix.rstrip("/")
+    below = prefix[len(own):].split("/") if prefix.startswith(own) else [""]
+    if got_bucket != bucket or any(part in ("", ".", "..") or "\\" in part for part in below):
+        raise ConfigError(f"export {export!r} is not under the participant's own prefix s3://{bucket}/{own}",
+                          field="export", value=export)
+    return prefix
+
+
+def cache_folder(root: Any, remote: str) -> Any:
+    """A local folder under ``root`` for a copy of ``remote``: its name is a hash, never remote text."""
+    import hashlib
+    from pathlib import Path
+
+    return Path(root) / hashlib.sha256(remote.encode("utf-8")).hexdigest()[:32]
 
 
 def _fraction(name: str, value: Any) -> float | None:
