@@ -4,6 +4,8 @@ workers that die with their owner. The workshop-isolation and publishing tests l
 from __future__ import annotations
 
 import json
+
+import numpy as np
 from dataclasses import replace
 
 import pytest
@@ -129,3 +131,64 @@ def test_check_models_accepts_only_exports_under_the_participants_own_prefix(s3_
         "workshop/room1/ada/models/j/export/mnist/3"
     with pytest.raises(ConfigError, match="export"):
         owned_export(f"s3://{b}/workshop/room1/ada2/x", b, "room1", "ada")
+
+
+def _bomb(path, megabytes: int = 200) -> None:
+    """A valid label-file header (10 labels) followed by ``megabytes`` of zeros, gzipped (~200 KB on disk)."""
+    import struct
+    import zlib
+
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [c.compress(struct.pack(">II", 2049, 10))]
+    block = bytes(1 << 20)
+    parts += [c.compress(block) for _ in range(megabytes)]
+    parts.append(c.flush())
+    path.write_bytes(b"".join(parts))
+
+
+def test_gzip_bomb_decompresses_only_to_the_size_its_idx_header_implies(tmp_path) -> None:
+    import struct
+    import tracemalloc
+
+    from mnistkit import data
+    from mnistkit.errors import DataError
+
+    bomb = tmp_path / "train-labels-idx1-ubyte.gz"
+    _bomb(bomb)
+    assert bomb.stat().st_size < 1_000_000
+    tracemalloc.start()
+    with pytest.raises(DataError, match="padded") as err:
+        data.read_idx(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"FIGURE gzip_bomb compressed_bytes={bomb.stat().st_size} inflated_bytes={200 << 20} peak_memory_bytes={peak}")
+    assert err.value.field == "path" and peak < 20_000_000, peak  # 200 MB were in there (459 MB peak before the cap)
+    liar = tmp_path / "liar-idx3-ubyte"  # a header promising 4 G images is refused before reading on
+    liar.write_bytes(struct.pack(">IIII", 2051, 2**32 - 1, 28, 28))
+    with pytest.raises(DataError, match="over the"):
+        data.read_idx(liar)
+    # well-formed files, one or several gzip members, still read
+    ok = tmp_path / "ok-idx1-ubyte.gz"
+    data.write_idx(ok, np.arange(10, dtype=np.uint8))
+    assert data.read_idx(ok).tolist() == list(range(10))
+    import gzip
+
+    payload = struct.pack(">II", 2049, 3) + bytes([1, 2, 3])
+    (tmp_path / "multi.gz").write_bytes(gzip.compress(payload[:5]) + gzip.compress(payload[5:]))
+    assert data.read_idx(tmp_path / "multi.gz").tolist() == [1, 2, 3]
+
+
+def test_dataset_object_over_the_cap_is_refused_by_its_listed_size(s3_config: S3Config, monkeypatch) -> None:
+    from mnistkit import data, s3
+    from mnistkit.errors import DataError
+
+    client = s3.make_client(s3_config)
+    for name in data.FILES.values():
+        client.put_object(Bucket=s3_config.bucket, Key=f"data/mnist/{name}", Body=b"x" * 2000)
+    monkeypatch.setattr(data, "MAX_IDX_BYTES", 1000)
+    downloads: list[str] = []
+    real = s3.download_file
+    monkeypatch.setattr(s3, "download_file", lambda *a, **k: downloads.append(a[2]) or real(*a, **k))
+    with pytest.raises(DataError, match="over the 1000 bytes") as err:
+        data.load_data_dir(f"s3://{s3_config.bucket}/data/mnist", s3_config)
+    assert err.value.field == "data_dir" and downloads == []
