@@ -192,3 +192,66 @@ def test_dataset_object_over_the_cap_is_refused_by_its_listed_size(s3_config: S3
     with pytest.raises(DataError, match="over the 1000 bytes") as err:
         data.load_data_dir(f"s3://{s3_config.bucket}/data/mnist", s3_config)
     assert err.value.field == "data_dir" and downloads == []
+
+
+_OWNER = """
+import sys, time
+from mnistkit.config import TrainConfig
+from mnistkit.engines.local import LocalEngine
+engine = LocalEngine(run_dir=sys.argv[1], python=sys.argv[2], start_timeout=600)
+job = engine.submit(TrainConfig(workers=2, model_type="small", train_steps=10), "owned")
+while len(job.pids) < 2:
+    time.sleep(0.05)
+print(" ".join(map(str, job.pids)), flush=True)
+sys.stdin.readline()  # the test has seen the workers alive
+if sys.argv[3] == "exit":
+    sys.exit(0)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"  # a zombie is gone, only not yet reaped
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["sigkill", "exit"])
+def test_local_workers_die_with_their_owner(tmp_path, how: str) -> None:
+    """A real owner process (a kernel stand-in) starts 2 workers, then is SIGKILLed or exits: 0 survive."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux-only")
+    fake = tmp_path / "fake-python"  # a 'trainer' that only sleeps, so the test needs no TensorFlow
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(tmp_path / "runs"), str(fake), how],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ})
+    assert owner.stdout is not None and owner.stdin is not None
+    pids = [int(p) for p in owner.stdout.readline().split()]
+    try:
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        owner.stdin.write("go\n")
+        owner.stdin.flush()
+        if how == "sigkill":
+            owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = [p for p in pids if _alive(p)]
+        print(f"FIGURE workers_outliving_owner how={how} workers=2 survivors={len(survivors)}")
+        assert survivors == []
+    finally:
+        for p in pids:
+            try:
+                os.killpg(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -31,6 +31,7 @@ from typing import Any
 from mnistkit.config import S3Config, TrainConfig, validate_job_name
 from mnistkit.embedded_s3 import free_port
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
+from mnistkit.engines.owner import die_with_owner, kill_at_exit
 from mnistkit.errors import ConfigError, TrainingError
 from mnistkit.manifests.params import default_job_name
 
@@ -122,7 +123,7 @@ class LocalJob(Job):
             procs.append(
                 subprocess.Popen(
                     self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(_project_root()),
-                    start_new_session=True,
+                    start_new_session=True, preexec_fn=die_with_owner(),  # see mnistkit/engines/owner.py
                 )
             )
             log.close()
@@ -219,6 +220,7 @@ class LocalJob(Job):
         self.job_dir.mkdir(parents=True, exist_ok=True)
         self._set(JobState.PENDING)
         self._thread = threading.Thread(target=self._supervise, name=f"supervise-{self.name}", daemon=True)
+        kill_at_exit(self)
         self._thread.start()
         return self
 
