@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "data",
     "train",
     "serve",
+    "publish",
     "predict",
     "tensorboard",
     "render",
