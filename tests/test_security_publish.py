@@ -159,7 +159,7 @@ def test_publish_that_outlasts_its_retries_keeps_the_export_and_says_how_to_publ
     from trainer.export import publish_export
 
     cfg = own_s3.config
-    for k, v in cfg.to_env().items():
+    for k, v in cfg.to_env(include_secrets=True).items():
         monkeypatch.setenv(k, v)
     model = _model(tmp_path / "work" / "export-unpublished-x" / "model", b"A")
     base = cfg.url("models/mnist")
@@ -186,7 +186,7 @@ def _train_through(own_s3: EmbeddedS3, tmp_path: Path, name: str, *, retry_s: st
     import sys
 
     cfg = own_s3.config
-    env = {**os.environ, **cfg.to_env(), "MNISTKIT_PUBLISH_RETRY_S": retry_s, "MNISTKIT_WORK_DIR": str(tmp_path / name),
+    env = {**os.environ, **cfg.to_env(include_secrets=True), "MNISTKIT_PUBLISH_RETRY_S": retry_s, "MNISTKIT_WORK_DIR": str(tmp_path / name),
            "PYTHONUNBUFFERED": "1"}
     env.pop("TF_CONFIG", None)
     cmd = [sys.executable, "-m", "trainer.task", f"--tf-model-dir={cfg.url(name)}", "--tf-model-type=small",
