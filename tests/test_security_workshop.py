@@ -72,3 +72,20 @@ def test_thirty_participants_cannot_touch_each_others_objects_or_shared() -> Non
     print(f"FIGURE workshop_isolation participants={N} cross_attempts={tried} allowed={allowed} "
           f"unknown_key_denied={unknown_key_denied} copy_source_reads_moto_allows={copy_reads}")
     assert allowed == 0 and unknown_key_denied
+
+
+def test_prepare_writes_policies_that_name_only_the_participants_prefix(tmp_path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    from mnistkit.cli import main
+
+    assert main(["workshop", "prepare", str(tmp_path), "--no-wheels", "--participants", "ada,bob", "--room", "room1",
+                 "--bucket", "mnist"]) == 0
+    ada = json.loads((tmp_path / "access" / "policies" / "ada.json").read_text())
+    resources = [r for st in ada["Statement"] for r in st["Resource"]]
+    assert "arn:aws:s3:::mnist/workshop/room1/ada/*" in resources
+    assert not any("bob" in r for r in resources)
+    shared = [st for st in ada["Statement"] if "arn:aws:s3:::mnist/workshop/room1/_shared/*" in st["Resource"]]
+    assert [st["Action"] for st in shared] == [["s3:GetObject"]]  # _shared is read-only
+    assert "mc admin policy create" in (tmp_path / "access" / "README.txt").read_text()
+    assert (tmp_path / "access" / "policies" / "instructor.json").exists()

@@ -24,7 +24,7 @@ from typing import Any
 from mnistkit.workshop.names import SHARED_DIR, validate_participant
 from mnistkit.workshop.runs import participant_prefix, room_prefix
 
-__all__ = ["participant_policy", "instructor_policy", "Credentials", "create_users", "INSTRUCTOR"]
+__all__ = ["participant_policy", "instructor_policy", "Credentials", "create_users", "write_access_kit", "INSTRUCTOR"]
 
 INSTRUCTOR = "instructor"
 _OBJECT_RW = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
@@ -93,3 +93,41 @@ def create_users(iam: Any, bucket: str, room: str, participants: Sequence[str], 
         key = iam.create_access_key(UserName=user)["AccessKey"]
         out[name] = Credentials(user, key["AccessKeyId"], key["SecretAccessKey"])
     return out
+
+
+_README = """Per-participant S3 access for room {room} in bucket {bucket}
+Each participant's policy (policies/<name>.json) allows their own prefix workshop/{room}/<name>/ and reading
+workshop/{room}/_shared/; policies/{instructor}.json allows the whole room. Hand each participant only their keys
+(as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in their notebook's environment), never the instructor's.
+
+MinIO (mc alias set room http://HOST:9000 ADMIN_KEY ADMIN_SECRET), for each NAME:
+  mc admin user add room NAME SECRET_OF_AT_LEAST_8_CHARS
+  mc admin policy create room mnistkit-{room}-NAME policies/NAME.json
+  mc admin policy attach room mnistkit-{room}-NAME --user NAME
+AWS, for each NAME:
+  aws iam create-user --user-name mnistkit-{room}-NAME
+  aws iam put-user-policy --user-name mnistkit-{room}-NAME --policy-name mnistkit-workshop \\
+      --policy-document file://policies/NAME.json
+  aws iam create-access-key --user-name mnistkit-{room}-NAME
+The embedded server (one laptop, loopback only): mnistkit.workshop.room_s3.RoomS3Server(bucket, room, names)
+creates the users and keys itself and enforces the policies (see docs/workshop.md).
+"""
+
+
+def write_access_kit(directory: Any, bucket: str, room: str, participants: Sequence[str]) -> list[Any]:
+    """Write ``access/policies/<name>.json`` (each participant and the instructor) and ``access/README.txt``."""
+    import json
+    from pathlib import Path
+
+    root = Path(directory) / "access"
+    (root / "policies").mkdir(parents=True, exist_ok=True)
+    policies = {p: participant_policy(bucket, room, p) for p in participants}
+    policies[INSTRUCTOR] = instructor_policy(bucket, room)
+    written = []
+    for name, policy in policies.items():
+        path = root / "policies" / f"{name}.json"
+        path.write_text(json.dumps(policy, indent=2) + "\n")
+        written.append(path)
+    readme = root / "README.txt"
+    readme.write_text(_README.format(room=room, bucket=bucket, instructor=INSTRUCTOR))
+    return [*written, readme]
