@@ -209,10 +209,13 @@ def _train_through(own_s3: EmbeddedS3, tmp_path: Path, name: str, *, retry_s: st
 
 @pytest.mark.slow
 @pytest.mark.reliability
-def test_an_s3_outage_at_export_time_loses_no_trained_model(own_s3: EmbeddedS3, tmp_path: Path) -> None:
+def test_an_s3_outage_at_export_time_loses_no_trained_model(own_s3: EmbeddedS3, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from mnistkit.cli import main
 
     cfg = own_s3.config
+    for k, v in cfg.to_env(include_secrets=True).items():  # for the in-process `mnistkit publish` at the end
+        monkeypatch.setenv(k, v)
     outage = 60.0
     rc, lines = _train_through(own_s3, tmp_path, "run1", retry_s="600", outage_s=outage)
     client = s3.make_client(cfg)

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lb.add_argument("--as", dest="as_participant", default=None,
                     help="show what this participant sees (own runs, aggregates of others)")
     lb.add_argument("--top", type=int, default=None, help="show only the first N")
+    lb.add_argument("--verify", action="store_true",
+                    help="score every participant's latest export on held-back digits (sandboxed) and rank by that")
+    lb.add_argument("--rank-reported", action="store_true",
+                    help="rank by the scores participants recorded themselves (only where the room trusts itself)")
     lb.set_defaults(func=leaderboard)
 
     rs = wsub.add_parser("reset", help="delete YOUR workspace (your prefix in the bucket and your local folder)")
@@ -110,11 +114,15 @@ def leaderboard(args: argparse.Namespace) -> int:
     room = args.room or os.environ.get("MNISTKIT_WORKSHOP_ROOM", "")
     if not room:
         raise ConfigError("no room: pass --room or set MNISTKIT_WORKSHOP_ROOM", field="room")
-    board = Leaderboard(S3Config.from_env(), room)
+    board = Leaderboard(S3Config.from_env(), room, rank_reported=args.rank_reported)
     board.refresh(checks=False)
     if board.error:
         print(f"mnistkit: error: {board.error}", file=sys.stderr)
         return 1
+    if args.verify:
+        board.verify()
+        for person, why in sorted(board.verify_errors.items()):
+            print(f"not scored: {person}: {why}", file=sys.stderr)
     if args.as_participant:
         view = board.participant_view(args.as_participant)
         print(f"{view.participant}: best score {view.best_score if view.best_score is not None else '-'}"

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 STATES = ("Pending", "Running", "Succeeded", "Failed", "Stopped")
+MAX_RECORD_BYTES = 64 * 1024  # a record is ~500 bytes; a bigger object is someone filling the instructor's memory
 _KNOWN = ("job_name", "state", "test_accuracy", "drawing_pad_score", "digit_set", "created", "run_id")
 
 
@@ -279,11 +280,14 @@ def list_runs(
         raise S3Error(f"could not list s3://{cfg.bucket}/{room_prefix(room)}: {exc}", field="s3",
                       value=f"s3://{cfg.bucket}/{room_prefix(room)}") from None
 
-    def keys_of(person: str) -> list[str]:
+    def keys_of(person: str) -> list[dict[str, Any]]:
         prefix = participant_prefix(room, person) + "runs/"
-        return [o["Key"] for o in s3.list_keys(client, cfg.bucket, prefix) if o["Key"].endswith(".json")]
+        return [o for o in s3.list_keys(client, cfg.bucket, prefix) if o["Key"].endswith(".json")]
 
-    def fetch(key: str) -> RunRecord | str:
+    def fetch(obj: dict[str, Any]) -> RunRecord | str:
+        key = obj["Key"]
+        if int(obj.get("Size", 0)) > MAX_RECORD_BYTES:  # by its listed size: never downloaded
+            return f"{key}: {obj['Size']} bytes, over the {MAX_RECORD_BYTES} bytes of a run record; skipped"
         try:
             body = client.get_object(Bucket=cfg.bucket, Key=key)["Body"].read()
             record = RunRecord.from_json(body)
