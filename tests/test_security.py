@@ -255,3 +255,32 @@ def test_local_workers_die_with_their_owner(tmp_path, how: str) -> None:
                 os.killpg(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_multi_worker_on_a_networked_machine_is_refused_unless_opted_in(tmp_path, monkeypatch) -> None:
+    from mnistkit.config import TrainConfig
+    from mnistkit.engines import exposure
+    from mnistkit.engines.local import LocalEngine
+    from mnistkit.errors import ConfigError
+
+    monkeypatch.delenv(exposure.ALLOW_ENV, raising=False)
+    monkeypatch.setattr(exposure, "exposed_addresses", lambda: ["192.0.2.2"])
+    engine = LocalEngine(run_dir=tmp_path, python="/bin/false")
+    with pytest.raises(ConfigError, match="TensorFlow binds 0.0.0.0") as err:
+        engine.submit(TrainConfig(workers=2, model_type="small", train_steps=10), "exposed")
+    assert err.value.field == "workers" and "192.0.2.2" in str(err.value) and not (tmp_path / "exposed").exists()
+    exposure.check_multi_worker(1)  # one worker opens no port
+    exposure.check_multi_worker(2, allow=True)
+    monkeypatch.setenv(exposure.ALLOW_ENV, "1")
+    exposure.check_multi_worker(2)
+    monkeypatch.delenv(exposure.ALLOW_ENV)
+    monkeypatch.setattr(exposure, "exposed_addresses", lambda: [])  # loopback only: nobody can reach the ports
+    exposure.check_multi_worker(2)
+
+
+def test_exposed_addresses_lists_no_loopback() -> None:
+    import ipaddress
+
+    from mnistkit.engines.exposure import exposed_addresses
+
+    assert all(not ipaddress.ip_address(a).is_loopback for a in exposed_addresses())

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--augment", action="store_true", help="random shifts/rotations (better on drawn digits)")
     p.add_argument("--max-restarts", type=int, default=3, help="local engine: restarts after a worker dies")
     p.add_argument("--no-wait", action="store_true", help="submit and return at once")
+    p.add_argument("--allow-exposed-workers", action="store_true", default=None,
+                   help="local engine, --workers > 1 on a networked machine: accept that TensorFlow opens its "
+                   "unauthenticated gRPC ports on every interface (refused otherwise)")
     p.set_defaults(func=run)
 
 
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir=args.run_dir,
             max_restarts=args.max_restarts,
             extra_flags=["--tf-augment"] if args.augment else [],
+            allow_exposed_workers=args.allow_exposed_workers,
         )
     else:
         engine = get_engine("argo")
