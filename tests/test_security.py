@@ -284,3 +284,28 @@ def test_exposed_addresses_lists_no_loopback() -> None:
     from mnistkit.engines.exposure import exposed_addresses
 
     assert all(not ipaddress.ip_address(a).is_loopback for a in exposed_addresses())
+
+
+def test_notebook_proxy_admits_only_loopback_and_the_users_own_job_services() -> None:
+    from pathlib import Path
+
+    from mnistkit.proxy_allowlist import allowed_host, host_allowlist
+
+    ns = "alice"
+    allowed = ["localhost", "127.0.0.1", "mnist-alice-20261130-1-tb.alice.svc.cluster.local",
+               "mnist-alice-x-serving.alice.svc.cluster.local:8501", "job-tb.alice.svc"]
+    denied = ["mnist-bob-x-tb.bob.svc.cluster.local", "kube-dns.kube-system.svc.cluster.local",
+              "jupyter-alice.alice.svc.cluster.local", "x-tb.alice.svc.cluster.local.evil.example",
+              "minio.alice.svc.cluster.local", "10.0.0.1", "metadata.google.internal", "x-tb.alice-2.svc.cluster.local"]
+    assert [h for h in allowed if not allowed_host(h, ns)] == []
+    assert [h for h in denied if allowed_host(h, ns)] == []
+    assert not allowed_host("x-tb.alice.svc.cluster.local", "")  # namespace unknown: loopback only
+    config = Path(__file__).resolve().parent.parent / "docker" / "notebook" / "jupyter_server_config.py"
+
+    class C:
+        class ServerProxy:
+            servers: dict = {}
+            host_allowlist = None
+
+    exec(compile(config.read_text(), str(config), "exec"), {"c": C})  # the image's config, as Jupyter runs it
+    assert C.ServerProxy.host_allowlist is host_allowlist

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mnistkit.manifests.credentials import POD_DEFAULT_LABEL, aws_secret, pod_default
+from mnistkit.manifests.netpol import network_policies
 from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams, current_user, default_job_name
 from mnistkit.manifests.rbac import role, role_binding, service_account
 from mnistkit.manifests.serving import (
@@ -51,6 +52,7 @@ __all__ = [
     "role_binding",
     "model_train_workflow",
     "model_deploy_template",
+    "network_policies",
 ]
 
 
@@ -71,6 +73,7 @@ def all_manifests(p: ManifestParams | None = None) -> dict[str, dict[str, Any]]:
         "rbac-role.yaml": role(p),
         "rbac-rolebinding.yaml": role_binding(p),
         "poddefault.yaml": pod_default(p),
+        **network_policies(p),
     }
 
 
