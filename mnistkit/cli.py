@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "data",
     "train",
     "serve",
+    "publish",
     "predict",
     "render",
     "cluster",

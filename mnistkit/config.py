@@ -25,6 +25,7 @@ __all__ = [
     "validate_bucket_name",
     "validate_job_name",
     "split_s3_url",
+    "mask_key_id",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -80,6 +81,16 @@ def validate_job_name(name: str, field_name: str = "job_name", max_len: int = 52
             value=name,
         )
     return name
+
+
+def mask_key_id(key_id: str) -> str:
+    """An access key ID as ``aws configure list`` shows it: stars and the last four characters.
+
+    Keys shorter than 12 characters show no characters at all (four of eight would be half the key).
+    """
+    if not key_id:
+        return ""
+    return "*" * 16 + (key_id[-4:] if len(key_id) >= 12 else "****")
 
 
 def split_s3_url(url: str, field_name: str = "url") -> tuple[str, str]:
@@ -153,7 +164,7 @@ class S3Config:
         secret = "'***'" if self.secret_access_key else "''"
         return (
             f"S3Config(bucket={self.bucket!r}, endpoint_url={self.endpoint_url!r}, "
-            f"access_key_id={self.access_key_id!r}, secret_access_key={secret}, region={self.region!r}, "
+            f"access_key_id={mask_key_id(self.access_key_id)!r}, secret_access_key={secret}, region={self.region!r}, "
             f"use_https={self.use_https}, verify_ssl={self.verify_ssl})"
         )
 

@@ -83,26 +83,16 @@ class Dataset:
         return f"Dataset(train={len(self.y_train)}, test={len(self.y_test)})"
 
 
-def _open_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}", field="path", value=str(path)) from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a flipped bit inside the deflate stream
-            raise DataError(f"{path} is a corrupt or truncated gzip file ({exc})", field="path", value=str(path)) from None
-    return raw
+# The largest IDX file read (header + body): the 60,000 training images are 47 MB. It also bounds a
+# dataset file's listed size before it is downloaded, and what a gzip file may decompress to.
+MAX_IDX_BYTES = 256 * 1024 * 1024
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file (gzipped or not) into a uint8 array; errors name the file and what is wrong."""
-    path = Path(path)
-    data = _open_bytes(path)
-    if len(data) < 8:
-        raise DataError(f"{path} is too short to be an IDX file ({len(data)} bytes)", field="path", value=str(path))
-    magic, count = struct.unpack(">II", data[:8])
+def _idx_size(path: Path, head: bytes) -> int:
+    """Header plus body size an IDX header promises (``head``: at least its first 16 bytes, or all there is)."""
+    if len(head) < 8:
+        raise DataError(f"{path} is too short to be an IDX file ({len(head)} bytes)", field="path", value=str(path))
+    magic, count = struct.unpack(">II", head[:8])
     if magic not in _MAGIC:
         raise DataError(
             f"{path} is not an MNIST IDX file (magic {magic}, expected 2051 for images or 2049 for labels)",
@@ -111,12 +101,68 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     ndim = _MAGIC[magic]
     header = 4 + 4 * ndim
-    dims = (count, *struct.unpack(f">{ndim - 1}I", data[8:header])) if ndim > 1 else (count,)
-    expected = int(np.prod(dims))
-    body = len(data) - header
-    if body != expected:
+    if len(head) < header:
+        raise DataError(f"{path} is too short to be an IDX file ({len(head)} bytes)", field="path", value=str(path))
+    dims = (count, *struct.unpack(f">{ndim - 1}I", head[8:header])) if ndim > 1 else (count,)
+    size = header + int(np.prod(dims, dtype=object))
+    if size > MAX_IDX_BYTES:
+        raise DataError(f"{path}: its header promises {list(dims)} ({size} bytes), over the {MAX_IDX_BYTES} bytes "
+                        "mnistkit reads", field="path", value=str(path))
+    return size
+
+
+def _gunzip_capped(path: Path, raw: bytes) -> bytes:
+    """Decompress ``raw`` (one or more gzip members) to at most the size its IDX header implies, plus one byte
+    to tell a padded file: a gzip bomb in a data prefix stops at the header's size instead of filling memory."""
+    out = bytearray()
+    limit, header_read = 16, False  # 16 bytes until the header is read, then the size it implies
+    rest = raw
+    try:
+        while rest[:2] == b"\x1f\x8b" and len(out) <= limit:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # one gzip member; its CRC is checked at its end
+            chunk = rest
+            while not d.eof and len(out) <= limit:
+                got = d.decompress(chunk, limit + 1 - len(out))  # max_length >= 1 (0 would mean unlimited)
+                chunk = d.unconsumed_tail
+                out += got
+                if not header_read and len(out) >= 16:
+                    limit, header_read = _idx_size(path, bytes(out)), True
+                if not got and not chunk:
+                    raise EOFError("the gzip stream ends early")
+            rest = d.unused_data if d.eof else b""
+        if len(out) <= limit and rest.strip(b"\0"):
+            raise OSError("data after the gzip stream is not gzip")
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a flipped bit inside the deflate stream
+        raise DataError(f"{path} is a corrupt or truncated gzip file ({exc})", field="path", value=str(path)) from None
+    return bytes(out)
+
+
+def _open_bytes(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_IDX_BYTES:
+            raise DataError(f"{path} is {size} bytes, over the {MAX_IDX_BYTES} bytes mnistkit reads", field="path",
+                            value=str(path))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}", field="path", value=str(path)) from None
+    if raw[:2] == b"\x1f\x8b":
+        return _gunzip_capped(path, raw)
+    return raw
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (gzipped or not) into a uint8 array; errors name the file and what is wrong."""
+    path = Path(path)
+    data = _open_bytes(path)
+    size = _idx_size(path, data[:16])
+    ndim = _MAGIC[struct.unpack(">I", data[:4])[0]]
+    header = 4 + 4 * ndim
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    if len(data) != size:
         raise DataError(
-            f"{path} is truncated or padded: header says {list(dims)} ({expected} bytes), body has {body}",
+            f"{path} is truncated or padded: header says {list(dims)} ({size - header} bytes), body has "
+            f"{len(data) - header}{' or more' if len(data) > size else ''}",
             field="path",
             value=str(path),
         )
@@ -303,8 +349,14 @@ def stage_data_dir(url: str, cache_dir: str | os.PathLike[str], s3_config: S3Con
     cfg = s3_config or S3Config.from_env(bucket=bucket)
     client = s3.make_client(cfg)
     local = Path(cache_dir)
+    listed = {o["Key"]: o for o in s3.list_keys(client, bucket, f"{prefix}/".lstrip("/"))}
     for filename in FILES.values():
-        s3.download_file(client, bucket, f"{prefix}/{filename}".lstrip("/"), local / filename)
+        key = f"{prefix}/{filename}".lstrip("/")
+        size = listed.get(key, {}).get("Size", 0)
+        if size > MAX_IDX_BYTES:  # checked before downloading: a huge object never reaches the disk
+            raise DataError(f"s3://{bucket}/{key} is {size} bytes, over the {MAX_IDX_BYTES} bytes mnistkit reads",
+                            field="data_dir", value=url)
+        s3.download_file(client, bucket, key, local / filename, listed=listed.get(key))
     return local
 
 

@@ -93,6 +93,14 @@ def run_demo(
         # 3. Train
         job_name = default_job_name(prefix="demo")
         model_url = cfg.url("runs", job_name)
+        from mnistkit.engines.exposure import check_multi_worker
+        from mnistkit.errors import ConfigError
+
+        try:
+            check_multi_worker(workers)
+        except ConfigError as exc:  # the demo must run anywhere: one worker opens no port
+            say(f"[3/6] not {workers} workers: {exc}. Training with 1 worker.")
+            workers = 1
         tcfg = TrainConfig(data_dir=data_url, model_dir=model_url, train_steps=train_steps, model_type=model_type,
                            workers=workers)
         engine = LocalEngine(run_dir=run / "jobs", s3_config=cfg)

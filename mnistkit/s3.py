@@ -1,11 +1,6 @@
 """S3 I/O with boto3: a client that works with AWS, MinIO, Ceph and moto; files and prefixes up and
-down with progress; and ``publish_model_version``, which makes a SavedModel version visible only
-when it is complete.
-
-Why the publish dance: TF Serving (and ``mnistkit serve``) poll ``<base>/`` for numeric version
-directories about once a second. Uploading straight into ``<base>/<N>/`` lets them see a half-written
-version. So we upload under a non-numeric staging prefix (ignored by every server), verify sizes, then
-copy server-side into ``<base>/<N>/`` with ``saved_model.pb`` last, and delete the staging prefix.
+down with progress. ``publish_model_version`` (re-exported from ``mnistkit.publish``, which says how)
+makes a SavedModel version visible only when it is complete.
 """
 
 from __future__ import annotations
@@ -360,69 +355,6 @@ def list_model_versions(client: S3Client, bucket: str, base_prefix: str) -> list
     return versions_from_keys((o["Key"] for o in list_keys(client, bucket, base)), base)
 
 
-def publish_model_version(
-    client: S3Client,
-    local_dir: str | os.PathLike[str],
-    base_url: str,
-    version: int,
-    progress: Progress | None = None,
-) -> str:
-    """Publish the SavedModel in ``local_dir`` as ``<base_url>/<version>/``, complete or not at all.
-
-    Returns the version URL. If the version already exists, that is an error: versions are immutable,
-    since a server may have loaded it already.
-    """
-    local = Path(local_dir)
-    if not (local / MARKER_FILE).is_file():
-        raise S3Error(f"{local} is not a SavedModel (no {MARKER_FILE})", field="local_dir", value=str(local))
-    if int(version) < 0:
-        raise S3Error(f"version must be a non-negative integer, got {version!r}", field="version", value=version)
-    bucket, base = split_s3_url(base_url, "base_url")
-    final = f"{base}/{int(version)}".lstrip("/")
-    existing = [o["Key"] for o in list_keys(client, bucket, final + "/")]
-    if f"{final}/{MARKER_FILE}" in existing:
-        raise S3Error(f"s3://{bucket}/{final}/ exists already; versions are immutable", field="version", value=version)
-    if existing:
-        # A publish killed while copying left files but no saved_model.pb: no server ever saw this version
-        # (they all wait for the marker), and the trainer's next-version rule would pick this number again
-        # forever, so clear the debris instead of refusing.
-        delete_prefix(client, bucket, final + "/")
-    staging = f"{base}/{STAGING_PREFIX}/{int(version)}-{uuid.uuid4().hex[:12]}".lstrip("/")
-    try:
-        upload_dir(client, local, bucket, staging, progress)
-        expected = {p.relative_to(local).as_posix(): p.stat().st_size for p in _files(local)}
-        staged = {o["Key"][len(staging) + 1 :]: o["Size"] for o in list_keys(client, bucket, staging + "/")}
-        if staged != expected:
-            raise S3Error(
-                f"staged upload of version {version} does not match {local} (sizes differ or files missing)",
-                field="version",
-                value=version,
-            )
-        # saved_model.pb last: a poller that sees it knows every other file is in place.
-        for rel in sorted(expected, key=lambda r: (r == MARKER_FILE, r)):
-            try:
-                client.copy_object(
-                    Bucket=bucket, Key=f"{final}/{rel}", CopySource={"Bucket": bucket, "Key": f"{staging}/{rel}"}
-                )
-            except Exception as exc:
-                raise _wrap("copy", f"s3://{bucket}/{final}/{rel}", exc) from None
-    except BaseException:
-        # Leave nothing half-visible: drop what was copied into the version and the staging prefix.
-        for prefix in (final + "/", staging + "/"):
-            try:
-                delete_prefix(client, bucket, prefix)
-            except S3Error:
-                pass
-        raise
-    delete_prefix(client, bucket, staging + "/")
-    try:
-        sweep_stale_staging(client, bucket, base)
-    except Exception as exc:  # noqa: BLE001 - tidying only: the version is published whatever happens here
-        logging.getLogger(__name__).warning("could not sweep old staging prefixes under s3://%s/%s: %s",
-                                            bucket, base, exc)
-    return f"s3://{bucket}/{final}"
-
-
 def sweep_stale_staging(client: S3Client, bucket: str, base_prefix: str, older_than_s: float | None = None) -> int:
     """Delete ``<base>/.staging/<N>-<id>/`` prefixes left by killed publishes; returns how many.
 
@@ -460,3 +392,13 @@ def probe_bucket(client: S3Client, bucket: str) -> None:
         raise
     except Exception as exc:
         raise _wrap("probe", f"s3://{bucket}", exc) from None
+
+
+def publish_model_version(
+    client: S3Client, local_dir: str | os.PathLike[str], base_url: str, version: int | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """See ``mnistkit.publish.publish_model_version`` (claimed, verified, complete or not at all)."""
+    from mnistkit.publish import publish_model_version as publish
+
+    return publish(client, local_dir, base_url, version, progress)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,7 @@ class TensorBoardServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        shutil.rmtree(self.log_path.parent, ignore_errors=True)  # the private dir start() made for the log
 
 
 _servers: dict[str, TensorBoardServer] = {}
@@ -126,9 +128,11 @@ def start(logdir: str | os.PathLike[str], port: int | None = None, timeout: floa
         if port is not None and not (1024 <= int(port) <= 65535):
             raise ConfigError(f"port must be between 1024 and 65535, got {port!r}", field="port", value=port)
         chosen = int(port) if port is not None else free_port(HOST)
-        log_path = Path(tempfile.gettempdir()) / f"mnistkit-tensorboard-{chosen}.log"
+        # A private dir (mode 0700, unpredictable name) and a file created exclusively (0600): a predictable
+        # /tmp/<name>-<port>.log could be a symlink another user planted, or be read by them.
+        log_path = Path(tempfile.mkdtemp(prefix="mnistkit-tensorboard-")) / "tensorboard.log"
         cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", key, "--host", HOST, "--port", str(chosen)]
-        with open(log_path, "wb") as log:
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         server = TensorBoardServer(key, chosen, proc, log_path)
         _servers[key] = server

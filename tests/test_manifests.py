@@ -42,7 +42,7 @@ SCHEMAS = HERE / "schemas"
 GOLDEN = HERE / "golden"
 ROOT = HERE.parent
 K8S_VERSION = "1.31.0"  # shipped by every kubernetes-validate the pyproject allows (>=1.31); Kubeflow 1.10 runs on 1.31-1.33
-CORE_KINDS = {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "Secret"}
+CORE_KINDS = {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "Secret", "NetworkPolicy"}
 
 
 # ---- schema helpers (the code from the schemas' README, strict mode) ---------------------------
@@ -163,7 +163,8 @@ def test_every_rendered_manifest_is_valid_against_its_official_schema(manifests:
             continue  # PodDefault, InferenceService: no vendored schema (structure tested below)
         assert errors == [], f"{name}: {errors}"
         checked[name] = m["kind"]
-    assert {"Workflow", "WorkflowTemplate", "TFJob", "Deployment", "Service", "Role"} <= set(checked.values())
+    assert {"Workflow", "WorkflowTemplate", "TFJob", "Deployment", "Service", "Role", "NetworkPolicy"} <= set(
+        checked.values())
 
 
 def test_strict_mode_catches_a_misspelled_key(manifests: dict[str, Any]) -> None:
@@ -574,3 +575,28 @@ def test_every_pod_that_reaches_s3_at_start_has_no_istio_sidecar(manifests: dict
     kinds = {name.split(" ")[0] for name in pods}
     assert {"serving-deployment.yaml", "tensorboard-deployment.yaml", "tfjob.yaml", "model-train.yaml",
             "model-deploy.yaml", "model-train.yaml:serve-model", "model-deploy.yaml:serve-model"} <= kinds
+
+
+def test_network_policies_admit_the_trainer_port_only_from_the_same_job(manifests: dict[str, Any]) -> None:
+    from dataclasses import replace
+
+    train, tb, serve = (manifests[f"networkpolicy-{c}.yaml"] for c in ("training", "tensorboard", "serving"))
+    pod_labels = {
+        "training": manifests["tfjob.yaml"]["spec"]["tfReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"],
+        "tensorboard": manifests["tensorboard-deployment.yaml"]["spec"]["template"]["metadata"]["labels"],
+        "serving": manifests["serving-deployment.yaml"]["spec"]["template"]["metadata"]["labels"],
+    }
+    for policy, component in ((train, "training"), (tb, "tensorboard"), (serve, "serving")):
+        wanted = policy["spec"]["podSelector"]["matchLabels"]
+        assert wanted.items() <= pod_labels[component].items(), component  # it selects the component's pods
+        assert policy["spec"]["policyTypes"] == ["Ingress"] and len(policy["spec"]["ingress"]) == 1
+        for peer in policy["spec"]["ingress"][0]["from"]:
+            assert "namespaceSelector" not in peer and "ipBlock" not in peer  # never beyond the namespace
+    assert [pt["port"] for pt in train["spec"]["ingress"][0]["ports"]] == [2222]
+    peers = train["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert peers.items() <= pod_labels["training"].items()
+    other = _json(all_manifests(replace(ManifestParams(), job_name="someone-else")))
+    other_pods = other["tfjob.yaml"]["spec"]["tfReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"]
+    assert not peers.items() <= other_pods.items()  # another job's pods are not admitted
+    assert tb["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
+    assert sorted(pt["port"] for pt in serve["spec"]["ingress"][0]["ports"]) == [8500, 8501]

@@ -154,14 +154,20 @@ def test_killed_s3_publish_never_serves_an_incomplete_version(s3_config: S3Confi
     hidden_partial = {o["Key"].split("/")[2] for o in s3.list_keys(client, s3_config.bucket, "models/mnist/")
                       if o["Key"].split("/")[2].isdigit()} - {str(v) for v in listed}
     staging_left = len({o["Key"].split("/")[3] for o in s3.list_keys(client, s3_config.bucket, "models/mnist/.staging/")})
-    # a version number whose publish was killed mid-copy can be published again (the trainer picks it again)
+    # a version number whose publish was killed keeps its claim: the next free number skips it (the trainer
+    # never picks it again) and publishing it by number is refused, so no two publishers ever share a number
+    from mnistkit.publish import VersionTaken, next_free_version
+
+    assert next_free_version(client, s3_config.bucket, "models/mnist") > max(o["version"] for o in outcomes)
+    refused = 0
     for v in sorted(hidden_partial)[:2]:
-        assert s3.publish_model_version(client, model, base, int(v)) == f"{base}/{v}"
-    republished = len(sorted(hidden_partial)[:2])
+        with pytest.raises(VersionTaken):
+            s3.publish_model_version(client, model, base, int(v))
+        refused += 1
     print(f"FIGURE publish_s3_killed trials={TRIALS} killed={killed} completed={completed} "
           f"versions_listed={len(listed)} versions_checked={len(checked)} incomplete_listed={len(incomplete)} "
           f"failed_loads={len(failed_loads)} partial_dirs_without_marker={len(hidden_partial)} "
-          f"staging_leftovers={staging_left} partial_republished={republished}")
+          f"staging_leftovers={staging_left} partial_republish_refused={refused}")
     print(f"FIGURE publish_s3_to_serving poll_s=0.2 publish_plus_serve_s={latencies[0]:.2f} "
           f"publish_only_s={span:.2f}")
     assert killed >= TRIALS // 4, "too few publishes were killed mid-way: the delays are off"

@@ -179,7 +179,7 @@ def _room(cfg: S3Config, room: str = "room1") -> None:
 
 def test_leaderboard_ranks_by_best_drawing_pad_score(s3_config: S3Config) -> None:
     _room(s3_config)
-    board = Leaderboard(s3_config, "room1")
+    board = Leaderboard(s3_config, "room1", rank_reported=True)
     board.refresh()
     table = board.standings()
     assert [(s.rank, s.participant) for s in table] == [(1, "alice"), (2, "carol"), (3, "bob"), (None, "dave")]
@@ -190,14 +190,14 @@ def test_leaderboard_ranks_by_best_drawing_pad_score(s3_config: S3Config) -> Non
     text = board.format_table()
     assert text.splitlines()[1].split()[:2] == ["1", "alice"]
     # Scores made on another digit set are not ranked against this one.
-    other = Leaderboard(s3_config, "room1", digit_set="official-50-s1")
+    other = Leaderboard(s3_config, "room1", digit_set="official-50-s1", rank_reported=True)
     other.refresh()
     assert all(s.rank is None for s in other.standings())
 
 
 def test_participant_view_shows_only_aggregates_of_others(s3_config: S3Config) -> None:
     _room(s3_config)
-    board = Leaderboard(s3_config, "room1")
+    board = Leaderboard(s3_config, "room1", rank_reported=True)
     board.refresh()
     view = board.participant_view("bob")
     assert [r.participant for r in view.runs] == ["bob"]
@@ -212,7 +212,7 @@ def test_participant_view_shows_only_aggregates_of_others(s3_config: S3Config) -
 
 def test_leaderboard_keeps_last_data_when_the_store_fails(s3_config: S3Config) -> None:
     _room(s3_config)
-    board = Leaderboard(s3_config, "room1")
+    board = Leaderboard(s3_config, "room1", rank_reported=True)
     board.refresh()
     board.cfg = replace(s3_config, bucket="no-such-bucket-here")
     board._client = None
@@ -230,7 +230,7 @@ def test_check_results_reach_the_teachers_grid(s3_config: S3Config, tmp_path: Pa
     alice.record_check(CheckResult(True, "fine", "", "data"))  # the latest result wins
     alice.record_check(CheckResult(False, "not centred", "centre it", "preprocess"))
     bob.record_run({"test_accuracy": 0.5})
-    board = Leaderboard(s3_config, "room1")
+    board = Leaderboard(s3_config, "room1", rank_reported=True)
     board.refresh()
     assert board.check_grid() == {"alice": {"data": True, "preprocess": False}, "bob": {}}
 
@@ -242,7 +242,7 @@ def test_instructor_panel_renders_runs_board_and_checks(s3_config: S3Config) -> 
     from mnistkit.workshop.panel import InstructorPanel, ParticipantPanel
 
     _room(s3_config)
-    panel = InstructorPanel(s3_config, "room1")
+    panel = InstructorPanel(leaderboard=Leaderboard(s3_config, "room1", rank_reported=True))
     assert "5 runs from 4 participants" in panel.timing.value
     board = panel.board.value
     assert board.index("alice") < board.index("carol") < board.index("bob") < board.index("dave")
@@ -284,7 +284,7 @@ def test_a_room_of_thirty_writes_at_once_and_the_panel_sees_every_run(s3_config:
     threads = [threading.Thread(target=participant, args=(name, i)) for i, name in enumerate(people)]
     for t in threads:
         t.start()
-    board = Leaderboard(s3_config, "room30")
+    board = Leaderboard(s3_config, "room30", rank_reported=True)
     panel = InstructorPanel(leaderboard=board, refresh=False)
     barrier.wait(timeout=30)
     panel.refresh()  # the instructor refreshes while the room is writing: must not fail
@@ -374,7 +374,7 @@ def test_teacher_checks_every_participants_latest_model(s3_config: S3Config) -> 
     record_run(s3_config, "room1", "bob", {"test_accuracy": 0.2, "export": "/exports/bob/1"})
     record_run(s3_config, "room1", "carol", {"state": "Failed"})
     record_run(s3_config, "room1", "dave", {"test_accuracy": 0.9, "export": "/exports/gone/1"})
-    board = Leaderboard(s3_config, "room1")
+    board = Leaderboard(s3_config, "room1", rank_reported=True)
     board.refresh()
 
     def load(export: str):  # noqa: ANN202
@@ -396,10 +396,10 @@ def test_workshop_cli_leaderboard_reset_and_whoami(
     monkeypatch.setenv("MNISTKIT_WORKSHOP_ROOM", "room1")
     monkeypatch.setenv("MNISTKIT_WORKSHOP_HOME", str(tmp_path))
     monkeypatch.setenv("JUPYTERHUB_USER", "bob")
-    assert main(["workshop", "leaderboard"]) == 0
+    assert main(["workshop", "leaderboard", "--rank-reported"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1].split()[:2] == ["1", "alice"] and "5 runs from 4 participants" in out
-    assert main(["workshop", "leaderboard", "--as", "bob"]) == 0
+    assert main(["workshop", "leaderboard", "--as", "bob", "--rank-reported"]) == 0
     out = capsys.readouterr().out
     assert "bob: best score 0.8, rank 3 of 3" in out and "alice" not in out and "carol" not in out
 

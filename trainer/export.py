@@ -14,7 +14,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["export_saved_model", "publish_local", "sweep_stale_tmp", "SIGNATURE", "INPUT", "OUTPUTS"]
+__all__ = [
+    "export_saved_model",
+    "publish_local",
+    "publish_export",
+    "next_local_version",
+    "sweep_stale_tmp",
+    "SIGNATURE",
+    "INPUT",
+    "OUTPUTS",
+]
 
 SIGNATURE = "serving_default"
 INPUT = "x"
@@ -58,9 +67,64 @@ def publish_local(saved_model_dir: str | os.PathLike[str], base_dir: str | os.Pa
     tmp = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     shutil.copytree(saved_model_dir, tmp)
     os.utime(tmp)  # copytree gave it the source's mtime: an old source must not look like a stale leftover
-    os.rename(tmp, final)
+    try:
+        os.rename(tmp, final)  # onto a non-empty dir (a concurrent publisher won this number) it fails
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileExistsError(f"{final} exists already; versions are immutable") from None
     sweep_stale_tmp(base)
     return final
+
+
+def next_local_version(base_dir: str | os.PathLike[str]) -> int:
+    base = Path(base_dir)
+    versions = [int(p.name) for p in base.iterdir() if p.name.isascii() and p.name.isdigit()] if base.exists() else []
+    return max(versions, default=0) + 1
+
+
+def publish_export(saved_model_dir: Path, export_dir: str, version: int | None = None, *,
+                   retry_s: float | None = None) -> str:
+    """Publish a finished export (local or ``s3://``); on failure raise one sentence saying where it is kept.
+
+    S3 publishes retry with backoff through an outage (``MNISTKIT_PUBLISH_RETRY_S``, default 600 s). The
+    export is deleted only once published; otherwise the ``TrainingError`` names its folder and the command
+    that publishes it later. ``version`` None takes the next free number (claimed: concurrent publishers
+    never share one).
+    """
+    from mnistkit.errors import MnistkitError, TrainingError
+
+    try:
+        if export_dir.startswith("s3://"):
+            from mnistkit import s3
+            from mnistkit.config import S3Config, split_s3_url
+            from mnistkit.publish import publish_with_retries
+
+            bucket, _ = split_s3_url(export_dir, "tf_export_dir")
+            client = s3.make_client(S3Config.from_env(bucket=bucket))
+            if retry_s is None:
+                retry_s = float(os.environ.get("MNISTKIT_PUBLISH_RETRY_S", "600"))
+
+            def say(delay: float, exc: BaseException) -> None:
+                print(f"[trainer] publish failed ({exc}); retrying in {delay:.0f}s", flush=True)
+
+            published = publish_with_retries(client, saved_model_dir, export_dir, version, retry_for_s=retry_s,
+                                             on_retry=say)
+        else:
+            for _attempt in range(20):
+                try:
+                    published = str(publish_local(saved_model_dir, export_dir, version or next_local_version(export_dir)))
+                    break
+                except FileExistsError:
+                    if version:
+                        raise
+            else:
+                raise FileExistsError(f"no free version number in {export_dir} after 20 tries")
+    except (MnistkitError, OSError) as exc:
+        later = f"mnistkit publish {saved_model_dir} {export_dir}" + (f" --version {version}" if version else "")
+        raise TrainingError(f"could not publish the model to {export_dir} ({exc}); it is kept in {saved_model_dir}, "
+                            f"publish it later with: {later}", field="tf_export_dir", value=export_dir) from None
+    shutil.rmtree(saved_model_dir, ignore_errors=True)
+    return published
 
 
 def sweep_stale_tmp(base_dir: str | os.PathLike[str], older_than_s: float = STALE_TMP_S) -> int:

@@ -50,35 +50,12 @@ def _load_data(data_dir: str, work: Path, seed: int) -> Any:
     return data.read_data_dir(local)
 
 
-def _next_version(export_dir: str) -> int:
-    if export_dir.startswith("s3://"):
-        from mnistkit import s3
-        from mnistkit.config import S3Config, split_s3_url
-
-        bucket, prefix = split_s3_url(export_dir, "tf_export_dir")
-        versions = s3.list_model_versions(s3.make_client(S3Config.from_env(bucket=bucket)), bucket, prefix)
-    else:
-        from mnistkit.versions import local_versions
-
-        # every numbered folder, complete or not: a half-written one still takes its number
-        versions = local_versions(export_dir, complete=False)
-    return max(versions, default=0) + 1
-
-
 def _export(model: Any, export_dir: str, version: int, work: Path) -> str:
-    from trainer.export import export_saved_model, publish_local
+    from trainer.export import export_saved_model, publish_export
 
-    version = version or _next_version(export_dir)
-    with tempfile.TemporaryDirectory(prefix="export-", dir=work) as tmp:
-        saved = export_saved_model(model, Path(tmp) / "model")
-        if export_dir.startswith("s3://"):
-            from mnistkit import s3
-            from mnistkit.config import S3Config, split_s3_url
-
-            bucket, _ = split_s3_url(export_dir, "tf_export_dir")
-            client = s3.make_client(S3Config.from_env(bucket=bucket))
-            return s3.publish_model_version(client, saved, export_dir, version)
-        return str(publish_local(saved, export_dir, version))
+    # Not a temp dir: an export that cannot be published (S3 down for good) is kept, and the error names it.
+    saved = export_saved_model(model, Path(tempfile.mkdtemp(prefix="export-unpublished-", dir=work)) / "model")
+    return publish_export(saved, export_dir, version or None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,9 +184,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"done: test_accuracy={acc:.4f} in {result['train_seconds']:.1f}s")
     finally:
         if mirror and info.is_chief:
-            mirror.stop()
+            failing = sys.exc_info()[1] is not None
+            try:
+                mirror.stop()
+            except Exception as exc:
+                if not failing:
+                    raise
+                # the final log sync must not replace the error that matters (e.g. the publish's)
+                log(f"final sync of the logs failed too: {exc}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mnistkit.errors import MnistkitError
+
+    try:
+        sys.exit(main())
+    except MnistkitError as exc:  # e.g. the publish failed for good: one sentence saying where the model is
+        print(f"trainer: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)

@@ -22,7 +22,8 @@ c.ServerProxy.servers = {  # noqa: F821 - `c` is the config object Jupyter provi
     }
 }
 
-# Let the proxy reach in-cluster Services (a job's TensorBoard: ArgoJob.tensorboard_url), nothing else.
-c.ServerProxy.host_allowlist = lambda handler, host: host in ("localhost", "127.0.0.1") or host.endswith(  # noqa: F821
-    ".svc.cluster.local"
-)
+# Let the proxy reach only loopback and the user's own jobs' TensorBoard and serving Services in their namespace
+# (a proxied page runs at the notebook's origin: any other Service's page could drive this Jupyter).
+from mnistkit.proxy_allowlist import host_allowlist  # noqa: E402
+
+c.ServerProxy.host_allowlist = host_allowlist  # noqa: F821

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -25,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pr.add_argument("--python-version", default=None, help="with --platform: the laptops' Python, e.g. 3.12")
     pr.add_argument("--no-t10k", action="store_true", help="leave out the official test set even when found")
     pr.add_argument("--notebooks", default=None, help="where the notebooks are (default: the checkout's notebooks/)")
+    pr.add_argument("--participants", default=None,
+                    help="comma-separated names: also write per-participant S3 policies (access/policies/*.json) "
+                    "and how to create their keys on MinIO or AWS (access/README.txt)")
+    pr.add_argument("--room", default=None, help="with --participants: the room (default $MNISTKIT_WORKSHOP_ROOM)")
+    pr.add_argument("--bucket", default=None, help="with --participants: the bucket (default $BUCKET_NAME or mnist)")
     pr.set_defaults(func=prepare)
 
     ck = wsub.add_parser("check", help="check this laptop: Python, disk, ports, kernel, widgets, folder, TensorFlow")
@@ -38,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lb.add_argument("--as", dest="as_participant", default=None,
                     help="show what this participant sees (own runs, aggregates of others)")
     lb.add_argument("--top", type=int, default=None, help="show only the first N")
+    lb.add_argument("--verify", action="store_true",
+                    help="score every participant's latest export on held-back digits (sandboxed) and rank by that")
+    lb.add_argument("--rank-reported", action="store_true",
+                    help="rank by the scores participants recorded themselves (only where the room trusts itself)")
     lb.set_defaults(func=leaderboard)
 
     rs = wsub.add_parser("reset", help="delete YOUR workspace (your prefix in the bucket and your local folder)")
@@ -67,6 +78,15 @@ def prepare(args: argparse.Namespace) -> int:
         python_version=args.python_version, include_t10k=not args.no_t10k, notebooks_dir=args.notebooks,
     )
     print(report)
+    if args.participants:
+        from mnistkit.workshop.access import write_access_kit
+        from mnistkit.workshop.names import validate_participant, validate_room
+
+        room = validate_room(args.room or os.environ.get("MNISTKIT_WORKSHOP_ROOM", ""))
+        names = [validate_participant(n.strip()) for n in args.participants.split(",") if n.strip()]
+        bucket = args.bucket or os.environ.get("BUCKET_NAME") or "mnist"
+        written = write_access_kit(args.dir, bucket, room, names)
+        print(f"access: {len(written) - 1} policies and README.txt in {Path(args.dir) / 'access'}")
     return 0
 
 
@@ -94,11 +114,15 @@ def leaderboard(args: argparse.Namespace) -> int:
     room = args.room or os.environ.get("MNISTKIT_WORKSHOP_ROOM", "")
     if not room:
         raise ConfigError("no room: pass --room or set MNISTKIT_WORKSHOP_ROOM", field="room")
-    board = Leaderboard(S3Config.from_env(), room)
+    board = Leaderboard(S3Config.from_env(), room, rank_reported=args.rank_reported)
     board.refresh(checks=False)
     if board.error:
         print(f"mnistkit: error: {board.error}", file=sys.stderr)
         return 1
+    if args.verify:
+        board.verify()
+        for person, why in sorted(board.verify_errors.items()):
+            print(f"not scored: {person}: {why}", file=sys.stderr)
     if args.as_participant:
         view = board.participant_view(args.as_participant)
         print(f"{view.participant}: best score {view.best_score if view.best_score is not None else '-'}"

@@ -35,7 +35,7 @@ class ArgoJob(Job):
 
         The user's browser cannot reach ``*.svc.cluster.local``; the notebook server can, and
         jupyter-server-proxy forwards ``<prefix>/proxy/<host>:<port>/`` for hosts its allowlist admits
-        (the mnistkit notebook image admits ``*.svc.cluster.local``). ``mnistkit.tensorboard.show(job)`` embeds it.
+        (the mnistkit notebook image admits only the TensorBoard and serving Services of the user's own namespace). ``mnistkit.tensorboard.show(job)`` embeds it.
         """
         prefix = os.environ.get("NB_PREFIX") or os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
         if not prefix:

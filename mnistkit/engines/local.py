@@ -32,6 +32,8 @@ from typing import Any
 from mnistkit.config import S3Config, TrainConfig, validate_job_name
 from mnistkit.embedded_s3 import free_port
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
+from mnistkit.engines.exposure import check_multi_worker
+from mnistkit.engines.owner import die_with_owner, kill_at_exit
 from mnistkit.errors import ConfigError, TrainingError
 from mnistkit.manifests.params import default_job_name
 from mnistkit.trainspec import READY_LINE, RunLayout, parse_metrics
@@ -118,7 +120,7 @@ class LocalJob(Job):
             procs.append(
                 subprocess.Popen(
                     self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(_project_root()),
-                    start_new_session=True,
+                    start_new_session=True, preexec_fn=die_with_owner(),  # see mnistkit/engines/owner.py
                 )
             )
             log.close()
@@ -210,6 +212,7 @@ class LocalJob(Job):
         self.job_dir.mkdir(parents=True, exist_ok=True)
         self._set(JobState.PENDING)
         self._thread = threading.Thread(target=self._supervise, name=f"supervise-{self.name}", daemon=True)
+        kill_at_exit(self)
         self._thread.start()
         return self
 
@@ -271,7 +274,9 @@ class LocalEngine(Engine):
         max_restarts: int = 3,
         start_timeout: float = 300.0,
         env: dict[str, str] | None = None,
+        allow_exposed_workers: bool | None = None,
     ) -> None:
+        self.allow_exposed_workers = allow_exposed_workers  # None: $MNISTKIT_ALLOW_EXPOSED_WORKERS (see exposure.py)
         self.run_dir = Path(run_dir)
         self.s3_config = s3_config
         self.python = python or sys.executable
@@ -282,6 +287,7 @@ class LocalEngine(Engine):
 
     def submit(self, config: TrainConfig, job_name: str | None = None) -> LocalJob:
         name = validate_job_name(job_name or default_job_name(), "job_name")
+        check_multi_worker(config.workers, self.allow_exposed_workers)
         job_dir = self.run_dir / name
         if name in self._jobs or job_dir.exists():
             raise ConfigError(

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from mnistkit.manifests.credentials import POD_DEFAULT_LABEL, aws_secret, pod_default
+from mnistkit.manifests.netpol import network_policies
 from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams, current_user, default_job_name
 from mnistkit.manifests.rbac import role, role_binding, service_account, user_role
 from mnistkit.manifests.serving import (
@@ -57,6 +58,7 @@ __all__ = [
     "user_role",
     "model_train_workflow",
     "model_deploy_template",
+    "network_policies",
 ]
 
 
@@ -86,6 +88,7 @@ def all_manifests(p: ManifestParams | None = None) -> dict[str, dict[str, Any]]:
         "rbac-rolebinding.yaml": role_binding(p),
         "rbac-user-role.yaml": user_role(p),
         "poddefault.yaml": pod_default(p),
+        **network_policies(p),
     }
 
 

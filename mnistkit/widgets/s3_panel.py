@@ -1,7 +1,7 @@
 """The S3 panel: where the data and models live, checked before anything is trained.
 
 Fields come pre-filled from the seed's environment variables; the secret key is a password field and
-never appears in the panel's messages or repr. Buttons: Validate, Test connection (write, read back
+never appears in the panel's messages or repr, and the access key ID shows only masked (its last four characters). Buttons: Validate, Test connection (write, read back
 and delete a probe object), Upload dataset (with a progress bar) and Create Kubernetes secret (only
 enabled when a cluster is configured).
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from mnistkit.config import mask_key_id
 from mnistkit.widgets.controllers import S3PanelController
 
 __all__ = ["S3Panel"]
@@ -43,9 +44,13 @@ class S3Panel(w.VBox):
                 value=str(v["endpoint_url"]), placeholder="empty = AWS; e.g. http://minio:9000",
                 description=_LABELS["endpoint_url"], style=style, layout=layout,
             ),
-            "access_key_id": w.Text(value=str(v["access_key_id"]), description=_LABELS["access_key_id"], style=style, layout=layout),
-            # Never put the secret into the widget: a widget's value syncs to the browser and is saved in the
-            # notebook's widget state (papermill outputs included). Empty means "keep the one we have".
+            # Never put the secret, nor the whole key ID, into a widget: a widget's value syncs to the browser and is
+            # saved in the notebook's widget state (papermill outputs included). Empty means "keep the one we have";
+            # the key ID is shown masked as `aws configure list` does.
+            "access_key_id": w.Text(
+                value="", placeholder=mask_key_id(str(v["access_key_id"])),
+                description=_LABELS["access_key_id"], style=style, layout=layout,
+            ),
             "secret_access_key": w.Password(
                 value="", placeholder="(set: from the environment)" if v["secret_access_key"] else "",
                 description=_LABELS["secret_access_key"], style=style, layout=layout,
@@ -90,10 +95,13 @@ class S3Panel(w.VBox):
 
     def _read_fields(self) -> None:
         values = {name: field.value for name, field in self.fields.items()}
-        if not values["secret_access_key"]:
-            values.pop("secret_access_key")  # keep the secret the controller already has
+        for name in ("access_key_id", "secret_access_key"):
+            if not values[name]:
+                values.pop(name)  # keep the key the controller already has
         self.controller.update(**values)
-        self.fields["secret_access_key"].value = ""  # typed once, kept only in the controller
+        for name in ("access_key_id", "secret_access_key"):
+            self.fields[name].value = ""  # typed once, kept only in the controller
+        self.fields["access_key_id"].placeholder = mask_key_id(str(self.controller.values.get("access_key_id") or ""))
 
     def _run(self, action: Any) -> None:
         self._read_fields()

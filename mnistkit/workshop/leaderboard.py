@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import statistics
+from pathlib import Path
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,16 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mnistkit.workshop.names import validate_participant, validate_room
-from mnistkit.workshop.runs import RunListing, RunRecord, list_runs, participant_prefix, shared_client
+from mnistkit.workshop.runs import (
+    MAX_RECORD_BYTES,
+    RunListing,
+    RunRecord,
+    cache_folder,
+    list_runs,
+    owned_export,
+    participant_prefix,
+    shared_client,
+)
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config
@@ -102,10 +112,16 @@ class Leaderboard:
     """Reads room ``room`` of ``cfg.bucket``. ``digit_set`` (e.g. ``"offline-50-s20180808"``) ranks only
     scores made on that set; None ranks every score."""
 
-    def __init__(self, cfg: S3Config, room: str, *, digit_set: str | None = None, client: Any = None) -> None:
+    def __init__(self, cfg: S3Config, room: str, *, digit_set: str | None = None, client: Any = None,
+                 rank_reported: bool = False) -> None:
         self.cfg = cfg
         self.room = validate_room(room)
         self.digit_set = digit_set
+        # Scores in run records are what participants wrote: they rank only where the room trusts itself
+        # (rank_reported=True). Otherwise only scores the instructor measured with verify() rank.
+        self.rank_reported = rank_reported
+        self.verified: dict[str, float] = {}
+        self.verify_errors: dict[str, str] = {}
         self._client = client
         self.listing = RunListing((), ())
         self.checks: dict[str, dict[str, bool]] = {}
@@ -151,6 +167,8 @@ class Leaderboard:
         def read(person: str) -> tuple[str, dict[str, bool]]:
             got: dict[str, bool] = {}
             for obj in s3.list_keys(self.client, self.cfg.bucket, participant_prefix(self.room, person) + "checks/"):
+                if int(obj.get("Size", 0)) > MAX_RECORD_BYTES:  # by its listed size: never downloaded
+                    continue
                 try:
                     raw = json.loads(self.client.get_object(Bucket=self.cfg.bucket, Key=obj["Key"])["Body"].read())
                     got[str(raw["name"])] = bool(raw["passed"])
@@ -171,17 +189,57 @@ class Leaderboard:
             return None
         return run.drawing_pad_score
 
+    def verify(self, held_back: Any = None, *, scorer: Callable[[Path, Any], float] | None = None,
+               cache_dir: str | None = None) -> dict[str, float]:
+        """Score every participant's latest exported model on ``held_back`` digits (default: a set drawn from a
+        seed nobody in the room knows), each in a sandboxed process (``scorer.score_in_sandbox``). Only
+        exports under the participant's own prefix and under ``scorer.MAX_EXPORT_BYTES`` (by listed size)
+        are downloaded. Returns and keeps ``verified`` (participant -> score); failures go to
+        ``verify_errors``."""
+        import tempfile
+
+        from mnistkit import s3
+        from mnistkit.workshop import scorer as sandbox
+
+        held_back = held_back if held_back is not None else sandbox.held_back_digit_set()
+        score = scorer or (lambda path, digits: sandbox.score_in_sandbox(path, digits))
+        tmp = Path(cache_dir or tempfile.mkdtemp(prefix="mnistkit-verify-"))
+        verified: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for person in sorted({r.participant for r in self.listing.runs}):
+            exported = [r for r in self.runs(person) if r.state == "Succeeded" and r.extra.get("export")]
+            if not exported:
+                continue
+            export = str(exported[-1].extra["export"])
+            try:
+                prefix = owned_export(export, self.cfg.bucket, self.room, person)
+                objs = list(s3.list_keys(self.client, self.cfg.bucket, prefix + "/"))
+                size = sum(int(o["Size"]) for o in objs)
+                if not objs or size > sandbox.MAX_EXPORT_BYTES:
+                    raise ValueError(f"export {export} holds {size} bytes in {len(objs)} objects; "
+                                     f"a model must be 1 to {sandbox.MAX_EXPORT_BYTES} bytes")
+                target = cache_folder(tmp, export)
+                s3.download_prefix(self.client, self.cfg.bucket, prefix, target)
+                verified[person] = float(score(target, held_back))
+            except Exception as exc:  # one participant's bad export must not stop the pass over the room
+                from mnistkit.widgets.controllers import describe_error
+
+                errors[person] = describe_error(exc)
+        with self._lock:
+            self.verified, self.verify_errors = verified, errors
+        return dict(verified)
+
     def standings(self) -> list[Standing]:
-        """Best drawing-pad score first, then best test accuracy, then name; unscored people last, unranked."""
+        """Best score first (the instructor's verified one unless ``rank_reported``), then best test accuracy,
+        then name; unscored people last, unranked."""
         people = sorted({*self.listing.participants, *(r.participant for r in self.listing.runs)})
         rows = []
         for person in people:
             mine = self.runs(person)
+            best = _best([self._score(r) for r in mine]) if self.rank_reported else self.verified.get(person)
             rows.append(
-                Standing(
-                    None, person, len(mine), _best([self._score(r) for r in mine]),
-                    _best([r.test_accuracy for r in mine]), mine[-1].state if mine else "",
-                )
+                Standing(None, person, len(mine), best, _best([r.test_accuracy for r in mine]),
+                         mine[-1].state if mine else "")
             )
         rows.sort(key=lambda s: (s.best_score is None, -(s.best_score or 0.0), -(s.best_test_accuracy or 0.0),
                                  s.participant))
@@ -217,14 +275,12 @@ class Leaderboard:
         tmp = Path(cache_dir or tempfile.mkdtemp(prefix="mnistkit-room-"))
 
         def default_load(export: str) -> Any:
-            if not export.startswith("s3://"):
-                return export
             from mnistkit import s3
-            from mnistkit.config import split_s3_url
 
-            bucket, prefix = split_s3_url(export, "export")
-            target = tmp / prefix.replace("/", "_")
-            s3.download_prefix(self.client, bucket, prefix, target)
+            # owned_export (below) has checked the URL; the local folder's name is a hash, never remote text.
+            prefix = export.split("/", 3)[3].rstrip("/")
+            target = cache_folder(tmp, export)
+            s3.download_prefix(self.client, self.cfg.bucket, prefix, target)
             return str(target)
 
         load = load or default_load
@@ -237,7 +293,10 @@ class Leaderboard:
                                           "ws.record_job(job)", "model")
                 continue
             try:
-                model = load(str(exported[-1].extra["export"]))
+                export = str(exported[-1].extra["export"])
+                if load is default_load:  # a caller's own ``load`` decides for itself what it accepts
+                    owned_export(export, self.cfg.bucket, self.room, person)
+                model = load(export)
             except Exception as exc:  # one unreadable export must not stop the pass over the room
                 from mnistkit.widgets.controllers import describe_error
 

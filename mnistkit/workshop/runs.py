@@ -34,9 +34,12 @@ __all__ = [
     "participant_prefix",
     "STATES",
     "shared_client",
+    "owned_export",
+    "cache_folder",
 ]
 
 STATES = ("Pending", "Running", "Succeeded", "Failed", "Stopped")
+MAX_RECORD_BYTES = 64 * 1024  # a record is ~500 bytes; a bigger object is someone filling the instructor's memory
 _KNOWN = ("job_name", "state", "test_accuracy", "drawing_pad_score", "digit_set", "created", "run_id")
 
 
@@ -67,6 +70,35 @@ def room_prefix(room: str) -> str:
 def participant_prefix(room: str, participant: str) -> str:
     """``workshop/<room>/<participant>/`` (the trailing slash matters: ``ada`` must not match ``ada2``)."""
     return f"{room_prefix(room)}{validate_participant(participant)}/"
+
+
+def owned_export(export: str, bucket: str, room: str, participant: str) -> str:
+    """The key prefix of ``export`` if it is an ``s3://`` URL under ``participant``'s own prefix in ``bucket``.
+
+    A run record is text the participant wrote: its export could name another's model (to borrow its score),
+    the whole bucket, or climb out with ``..``. Anything else is a ``ConfigError`` naming ``export``.
+    """
+    from mnistkit.config import split_s3_url
+
+    own = participant_prefix(room, participant)
+    if not export.startswith("s3://"):
+        raise ConfigError(f"export {export!r} is not an s3:// URL under s3://{bucket}/{own}", field="export",
+                          value=export)
+    got_bucket, prefix = split_s3_url(export, "export")
+    prefix = prefix.rstrip("/")
+    below = prefix[len(own):].split("/") if prefix.startswith(own) else [""]
+    if got_bucket != bucket or any(part in ("", ".", "..") or "\\" in part for part in below):
+        raise ConfigError(f"export {export!r} is not under the participant's own prefix s3://{bucket}/{own}",
+                          field="export", value=export)
+    return prefix
+
+
+def cache_folder(root: Any, remote: str) -> Any:
+    """A local folder under ``root`` for a copy of ``remote``: its name is a hash, never remote text."""
+    import hashlib
+    from pathlib import Path
+
+    return Path(root) / hashlib.sha256(remote.encode("utf-8")).hexdigest()[:32]
 
 
 def _fraction(name: str, value: Any) -> float | None:
@@ -248,11 +280,14 @@ def list_runs(
         raise S3Error(f"could not list s3://{cfg.bucket}/{room_prefix(room)}: {exc}", field="s3",
                       value=f"s3://{cfg.bucket}/{room_prefix(room)}") from None
 
-    def keys_of(person: str) -> list[str]:
+    def keys_of(person: str) -> list[dict[str, Any]]:
         prefix = participant_prefix(room, person) + "runs/"
-        return [o["Key"] for o in s3.list_keys(client, cfg.bucket, prefix) if o["Key"].endswith(".json")]
+        return [o for o in s3.list_keys(client, cfg.bucket, prefix) if o["Key"].endswith(".json")]
 
-    def fetch(key: str) -> RunRecord | str:
+    def fetch(obj: dict[str, Any]) -> RunRecord | str:
+        key = obj["Key"]
+        if int(obj.get("Size", 0)) > MAX_RECORD_BYTES:  # by its listed size: never downloaded
+            return f"{key}: {obj['Size']} bytes, over the {MAX_RECORD_BYTES} bytes of a run record; skipped"
         try:
             body = client.get_object(Bucket=cfg.bucket, Key=key)["Body"].read()
             record = RunRecord.from_json(body)

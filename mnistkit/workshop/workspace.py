@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnistkit.errors import ConfigError
 from mnistkit.workshop.names import SHARED_DIR, default_participant, validate_participant, validate_room
-from mnistkit.workshop.runs import RunRecord, participant_prefix, record_run, room_prefix, shared_client
+from mnistkit.workshop.runs import RunRecord, cache_folder, participant_prefix, record_run, room_prefix, shared_client
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config, TrainConfig
@@ -163,7 +163,7 @@ class Workspace:
         from mnistkit.config import split_s3_url
 
         bucket, prefix = split_s3_url(export, "export")
-        target = self.local_dir / "exports" / prefix.replace("/", "_")
+        target = cache_folder(self.local_dir / "exports", export)  # a hash: remote text never names a local path
         if not (target / "saved_model.pb").exists():
             s3.download_prefix(shared_client(self._cfg()), bucket, prefix, target)
         return str(target)
