@@ -77,9 +77,10 @@ def publish_local(saved_model_dir: str | os.PathLike[str], base_dir: str | os.Pa
 
 
 def next_local_version(base_dir: str | os.PathLike[str]) -> int:
-    base = Path(base_dir)
-    versions = [int(p.name) for p in base.iterdir() if p.name.isascii() and p.name.isdigit()] if base.exists() else []
-    return max(versions, default=0) + 1
+    """One more than the highest numbered folder, complete or not (a half-written one still takes its number)."""
+    from mnistkit.versions import local_versions
+
+    return max(local_versions(base_dir, complete=False), default=0) + 1
 
 
 def publish_export(saved_model_dir: Path, export_dir: str, version: int | None = None, *,
