@@ -358,7 +358,8 @@ def list_model_versions(client: S3Client, bucket: str, base_prefix: str) -> list
     versions = set()
     for o in list_keys(client, bucket, base):
         parts = o["Key"][len(base) :].split("/")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1] == MARKER_FILE:
+        # ASCII digits only: '²'.isdigit() is true and int('²') raises. TODO(lead): mnistkit/versions.py
+        if len(parts) == 2 and re.fullmatch(r"[0-9]+", parts[0], re.ASCII) and parts[1] == MARKER_FILE:
             versions.add(int(parts[0]))
     return sorted(versions)
 
