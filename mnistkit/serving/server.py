@@ -169,18 +169,11 @@ class ModelServer:
         return self
 
     def _start_rest(self, port: int) -> Any:
-        import tornado.web
-
         from mnistkit.serving import rest
-        from mnistkit.serving.http_front import HttpFrontEnd, NotFoundHandler, log_request
+        from mnistkit.serving.http_front import HttpFrontEnd
 
-        settings = {"backend": self.backend, "max_bytes": self.max_request_bytes}
-        routes = [(pattern, handler, settings) for pattern, handler in rest.ROUTES]
-        app = tornado.web.Application(
-            routes + [(r"/.*", NotFoundHandler, settings)], compress_response=False, log_function=log_request
-        )
         try:
-            return HttpFrontEnd(app, self.host, port, self.max_request_bytes).start()
+            return HttpFrontEnd(rest.routes(self.backend), self.backend, self.host, port, self.max_request_bytes).start()
         except OSError as exc:
             raise ServingError(
                 f"cannot listen for REST on {self.host}:{port}: {exc.strerror}; pick another --rest_api_port",
