@@ -138,6 +138,7 @@ class ModelServer:
                 maximum_concurrent_rpcs=self.max_concurrent_rpcs,
             )
             add_services(self._grpc, self.backend)
+            self._add_v2(self._grpc)
             host = f"[{self.host}]" if ":" in self.host else self.host
             try:
                 bound = self._grpc.add_insecure_port(f"{host}:{port}")
@@ -168,12 +169,22 @@ class ModelServer:
         )
         return self
 
+    def _add_v2(self, grpc_server: Any) -> None:
+        """The Open Inference Protocol's gRPC service, where its protos (``tritonclient[grpc]``) are installed."""
+        try:
+            from mnistkit.serving import grpc_v2
+        except ImportError as exc:
+            log.warning("Open Inference Protocol over gRPC is off: %s (pip install 'tritonclient[grpc]')", exc)
+            return
+        grpc_v2.add_service(grpc_server, self.backend)
+
     def _start_rest(self, port: int) -> Any:
-        from mnistkit.serving import rest
+        from mnistkit.serving import rest, rest_v2
         from mnistkit.serving.http_front import HttpFrontEnd
 
+        routes = rest.routes(self.backend) + rest_v2.routes(self.backend)
         try:
-            return HttpFrontEnd(rest.routes(self.backend), self.backend, self.host, port, self.max_request_bytes).start()
+            return HttpFrontEnd(routes, self.backend, self.host, port, self.max_request_bytes).start()
         except OSError as exc:
             raise ServingError(
                 f"cannot listen for REST on {self.host}:{port}: {exc.strerror}; pick another --rest_api_port",
