@@ -4,7 +4,7 @@ Not part of ``make bench``: use it to decide whether a serving change helps. Sep
 ``bench --only serving`` differ by ±0.2 ms p50 on a shared 2-core machine, more than most changes are
 worth, so this starts ``mnistkit serve`` from two checkouts (each with ``PYTHONPATH`` set to its
 directory and as its working directory, e.g. a ``git worktree`` of the previous commit and this one;
-server logs go to a temp directory) and sends batch-N gRPC requests to both, interleaved request by
+server logs go to a temp directory) and sends batch-N gRPC (or ``--protocol rest``) requests to both, interleaved request by
 request with an in-process call of the same SavedModel, so load drift hits all three alike. Prints
 p50/p99 and each server's p50 over in-process.
 """
@@ -30,13 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--b", required=True, type=Path, help="checkout serving as B")
     p.add_argument("-n", type=int, default=1000, help="measured requests per server (default 1000)")
     p.add_argument("--batch", type=int, default=1, help="images per request (default 1)")
+    p.add_argument("--protocol", choices=["grpc", "rest"], default="grpc", help="protocol to compare (default grpc)")
     args = p.parse_args(argv)
 
     import numpy as np
 
     from mnistkit.serving.client import ModelClient
 
-    versions = sorted((d for d in Path(args.export_base).iterdir() if d.name.isdigit()), key=lambda d: int(d.name))
+    versions = sorted((d for d in Path(args.export_base).iterdir() if d.name.isascii() and d.name.isdigit()),
+                      key=lambda d: int(d.name))
     if not versions:
         p.error(f"no numeric version directory under {args.export_base}")
     inproc = load_predictor(versions[-1])
@@ -45,7 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name, checkout in (("A", args.a), ("B", args.b)):
             servers[name] = _start_server(args.export_base, logs / f"{name}.log", checkout.resolve())
-        clients = {name: ModelClient("127.0.0.1", gport, "grpc", timeout=5) for name, (_p, gport, _r) in servers.items()}
+        clients = {
+            name: ModelClient("127.0.0.1", gport if args.protocol == "grpc" else rport, args.protocol, timeout=5)
+            for name, (_p, gport, rport) in servers.items()
+        }
         images = np.random.default_rng(0).random((max(64, args.batch), 28, 28), dtype=np.float32)
         calls = {"in-process": inproc, "A": clients["A"].predict, "B": clients["B"].predict}
         keys = list(calls)
@@ -66,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k, v in lat.items():
         label = {"A": f"A ({args.a})", "B": f"B ({args.b})"}.get(k, k)
         over = "" if k == "in-process" else f"  (+{median(v) - ref:.2f} ms over in-process)"
-        print(f"batch {args.batch}, {args.n} requests, {label}: p50 {median(v):.2f} ms, p99 {percentile(v, 99):.2f} ms{over}")
+        print(f"{args.protocol} batch {args.batch}, {args.n} requests, {label}: p50 {median(v):.2f} ms, p99 {percentile(v, 99):.2f} ms{over}")
     return 0
 
 

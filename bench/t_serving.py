@@ -4,7 +4,7 @@ The server is ``python -m mnistkit serve`` in its own process (as TF Serving wou
 ``ModelClient`` (gRPC and REST) in this one; the reference is the same SavedModel's ``serving_default``
 called in this process (eager, as a user would). Batch 1, after warm-up, they are interleaved request by
 request (1,000 each) so load drift hits all alike. Also interleaved, for transparency: the server's own
-model runner (``mnistkit.serving.models.load_model``, a prepared Session callable) called in this
+model runner (``mnistkit.serving.loading.load_model``, a prepared Session callable) called in this
 process, so the report shows both what serving costs over a plain call and what the transport alone
 adds. Goals: gRPC p50 <= in-process p50 + 1.0 ms, REST p50 <= in-process p50 + 1.5 ms; p99 reported. Then throughput with 1, 4 and 16 concurrent clients (threads, one client
 each; errors counted) and batch-64 throughput in images/s against in-process batch 64 (goal >= 0.8x on
@@ -115,7 +115,7 @@ def run(ctx: Context) -> Outcome:
     rng = np.random.default_rng(0)
     images = rng.random((64, 28, 28), dtype=np.float32)
     inproc = load_predictor(export_dir)
-    from mnistkit.serving.models import load_model
+    from mnistkit.serving.loading import load_model
 
     runner = load_model(export_dir)
     proc, gport, rport = _start_server(base, ctx.tmp("serving") / "server.log")

@@ -404,17 +404,17 @@ def test_half_written_versions_are_never_served(tmp_path: Path, exported_model: 
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from trainer.export import publish_local
 
-    from mnistkit.serving import models
+    from mnistkit.serving import loading
     from mnistkit.serving.client import ModelClient
 
     attempts: list[int] = []
-    real_load = models.load_model
+    real_load = loading.load_model
 
     def counting_load(path: Any, version: int = 0) -> Any:
         attempts.append(version)
         return real_load(path, version)
 
-    monkeypatch.setattr(models, "load_model", counting_load)
+    monkeypatch.setattr(loading, "load_model", counting_load)
 
     base = tmp_path / "models" / "mnist"
     publish_local(exported_model, base, 1)
@@ -503,7 +503,8 @@ def test_s3_base_path_loads_published_versions(tmp_path: Path, exported_model: P
                 s3.publish_model_version(client, exported_model, url, 2)
                 assert srv.wait_for_version(2, timeout=30)
                 assert c.predict(_GOOD)[0].model_version == 2
-            assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["1", "2"]
+            assert sorted(p.name for p in srv.manager.local_dir.iterdir()) == ["1", "2"]
+            assert srv.manager.local_dir.parent == tmp_path / "cache"  # a folder per base URL
         finally:
             srv.stop()
     assert secret not in caplog.text
@@ -599,7 +600,7 @@ def test_session_runner_matches_the_eager_signature_and_the_fallback(
 ) -> None:
     """The server runs signatures as Session callables; answers equal TF2's own call, and the eager
     fallback (used for sparse/composite signatures) answers the same."""
-    from mnistkit.serving import models
+    from mnistkit.serving import loading
     from mnistkit.serving.status import RequestError
     from mnistkit.tf_runtime import import_tensorflow
 
@@ -607,10 +608,10 @@ def test_session_runner_matches_the_eager_signature_and_the_fallback(
     x = (sample.x_test[:64] / np.float32(255.0)).astype(np.float32)
     want = tf.saved_model.load(str(exported_model)).signatures["serving_default"](x=tf.constant(x))
 
-    session_model = models.load_model(exported_model, 1)
+    session_model = loading.load_model(exported_model, 1)
     assert type(session_model._keep_alive).__name__ == "Session"
-    monkeypatch.setattr(models, "_dense", lambda sdef: False)
-    eager_model = models.load_model(exported_model, 1)
+    monkeypatch.setattr(loading, "_dense", lambda sdef: False)
+    eager_model = loading.load_model(exported_model, 1)
     assert type(eager_model._keep_alive).__name__ != "Session"
     # Callable signatures as TF2 lists them (its initializer is in the SignatureDef map, not callable).
     assert list(session_model.signatures) == list(eager_model.signatures) == ["serving_default"]
@@ -631,7 +632,7 @@ def test_loader_picks_the_serve_meta_graph_and_stays_quiet(
     """A SavedModel with a ``train`` and a ``serve`` meta graph serves the ``serve`` one (as TF Serving);
     none tagged ``serve`` is a load error naming the tag sets; a load logs nothing from TensorFlow."""
     from mnistkit.errors import ServingError
-    from mnistkit.serving import models
+    from mnistkit.serving import loading
     from mnistkit.tf_runtime import import_tensorflow
 
     tf = import_tensorflow()
@@ -655,28 +656,28 @@ def test_loader_picks_the_serve_meta_graph_and_stays_quiet(
                 builder.save()
 
     save(tmp_path / "two" / "1", ("train", "serve"))
-    model = models.load_model(tmp_path / "two" / "1", 1)
+    model = loading.load_model(tmp_path / "two" / "1", 1)
     assert model.predict(None, {"x": np.array([1.0], np.float32)})["y"].tolist() == [2.0]
 
     save(tmp_path / "noserve" / "1", ("train", "gpu"))
     with pytest.raises(ServingError, match=r"no meta graph tagged exactly \['serve'\].*\['gpu'\]"):
-        models.load_model(tmp_path / "noserve" / "1", 1)
+        loading.load_model(tmp_path / "noserve" / "1", 1)
 
     caplog.set_level(logging.INFO)
     caplog.clear()  # the TF1 builder above warns about itself; the loader must not
-    models.load_model(exported_model, 1)
+    loading.load_model(exported_model, 1)
     assert [r.getMessage() for r in caplog.records if r.name.startswith("tensorflow")] == []
 
 
 def test_corrupt_variables_give_a_load_error_that_says_what_is_wrong(tmp_path: Path, exported_model: Path) -> None:
     from mnistkit.errors import ServingError
-    from mnistkit.serving import models
+    from mnistkit.serving import loading
 
     broken = tmp_path / "1"
     shutil.copytree(exported_model, broken)
     data = next((broken / "variables").glob("variables.data-*"))
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     with pytest.raises(ServingError) as info:
-        models.load_model(broken, 1)
+        loading.load_model(broken, 1)
     message = str(info.value)
     assert "Graph execution error" not in message and message.rstrip().endswith(("requested", "bytes")), message

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mnistkit.errors import ServingError
-from mnistkit.serving.status import RequestError
+from mnistkit.serving.status import RequestError, code_for_http
 
 __all__ = ["Prediction", "ModelClient", "prepare_images", "ServingError", "RequestError"]
 
@@ -370,7 +370,7 @@ class ModelClient:
             ) from None
         if resp.status != 200:
             message = payload.get("error", "") if isinstance(payload, dict) else ""
-            code = _code_for_http(resp.status)
+            code = code_for_http(resp.status)
             raise RequestError(f"{self.address} answered HTTP {resp.status} ({code}): {message}", code,
                                field="request", value=resp.status)
         return resp.status, payload, {k.lower(): v for k, v in resp.getheaders()}
@@ -391,29 +391,15 @@ class ModelClient:
             raise ServingError(
                 f"{self.address} answered without outputs 'classes' and 'predictions'", field="response"
             ) from None
-        version = headers.get("x-model-version")
-        if version is None or not version.isdigit():
-            # Real TF Serving's REST predict does not say which version answered: ask the status.
+        header = headers.get("x-model-version", "")
+        if header.isascii() and header.isdigit():
+            version = int(header)
+        else:  # Real TF Serving's REST predict does not say which version answered: ask the status.
             version = self.version if self.version is not None else self._latest_version()
-        return _predictions(classes, probs, int(version))
+        return _predictions(classes, probs, version)
 
     def _latest_version(self) -> int:
         entries = self._rest("GET", self._path()).get("model_version_status", [])
         available = [int(e["version"]) for e in entries if e.get("state") == "AVAILABLE"]
         return max(available) if available else 0
 
-
-def _code_for_http(status: int) -> str:
-    return {
-        400: "INVALID_ARGUMENT",
-        401: "UNAUTHENTICATED",
-        403: "PERMISSION_DENIED",
-        404: "NOT_FOUND",
-        409: "ALREADY_EXISTS",
-        412: "FAILED_PRECONDITION",
-        413: "RESOURCE_EXHAUSTED",
-        429: "RESOURCE_EXHAUSTED",
-        501: "UNIMPLEMENTED",
-        503: "UNAVAILABLE",
-        504: "DEADLINE_EXCEEDED",
-    }.get(status, "UNKNOWN" if status >= 500 else "INVALID_ARGUMENT")

@@ -1,14 +1,15 @@
-"""TF Serving's gRPC API (``PredictionService`` and ``ModelService``) over a ``ModelServer``'s models.
+"""TF Serving's gRPC API (``PredictionService`` and ``ModelService``) over a ``Backend``.
 
 Uses the protos of ``tensorflow-serving-api``, so every TF Serving client (the 2018 example's
 ``mnist_client.py`` included) works unchanged. Errors are the canonical status codes TF Serving uses.
 Classify, Regress, MultiInference and model-config reloads are not offered (``UNIMPLEMENTED``): the
-MNIST model has only a predict signature.
+MNIST model has only a predict signature. A request is judged from what it declares (names, dtypes,
+shapes) before any tensor is decoded, so a few bytes declaring 16M floats cost nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from tensorflow_serving.apis import (
@@ -19,22 +20,15 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from mnistkit.serving.models import DEFAULT_SIGNATURE, UnknownSignature
-from mnistkit.serving.status import RequestError
-from mnistkit.serving.tensors import fill_proto, proto_to_ndarray
-
-if TYPE_CHECKING:
-    from mnistkit.serving.server import ModelServer
+from mnistkit.serving.backend import Backend, signature_def_map
+from mnistkit.serving.signature import DEFAULT_SIGNATURE, check_declared, check_outputs, feed
+from mnistkit.serving.status import RequestError, grpc_abort
+from mnistkit.serving.tensors import declared, fill_proto, proto_to_ndarray
 
 __all__ = ["PredictionServicer", "ModelServicer", "add_services"]
 
-# ModelVersionStatus.State values and tensorflow.error.Code values by name.
+# ModelVersionStatus.State values by name.
 _STATE = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
-
-
-def _abort(context: grpc.ServicerContext, exc: RequestError) -> None:
-    code = "FAILED_PRECONDITION" if isinstance(exc, UnknownSignature) else exc.code
-    context.abort(getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN), str(exc))
 
 
 def _version(spec: Any) -> int | None:
@@ -42,9 +36,9 @@ def _version(spec: Any) -> int | None:
         return int(spec.version.value)
     if spec.version_label:
         raise RequestError(
-            f"version labels are not supported (got {spec.version_label!r}); ask for a version number",
+            f"version labels are not supported (got {spec.version_label[:100]!r}); ask for a version number",
             field="version_label",
-            value=spec.version_label,
+            value=spec.version_label[:100],
         )
     return None
 
@@ -52,24 +46,26 @@ def _version(spec: Any) -> int | None:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``Predict`` and ``GetModelMetadata``."""
 
-    def __init__(self, server: ModelServer) -> None:
-        self._server = server
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC's name
+        b = self._backend
         try:
-            model = self._server.resolve(request.model_spec.name, _version(request.model_spec))
-            inputs = {k: proto_to_ndarray(v, k) for k, v in request.inputs.items()}
+            model = b.resolve(request.model_spec.name, _version(request.model_spec))
             sig_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-            outputs = model.predict(
-                sig_name,
-                inputs,
-                strict_dtype=True,
-                max_batch=self._server.max_batch,
-                output_filter=list(request.output_filter) or None,
+            sig = model.signature(sig_name)
+            wanted = check_outputs(sig, list(request.output_filter) or None)
+            check_declared(
+                sig,
+                {k: declared(v, k) for k, v in request.inputs.items()},
+                max_batch=b.max_batch,
+                max_bytes=b.max_decoded_bytes,
             )
+            inputs = {k: proto_to_ndarray(v, k) for k, v in request.inputs.items()}
+            outputs = b.run(model, sig, feed(sig, inputs, strict_dtype=True, max_batch=b.max_batch), wanted)
         except RequestError as exc:
-            _abort(context, exc)
-            raise  # unreachable: abort raises
+            grpc_abort(context, exc)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = model.version
@@ -88,12 +84,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             unsupported = [f for f in fields if f != "signature_def"]
             if unsupported:
                 raise RequestError(
-                    f"Metadata field {unsupported[0]} is not supported", field="metadata_field", value=unsupported[0]
+                    f"Metadata field {unsupported[0][:100]} is not supported", field="metadata_field",
+                    value=unsupported[0][:100],
                 )
-            model = self._server.resolve(request.model_spec.name, _version(request.model_spec))
+            model = self._backend.resolve(request.model_spec.name, _version(request.model_spec))
         except RequestError as exc:
-            _abort(context, exc)
-            raise
+            grpc_abort(context, exc)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = model.version
@@ -104,15 +100,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     """``GetModelStatus``."""
 
-    def __init__(self, server: ModelServer) -> None:
-        self._server = server
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
 
     def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
-            statuses = self._server.status(request.model_spec.name, _version(request.model_spec))
+            statuses = self._backend.status(request.model_spec.name, _version(request.model_spec))
         except RequestError as exc:
-            _abort(context, exc)
-            raise
+            grpc_abort(context, exc)
         from tensorflow.core.protobuf import error_codes_pb2
 
         response = get_model_status_pb2.GetModelStatusResponse()
@@ -125,14 +120,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def signature_def_map(model: Any) -> Any:
-    """The model's ``SignatureDefMap`` proto (what ``GetModelMetadata`` returns under ``signature_def``)."""
-    sdm = get_model_metadata_pb2.SignatureDefMap()
-    for name, sdef in model.signature_defs.items():
-        sdm.signature_def[name].CopyFrom(sdef)
-    return sdm
-
-
-def add_services(grpc_server: grpc.Server, server: ModelServer) -> None:
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(server), grpc_server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(server), grpc_server)
+def add_services(grpc_server: grpc.Server, backend: Backend) -> None:
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(backend), grpc_server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(backend), grpc_server)

@@ -12,28 +12,32 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from concurrent import futures
 from types import TracebackType
 from typing import Any
 
 from mnistkit.config import S3Config
 from mnistkit.errors import ServingError
-from mnistkit.serving.models import MAX_BATCH, LoadedModel, ModelManager, VersionStatus
-from mnistkit.serving.status import RequestError
+from mnistkit.serving.backend import Backend
+from mnistkit.serving.loading import LoadedModel
+from mnistkit.serving.manager import ModelManager, VersionStatus
+from mnistkit.serving.signature import MAX_BATCH, MAX_DECODED_BYTES
 
-__all__ = ["ModelServer", "MAX_REQUEST_BYTES"]
+__all__ = ["ModelServer", "MAX_REQUEST_BYTES", "MAX_CONCURRENT_RPCS"]
 
 log = logging.getLogger("mnistkit.serving")
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+MAX_CONCURRENT_RPCS = 256  # in flight and queued; more are answered RESOURCE_EXHAUSTED at once
 
 
 class ModelServer:
     """Serve the latest version under ``model_base_path`` as ``model_name``.
 
     ``port`` (gRPC) and ``rest_api_port`` (REST) of 0 pick free ports; ``rest_api_port=None`` turns REST
-    off. Both bind to ``host`` (loopback by default: the server has no authentication).
+    off. Both bind to ``host`` (loopback by default: the server has no authentication). ``workers``
+    threads run predictions for each protocol; at most ``max_concurrent_rpcs`` gRPC calls are in
+    flight or queued at once.
     """
 
     def __init__(
@@ -49,6 +53,8 @@ class ModelServer:
         cache_dir: str | os.PathLike[str] | None = None,
         max_batch: int = MAX_BATCH,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_decoded_bytes: int = MAX_DECODED_BYTES,
+        max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
         grpc_workers: int = 16,
     ) -> None:
         if not model_name or "/" in model_name or ":" in model_name:
@@ -57,6 +63,7 @@ class ModelServer:
         self.host = host
         self.max_batch = max_batch
         self.max_request_bytes = max_request_bytes
+        self.max_concurrent_rpcs = max_concurrent_rpcs
         self._requested_ports = (port, rest_api_port)
         self._grpc_workers = grpc_workers
         self.manager = ModelManager(
@@ -66,33 +73,20 @@ class ModelServer:
             s3_config=s3_config,
             cache_dir=cache_dir,
         )
+        self.backend = Backend(
+            model_name, self.manager, max_batch=max_batch, max_decoded_bytes=max_decoded_bytes, workers=grpc_workers
+        )
         self._grpc: Any = None
         self._rest: Any = None
-        self._rest_thread: threading.Thread | None = None
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
 
-    # -- what the gRPC and REST front ends call -------------------------------------------------------
-
-    def _check_name(self, name: str, version: int | None) -> None:
-        if name != self.model_name:
-            what = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
-            raise RequestError(
-                f"Servable not found for request: {what} (this server serves {self.model_name!r})",
-                "NOT_FOUND",
-                field="model_name",
-                value=name,
-            )
-
     def resolve(self, name: str, version: int | None = None) -> LoadedModel:
         """The loaded model answering for ``name`` (and ``version``); RequestError otherwise."""
-        self._check_name(name, version)
-        return self.manager.get(version)
+        return self.backend.resolve(name, version)
 
     def status(self, name: str, version: int | None = None) -> list[VersionStatus]:
-        if name != self.model_name:
-            raise RequestError(f"Could not find any versions of model {name}", "NOT_FOUND", field="model_name", value=name)
-        return self.manager.status(version)
+        return self.backend.status(name, version)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -130,7 +124,6 @@ class ModelServer:
         import grpc
 
         from mnistkit.serving.grpc_service import add_services
-        from mnistkit.serving.rest import make_rest_server
 
         port, rest_port = self._requested_ports
         self.manager.start()
@@ -142,8 +135,10 @@ class ModelServer:
                     ("grpc.max_send_message_length", 64 * 1024 * 1024),
                     ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
                 ],
+                maximum_concurrent_rpcs=self.max_concurrent_rpcs,
             )
-            add_services(self._grpc, self)
+            add_services(self._grpc, self.backend)
+            self._add_v2(self._grpc)
             host = f"[{self.host}]" if ":" in self.host else self.host
             try:
                 bound = self._grpc.add_insecure_port(f"{host}:{port}")
@@ -157,19 +152,8 @@ class ModelServer:
                 )
             self.grpc_port = bound
             if rest_port is not None:
-                try:
-                    self._rest = make_rest_server(self.host, rest_port, self, self.max_request_bytes, self.max_batch)
-                except OSError as exc:
-                    raise ServingError(
-                        f"cannot listen for REST on {self.host}:{rest_port}: {exc.strerror}; pick another --rest_api_port",
-                        field="rest_api_port",
-                        value=rest_port,
-                    ) from None
-                self.rest_port = int(self._rest.server_address[1])
-                self._rest_thread = threading.Thread(
-                    target=self._rest.serve_forever, kwargs={"poll_interval": 0.2}, name="mnistkit-rest", daemon=True
-                )
-                self._rest_thread.start()
+                self._rest = self._start_rest(rest_port)
+                self.rest_port = self._rest.port
             self._grpc.start()
         except BaseException:
             self.stop()
@@ -185,19 +169,38 @@ class ModelServer:
         )
         return self
 
+    def _add_v2(self, grpc_server: Any) -> None:
+        """The Open Inference Protocol's gRPC service, where its protos (``tritonclient[grpc]``) are installed."""
+        try:
+            from mnistkit.serving import grpc_v2
+        except ImportError as exc:
+            log.warning("Open Inference Protocol over gRPC is off: %s (pip install 'tritonclient[grpc]')", exc)
+            return
+        grpc_v2.add_service(grpc_server, self.backend)
+
+    def _start_rest(self, port: int) -> Any:
+        from mnistkit.serving import rest, rest_v2
+        from mnistkit.serving.http_front import HttpFrontEnd
+
+        routes = rest.routes(self.backend) + rest_v2.routes(self.backend)
+        try:
+            return HttpFrontEnd(routes, self.backend, self.host, port, self.max_request_bytes).start()
+        except OSError as exc:
+            raise ServingError(
+                f"cannot listen for REST on {self.host}:{port}: {exc.strerror}; pick another --rest_api_port",
+                field="rest_api_port",
+                value=port,
+            ) from None
+
     def stop(self, grace: float = 1.0) -> None:
         """Stop answering (in-flight requests get ``grace`` seconds), stop polling, free the ports."""
         if self._grpc is not None:
             self._grpc.stop(grace).wait(grace + 5)
             self._grpc = None
         if self._rest is not None:
-            self._rest.shutdown()
-            self._rest.server_close()
-            self._rest.close_connections()
+            self._rest.stop()
             self._rest = None
-        if self._rest_thread is not None:
-            self._rest_thread.join(timeout=5)
-            self._rest_thread = None
+        self.backend.close()
         self.manager.stop()
 
     def wait(self) -> None:

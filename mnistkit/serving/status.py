@@ -1,15 +1,19 @@
-"""Request status codes as TF Serving uses them, and the error a request fails with.
+"""Request status codes, the one table every front end and the client use, and the error a request fails with.
 
 TF Serving answers gRPC with canonical status codes and maps them to HTTP for REST (``http_server.cc``
-``ToHTTPStatusCode``). Keeping one table here means the gRPC and REST front ends, and the client, agree
-on what "invalid argument" or "not found" is.
+``ToHTTPStatusCode``). The gRPC front ends abort with the canonical code by name, the REST front ends
+(TF Serving's ``/v1`` and the Open Inference Protocol's ``/v2``) answer ``http_status(code)``, and the
+client turns an HTTP status back into a code with ``code_for_http``: one table, so they all agree on what
+"invalid argument" or "not found" is.
 """
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from mnistkit.errors import ServingError
 
-__all__ = ["HTTP_STATUS", "RequestError", "http_status"]
+__all__ = ["HTTP_STATUS", "RequestError", "http_status", "code_for_http", "grpc_abort"]
 
 # TF Serving's canonical-code -> HTTP mapping.
 HTTP_STATUS: dict[str, int] = {
@@ -31,11 +35,37 @@ HTTP_STATUS: dict[str, int] = {
     "DATA_LOSS": 500,
     "UNAUTHENTICATED": 401,
 }
+# HTTP -> code for the statuses several codes share, and for HTTP's own framing errors (411, 413).
+_CODE_FOR_HTTP: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    411: "INVALID_ARGUMENT",
+    413: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+}
 
 
 def http_status(code: str) -> int:
     """The HTTP status TF Serving's REST API answers for canonical ``code`` (500 for unknown codes)."""
     return HTTP_STATUS.get(code, 500)
+
+
+def code_for_http(status: int) -> str:
+    """The canonical code for an HTTP error status (what a REST client reports)."""
+    if status in _CODE_FOR_HTTP:
+        return _CODE_FOR_HTTP[status]
+    for code, http in HTTP_STATUS.items():
+        if http == status:
+            return code
+    return "UNKNOWN" if status >= 500 else "INVALID_ARGUMENT"
+
+
+def grpc_abort(context: Any, exc: RequestError) -> NoReturn:
+    """End a gRPC call with ``exc``'s canonical code and message (``context.abort`` raises)."""
+    import grpc
+
+    context.abort(getattr(grpc.StatusCode, exc.code, grpc.StatusCode.UNKNOWN), str(exc))
+    raise AssertionError("unreachable: abort raises")
 
 
 class RequestError(ServingError):

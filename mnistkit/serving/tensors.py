@@ -16,7 +16,9 @@ import numpy as np
 
 from mnistkit.serving.status import RequestError
 
-__all__ = ["DTYPES", "DTYPE_NAMES", "MAX_TENSOR_BYTES", "proto_to_ndarray", "ndarray_to_proto", "fill_proto"]
+__all__ = [
+    "DTYPES", "DTYPE_NAMES", "MAX_TENSOR_BYTES", "declared", "proto_to_ndarray", "ndarray_to_proto", "fill_proto",
+]
 
 MAX_TENSOR_BYTES = 64 * 1024 * 1024
 
@@ -42,13 +44,20 @@ DTYPE_NAMES: dict[int, str] = {
 _ENUM_OF: dict[np.dtype[Any], int] = {dt: enum for enum, (dt, _field) in DTYPES.items()}
 
 
-def proto_to_ndarray(proto: Any, name: str = "input") -> np.ndarray:
-    """Decode a ``TensorProto``; a malformed one is an ``INVALID_ARGUMENT`` naming ``name``."""
+def declared(proto: Any, name: str = "input") -> tuple[np.dtype[Any], tuple[int, ...]]:
+    """The dtype and shape a ``TensorProto`` declares, read without decoding a value."""
     if proto.dtype not in DTYPES:
         label = DTYPE_NAMES.get(proto.dtype, f"dtype {proto.dtype}")
         raise RequestError(f"input {name!r}: unsupported dtype {label}", field=name, value=label)
-    dtype, field = DTYPES[proto.dtype]
-    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    if len(proto.tensor_shape.dim) > 32:
+        raise RequestError(f"input {name!r}: rank {len(proto.tensor_shape.dim)} is too high", field=name)
+    return DTYPES[proto.dtype][0], tuple(int(d.size) for d in proto.tensor_shape.dim)
+
+
+def proto_to_ndarray(proto: Any, name: str = "input") -> np.ndarray:
+    """Decode a ``TensorProto``; a malformed one is an ``INVALID_ARGUMENT`` naming ``name``."""
+    dtype, shape = declared(proto, name)
+    field = DTYPES[proto.dtype][1]
     if any(d < 0 for d in shape):
         raise RequestError(f"input {name!r}: negative dimension in shape {list(shape)}", field=name, value=list(shape))
     size = math.prod(shape)

@@ -1,0 +1,103 @@
+"""The small interface every front end serves through: find a model, report versions, run a prediction.
+
+The gRPC services (TF Serving's and the Open Inference Protocol's) and the REST front ends import only
+this module, the signature checks and the status table; none of them knows about the others or about
+the server that starts them. Predictions run on fixed pools of threads: gRPC's worker pool, and
+``Backend.pool`` for REST (whose event loop must not run a model). A thread per connection that runs
+TensorFlow grows the process with every new connection (TensorFlow keeps per-thread state), a fixed
+pool does not.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+from mnistkit.serving.loading import LoadedModel
+from mnistkit.serving.manager import ModelManager, VersionStatus
+from mnistkit.serving.signature import MAX_BATCH, MAX_DECODED_BYTES, Signature
+from mnistkit.serving.status import RequestError
+
+__all__ = ["Backend", "signature_def_map"]
+
+T = TypeVar("T")
+
+
+class Backend:
+    """One model name over a ``ModelManager``, with the request limits and the prediction pool."""
+
+    def __init__(
+        self,
+        model_name: str,
+        manager: ModelManager,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_decoded_bytes: int = MAX_DECODED_BYTES,
+        workers: int = 16,
+    ) -> None:
+        self.model_name = model_name
+        self.manager = manager
+        self.max_batch = max_batch
+        self.max_decoded_bytes = max_decoded_bytes
+        self.workers = workers
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.runner: Callable[[LoadedModel, Signature, Mapping[str, np.ndarray], list[str]], dict[str, np.ndarray]]
+        self.runner = _run_direct
+
+    @property
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The fixed pool REST predictions run on (created on first use)."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="mnistkit-predict")
+        return self._pool
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        return self.pool.submit(fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def resolve(self, name: str, version: int | None = None) -> LoadedModel:
+        """The loaded model answering for ``name`` (and ``version``); RequestError otherwise."""
+        if name != self.model_name:
+            what = f"Specific({name[:100]}, {version})" if version is not None else f"Latest({name[:100]})"
+            raise RequestError(
+                f"Servable not found for request: {what} (this server serves {self.model_name!r})",
+                "NOT_FOUND",
+                field="model_name",
+                value=name[:100],
+            )
+        return self.manager.get(version)
+
+    def status(self, name: str, version: int | None = None) -> list[VersionStatus]:
+        if name != self.model_name:
+            raise RequestError(f"Could not find any versions of model {name[:100]}", "NOT_FOUND", field="model_name",
+                               value=name[:100])
+        return self.manager.status(version)
+
+    def run(
+        self, model: LoadedModel, sig: Signature, inputs: Mapping[str, np.ndarray], wanted: list[str]
+    ) -> dict[str, np.ndarray]:
+        """Run checked ``inputs`` through ``sig`` (merged with concurrent requests when batching is on)."""
+        return self.runner(model, sig, inputs, wanted)
+
+
+def _run_direct(
+    model: LoadedModel, sig: Signature, inputs: Mapping[str, np.ndarray], wanted: list[str]
+) -> dict[str, np.ndarray]:
+    return model.run(sig, inputs, wanted)
+
+
+def signature_def_map(model: LoadedModel) -> Any:
+    """The model's ``SignatureDefMap`` proto (what TF Serving's metadata answers under ``signature_def``)."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    sdm = get_model_metadata_pb2.SignatureDefMap()
+    for name, sdef in model.signature_defs.items():
+        sdm.signature_def[name].CopyFrom(sdef)
+    return sdm
