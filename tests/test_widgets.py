@@ -460,6 +460,70 @@ def test_tensorboard_urls_loopback_proxy_and_env(monkeypatch: pytest.MonkeyPatch
     assert tensorboard.browser_url(6006, hub) == "http://127.0.0.1:6006/"
 
 
+def test_tensorboard_in_a_kubeflow_notebook_goes_through_the_notebook_servers_proxy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubeflow sets NB_PREFIX (the server's base URL), not JupyterHub's variable; 127.0.0.1 is the pod's own."""
+    import importlib.util
+
+    from mnistkit import tensorboard
+
+    kubeflow = {"NB_PREFIX": "/notebook/kubeflow-user-jane/nb1"}
+    if importlib.util.find_spec("jupyter_server_proxy"):
+        assert tensorboard.browser_url(6006, kubeflow) == "/notebook/kubeflow-user-jane/nb1/proxy/6006/"
+    # Without the proxy the browser could never reach the pod's loopback: a clear error, and nothing started.
+    monkeypatch.setenv("NB_PREFIX", kubeflow["NB_PREFIX"])
+    monkeypatch.delenv("TENSORBOARD_PROXY_URL", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(tensorboard.TensorBoardError, match="jupyter-server-proxy") as err:
+        tensorboard.show("/nonexistent-logdir-for-this-test")
+    assert err.value.field == "TENSORBOARD_PROXY_URL" and tensorboard.running() == []
+
+
+@pytest.mark.slow
+def test_tensorboard_url_answers_through_a_kubeflow_notebook_server(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded URL, fetched the way the user's browser does: from the notebook server at NB_PREFIX."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from mnistkit import tensorboard
+    from mnistkit.embedded_s3 import free_port
+
+    prefix, token, port = "/notebook/kubeflow-user-jane/nb1", "t0ken-for-this-test", free_port()
+    monkeypatch.setenv("NB_PREFIX", prefix)  # what Kubeflow's notebook controller sets, and passes as base_url
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    monkeypatch.delenv("TENSORBOARD_PROXY_URL", raising=False)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.base_url={prefix}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        frame = tensorboard.show(tmp_path)
+        assert frame.src.startswith(f"{prefix}/proxy/")
+        url = f"http://127.0.0.1:{port}{frame.src}"
+
+        def fetch(path: str = "") -> bytes:
+            req = urllib.request.Request(url + path, headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return bytes(r.read())
+
+        deadline, body = time.monotonic() + 120, b""
+        while time.monotonic() < deadline and b"TensorBoard" not in body:
+            try:
+                body = fetch()
+            except OSError:
+                if server.poll() is not None:
+                    raise AssertionError("the notebook server exited") from None
+                time.sleep(0.5)  # the notebook server is still starting
+        assert b"TensorBoard" in body
+        assert json.loads(fetch("data/environment"))["data_location"] == str(tmp_path)  # the page's own requests
+    finally:
+        tensorboard.stop_all()
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_tensorboard_embeds_a_cluster_jobs_own_url_and_refuses_s3() -> None:
     from mnistkit import tensorboard
 
