@@ -421,6 +421,61 @@ def test_monitor_shows_a_failed_job_and_a_broken_job_object() -> None:
     assert snap.error == "the cluster stopped answering" and snap.state == "Pending"
 
 
+@dataclass
+class FakeArgoJob(FakeJob):
+    """An Argo job: its workflow's steps advance with the training (what ``ArgoJob.steps()`` reads)."""
+
+    def steps(self) -> tuple[tuple[str, str, str], ...]:
+        done = self._state is JobState.SUCCEEDED
+        train = "Succeeded" if done else ("Running" if self._epoch else "Pending")
+        return (("get-workflow-info", "Succeeded", ""), ("tensorboard", "Succeeded", ""),
+                ("train-model", train, ""), ("serve-model", "Succeeded" if done else "Pending", ""))
+
+
+def test_monitor_shows_argo_steps_live_and_a_curve_that_grows_per_epoch() -> None:
+    from mnistkit.widgets import TrainingMonitor
+
+    view = TrainingMonitor(FakeArgoJob("mnist-argo", TrainConfig(), epochs=4), start=False)  # polls once
+    seen_phases, charts, epochs = [], [bytes(view.chart.value)], [view.monitor.snapshot.epoch]
+    while True:
+        snap = view.monitor.poll()  # what the background poller does, one step at a time
+        train_phase = dict((n, p) for n, p, _m in snap.steps)["train-model"]
+        seen_phases.append(train_phase)
+        assert f"<td>train-model</td><td class='mnistkit-phase-{train_phase.lower()}'" in view.steps.value
+        assert view.steps.layout.display != "none"
+        assert len(snap.curve["loss"]) == len(snap.curve["accuracy"]) == snap.epoch  # one point per epoch
+        assert view.chart_epochs == snap.epoch and bytes(view.chart.value).startswith(b"\x89PNG")
+        # redrawn exactly when an epoch was added
+        assert (bytes(view.chart.value) != charts[-1]) == (snap.epoch != epochs[-1])
+        charts.append(bytes(view.chart.value))
+        epochs.append(snap.epoch)
+        if snap.done:
+            break
+    assert seen_phases[0] == "Running" and seen_phases[-1] == "Succeeded"
+    assert len(set(charts)) == 4 and epochs[-1] == 4
+    assert snap.curve["val_accuracy"] == pytest.approx([0.55, 0.65, 0.75, 0.85])
+
+
+def test_monitor_of_a_local_job_has_a_curve_and_no_steps() -> None:
+    from mnistkit.widgets import TrainingMonitor
+
+    view = TrainingMonitor(FakeJob("mnist-local-curve", TrainConfig(), epochs=2), start=False)
+    final = view.wait()
+    assert final.steps == () and view.steps.layout.display == "none"
+    assert view.chart_epochs == 2 and view.chart.layout.display != "none"
+
+
+def test_training_curves_figure_has_one_point_per_epoch() -> None:
+    from mnistkit.plots import figure_png, plot_training_curves
+
+    job = FakeJob("mnist-fig", TrainConfig(), epochs=3)
+    job.wait()
+    fig = plot_training_curves(job.metrics())
+    loss_ax, acc_ax = fig.axes
+    assert [len(line.get_xdata()) for line in loss_ax.lines + acc_ax.lines] == [3, 3, 3, 3]  # train + validation
+    assert figure_png(fig).startswith(b"\x89PNG")
+
+
 def test_training_panel_view_submits_and_shows_the_monitor() -> None:
     from mnistkit.widgets import TrainingMonitor, TrainingPanel
 

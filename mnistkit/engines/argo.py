@@ -59,6 +59,12 @@ class ArgoJob(Job):
     def state(self) -> JobState:
         return self._state_of(self._wf())
 
+    def steps(self) -> tuple[tuple[str, str, str], ...]:
+        """The workflow's steps as ``(name, phase, message)``, in the order they started (``mnistkit get``'s)."""
+        from mnistkit.cluster.info import WorkflowInfo
+
+        return WorkflowInfo.from_object(self._wf()).nodes
+
     def _read(self, name: str) -> str | None:
         """``<model-dir>/<name>`` from S3 (the chief syncs it there), or None when absent/unreachable."""
         s3cfg = self.engine.s3
