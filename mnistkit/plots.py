@@ -1,4 +1,4 @@
-"""Evaluation plots for notebooks: a confusion matrix and a grid of misclassified digits.
+"""Plots for notebooks: a confusion matrix, a grid of misclassified digits, and the training curves.
 
 Numbers come from numpy (``confusion_matrix``); the figures are matplotlib ``Figure`` objects built
 without pyplot's global state, so they work under the Agg backend (papermill, CI) and display inline
@@ -14,7 +14,14 @@ import numpy as np
 
 from mnistkit.errors import DataError
 
-__all__ = ["confusion_matrix", "plot_confusion_matrix", "plot_misclassified", "accuracy"]
+__all__ = [
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_misclassified",
+    "plot_training_curves",
+    "figure_png",
+    "accuracy",
+]
 
 
 def _labels(name: str, values: Any, n_classes: int) -> np.ndarray:
@@ -117,3 +124,40 @@ def plot_misclassified(
         c = confidence[i]
         ax.set_title(f"{t[i]}→{p[i]}" + ("" if np.isnan(c) else f" ({c:.2f})"), fontsize=9)
     return fig
+
+
+def plot_training_curves(metrics: Sequence[Any], *, title: str = "") -> Any:
+    """Loss and accuracy per epoch (train, and validation where reported), side by side.
+
+    ``metrics`` are ``EpochMetrics`` (anything with ``epoch``, ``loss``, ``accuracy``, ``val_loss``,
+    ``val_accuracy``); the training monitor redraws this after every epoch.
+    """
+    epochs = [m.epoch for m in metrics]
+
+    def series(name: str) -> list[float]:
+        return [np.nan if getattr(m, name, None) is None else float(getattr(m, name)) for m in metrics]
+
+    fig = _figure((7.5, 2.6))
+    for k, (what, ylabel) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        ax.plot(epochs, series(what), marker="o", label="train")
+        ax.plot(epochs, series(f"val_{what}"), marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        if epochs:
+            ax.set_xlim(0.5, max(epochs) + 0.5)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def figure_png(fig: Any, dpi: int = 80) -> bytes:
+    """A figure as PNG bytes (for an ``ipywidgets.Image``), without pyplot's global state."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

@@ -1,9 +1,10 @@
 """TensorBoard inside the notebook: start (or reuse) a TensorBoard on a job's logs and embed it.
 
-Locally TensorBoard binds to 127.0.0.1 only, never beyond loopback: it has no authentication. Under
-JupyterHub the browser cannot reach the server's loopback, so the page goes through
-jupyter-server-proxy (``{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/``), or through ``TENSORBOARD_PROXY_URL``
-with ``%PORT%`` substituted (the convention of TensorBoard's own notebook support). A cluster job that
+Locally TensorBoard binds to 127.0.0.1 only, never beyond loopback: it has no authentication. In a
+Kubeflow notebook (``NB_PREFIX``) or under JupyterHub (``JUPYTERHUB_SERVICE_PREFIX``) the browser cannot
+reach the server's loopback, so the page goes through jupyter-server-proxy (``{prefix}/proxy/{port}/``),
+or through ``TENSORBOARD_PROXY_URL`` with ``%PORT%`` substituted (the convention of TensorBoard's own
+notebook support); with neither, ``show`` says so instead of embedding a page that cannot load. A cluster job that
 publishes its own TensorBoard (a ``tensorboard_url`` attribute) is embedded as is.
 """
 
@@ -27,7 +28,16 @@ from typing import Any
 
 from mnistkit.errors import ConfigError, MnistkitError
 
-__all__ = ["TensorBoardError", "TensorBoardServer", "show", "start", "stop_all", "running", "browser_url"]
+__all__ = [
+    "TensorBoardError",
+    "TensorBoardServer",
+    "show",
+    "start",
+    "stop_all",
+    "running",
+    "browser_url",
+    "notebook_base_url",
+]
 
 HOST = "127.0.0.1"
 
@@ -72,16 +82,37 @@ _servers: dict[str, TensorBoardServer] = {}
 _lock = threading.Lock()
 
 
+def notebook_base_url(env: Mapping[str, str] | None = None) -> str:
+    """The notebook server's URL path when the browser is on another machine, else ``""``.
+
+    Kubeflow's notebook controller sets ``NB_PREFIX`` (``/notebook/<namespace>/<name>``, the server's
+    ``base_url``); JupyterHub sets ``JUPYTERHUB_SERVICE_PREFIX`` (``/user/<name>/``).
+    """
+    env = os.environ if env is None else env
+    return (env.get("NB_PREFIX") or env.get("JUPYTERHUB_SERVICE_PREFIX") or "").rstrip("/")
+
+
 def browser_url(port: int, env: Mapping[str, str] | None = None) -> str:
     """The URL a notebook's browser should load for a TensorBoard on ``127.0.0.1:port``."""
     env = os.environ if env is None else env
     proxy = env.get("TENSORBOARD_PROXY_URL", "")
     if proxy:
         return proxy.replace("%PORT%", str(port))
-    prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "")
+    prefix = notebook_base_url(env)
     if prefix and importlib.util.find_spec("jupyter_server_proxy") is not None:
-        return f"{prefix.rstrip('/')}/proxy/{port}/"
+        return f"{prefix}/proxy/{port}/"
     return f"http://{HOST}:{port}/"
+
+
+def _check_reachable(env: Mapping[str, str] | None = None) -> None:
+    """Refuse, before starting anything, to embed a loopback URL the user's remote browser cannot open."""
+    if browser_url(0, env).startswith(f"http://{HOST}:") and notebook_base_url(env):
+        raise TensorBoardError(
+            f"this notebook server ({notebook_base_url(env)}) is reached from another machine, so the browser "
+            "cannot open TensorBoard on 127.0.0.1: install jupyter-server-proxy (pip install jupyter-server-proxy, "
+            "then restart the notebook server), or set TENSORBOARD_PROXY_URL (e.g. /my/proxy/%PORT%/)",
+            field="TENSORBOARD_PROXY_URL",
+        )
 
 
 def _logdir_of(target: Any) -> str:
@@ -156,6 +187,7 @@ def show(logdir_or_job: Any, port: int | None = None, height: int = 640) -> Any:
     url = getattr(logdir_or_job, "tensorboard_url", None)
     if isinstance(url, str) and url:
         return IFrame(url, width="100%", height=height)
+    _check_reachable()
     server = start(logdir_or_job if isinstance(logdir_or_job, (str, os.PathLike)) else _logdir_of(logdir_or_job), port)
     return IFrame(server.url, width="100%", height=height)
 

@@ -576,3 +576,22 @@ def test_deploy_upgrades_an_outdated_model_deploy_template_once(k8s: K8sDouble, 
     assert puts() == 1
     client.deploy("mnist-jane-up2")
     assert puts() == 1  # already current: left alone
+
+
+def test_argo_job_steps_reach_the_monitor_in_the_order_they_ran(k8s: K8sDouble, client: ClusterClient) -> None:
+    from mnistkit.engines.argo import ArgoEngine
+    from mnistkit.widgets.controllers import JobMonitor
+
+    job = ArgoEngine(client).submit(TrainConfig(workers=2), job_name="mnist-jane-steps")
+    nodes = {
+        "a": {"type": "Steps", "displayName": job.name, "phase": "Running", "startedAt": "2026-11-30T10:00:00Z"},
+        "b": {"type": "Pod", "displayName": "tensorboard", "phase": "Succeeded", "startedAt": "2026-11-30T10:00:05Z"},
+        "c": {"type": "Pod", "displayName": "get-workflow-info", "phase": "Succeeded",
+              "startedAt": "2026-11-30T10:00:01Z"},
+        "d": {"type": "Pod", "displayName": "train-model", "phase": "Running", "startedAt": "2026-11-30T10:00:09Z"},
+    }
+    k8s.update(WF, NS, job.name, lambda o: o.__setitem__("status", {"phase": "Running", "nodes": nodes}))
+    snap = JobMonitor(job).poll()
+    assert snap.state == "Running" and snap.error == ""
+    assert snap.steps == (("get-workflow-info", "Succeeded", ""), ("tensorboard", "Succeeded", ""),
+                          ("train-model", "Running", ""))

@@ -421,6 +421,61 @@ def test_monitor_shows_a_failed_job_and_a_broken_job_object() -> None:
     assert snap.error == "the cluster stopped answering" and snap.state == "Pending"
 
 
+@dataclass
+class FakeArgoJob(FakeJob):
+    """An Argo job: its workflow's steps advance with the training (what ``ArgoJob.steps()`` reads)."""
+
+    def steps(self) -> tuple[tuple[str, str, str], ...]:
+        done = self._state is JobState.SUCCEEDED
+        train = "Succeeded" if done else ("Running" if self._epoch else "Pending")
+        return (("get-workflow-info", "Succeeded", ""), ("tensorboard", "Succeeded", ""),
+                ("train-model", train, ""), ("serve-model", "Succeeded" if done else "Pending", ""))
+
+
+def test_monitor_shows_argo_steps_live_and_a_curve_that_grows_per_epoch() -> None:
+    from mnistkit.widgets import TrainingMonitor
+
+    view = TrainingMonitor(FakeArgoJob("mnist-argo", TrainConfig(), epochs=4), start=False)  # polls once
+    seen_phases, charts, epochs = [], [bytes(view.chart.value)], [view.monitor.snapshot.epoch]
+    while True:
+        snap = view.monitor.poll()  # what the background poller does, one step at a time
+        train_phase = dict((n, p) for n, p, _m in snap.steps)["train-model"]
+        seen_phases.append(train_phase)
+        assert f"<td>train-model</td><td class='mnistkit-phase-{train_phase.lower()}'" in view.steps.value
+        assert view.steps.layout.display != "none"
+        assert len(snap.curve["loss"]) == len(snap.curve["accuracy"]) == snap.epoch  # one point per epoch
+        assert view.chart_epochs == snap.epoch and bytes(view.chart.value).startswith(b"\x89PNG")
+        # redrawn exactly when an epoch was added
+        assert (bytes(view.chart.value) != charts[-1]) == (snap.epoch != epochs[-1])
+        charts.append(bytes(view.chart.value))
+        epochs.append(snap.epoch)
+        if snap.done:
+            break
+    assert seen_phases[0] == "Running" and seen_phases[-1] == "Succeeded"
+    assert len(set(charts)) == 4 and epochs[-1] == 4
+    assert snap.curve["val_accuracy"] == pytest.approx([0.55, 0.65, 0.75, 0.85])
+
+
+def test_monitor_of_a_local_job_has_a_curve_and_no_steps() -> None:
+    from mnistkit.widgets import TrainingMonitor
+
+    view = TrainingMonitor(FakeJob("mnist-local-curve", TrainConfig(), epochs=2), start=False)
+    final = view.wait()
+    assert final.steps == () and view.steps.layout.display == "none"
+    assert view.chart_epochs == 2 and view.chart.layout.display != "none"
+
+
+def test_training_curves_figure_has_one_point_per_epoch() -> None:
+    from mnistkit.plots import figure_png, plot_training_curves
+
+    job = FakeJob("mnist-fig", TrainConfig(), epochs=3)
+    job.wait()
+    fig = plot_training_curves(job.metrics())
+    loss_ax, acc_ax = fig.axes
+    assert [len(line.get_xdata()) for line in loss_ax.lines + acc_ax.lines] == [3, 3, 3, 3]  # train + validation
+    assert figure_png(fig).startswith(b"\x89PNG")
+
+
 def test_training_panel_view_submits_and_shows_the_monitor() -> None:
     from mnistkit.widgets import TrainingMonitor, TrainingPanel
 
@@ -458,6 +513,70 @@ def test_tensorboard_urls_loopback_proxy_and_env(monkeypatch: pytest.MonkeyPatch
     assert tensorboard.browser_url(6006, hub) == expected
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert tensorboard.browser_url(6006, hub) == "http://127.0.0.1:6006/"
+
+
+def test_tensorboard_in_a_kubeflow_notebook_goes_through_the_notebook_servers_proxy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubeflow sets NB_PREFIX (the server's base URL), not JupyterHub's variable; 127.0.0.1 is the pod's own."""
+    import importlib.util
+
+    from mnistkit import tensorboard
+
+    kubeflow = {"NB_PREFIX": "/notebook/kubeflow-user-jane/nb1"}
+    if importlib.util.find_spec("jupyter_server_proxy"):
+        assert tensorboard.browser_url(6006, kubeflow) == "/notebook/kubeflow-user-jane/nb1/proxy/6006/"
+    # Without the proxy the browser could never reach the pod's loopback: a clear error, and nothing started.
+    monkeypatch.setenv("NB_PREFIX", kubeflow["NB_PREFIX"])
+    monkeypatch.delenv("TENSORBOARD_PROXY_URL", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(tensorboard.TensorBoardError, match="jupyter-server-proxy") as err:
+        tensorboard.show("/nonexistent-logdir-for-this-test")
+    assert err.value.field == "TENSORBOARD_PROXY_URL" and tensorboard.running() == []
+
+
+@pytest.mark.slow
+def test_tensorboard_url_answers_through_a_kubeflow_notebook_server(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded URL, fetched the way the user's browser does: from the notebook server at NB_PREFIX."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from mnistkit import tensorboard
+    from mnistkit.embedded_s3 import free_port
+
+    prefix, token, port = "/notebook/kubeflow-user-jane/nb1", "t0ken-for-this-test", free_port()
+    monkeypatch.setenv("NB_PREFIX", prefix)  # what Kubeflow's notebook controller sets, and passes as base_url
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    monkeypatch.delenv("TENSORBOARD_PROXY_URL", raising=False)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.base_url={prefix}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        frame = tensorboard.show(tmp_path)
+        assert frame.src.startswith(f"{prefix}/proxy/")
+        url = f"http://127.0.0.1:{port}{frame.src}"
+
+        def fetch(path: str = "") -> bytes:
+            req = urllib.request.Request(url + path, headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return bytes(r.read())
+
+        deadline, body = time.monotonic() + 120, b""
+        while time.monotonic() < deadline and b"TensorBoard" not in body:
+            try:
+                body = fetch()
+            except OSError:
+                if server.poll() is not None:
+                    raise AssertionError("the notebook server exited") from None
+                time.sleep(0.5)  # the notebook server is still starting
+        assert b"TensorBoard" in body
+        assert json.loads(fetch("data/environment"))["data_location"] == str(tmp_path)  # the page's own requests
+    finally:
+        tensorboard.stop_all()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_tensorboard_embeds_a_cluster_jobs_own_url_and_refuses_s3() -> None:

@@ -29,14 +29,14 @@ class WorkflowInfo:
     def from_object(cls, wf: dict[str, Any]) -> WorkflowInfo:
         st = wf.get("status") or {}
         params = {p["name"]: p.get("value", "") for p in wf.get("spec", {}).get("arguments", {}).get("parameters", [])}
-        # The steps a person cares about: pods and resource steps, not Argo's grouping nodes.
-        nodes = tuple(
-            sorted(
-                (n.get("displayName", n.get("name", "")), n.get("phase", ""), n.get("message", ""))
-                for n in (st.get("nodes") or {}).values()
-                if n.get("type") not in ("Steps", "StepGroup", "DAG", "TaskGroup")
-            )
+        # The steps a person cares about: pods and resource steps, not Argo's grouping nodes; in the order
+        # they started (steps not started yet, e.g. skipped ones, last, by name).
+        steps = sorted(
+            (n.get("startedAt") or "~", n.get("displayName", n.get("name", "")), n.get("phase", ""), n.get("message", ""))
+            for n in (st.get("nodes") or {}).values()
+            if n.get("type") not in ("Steps", "StepGroup", "DAG", "TaskGroup")
         )
+        nodes = tuple((name, phase, message) for _started, name, phase, message in steps)
         return cls(
             name=wf["metadata"]["name"],
             namespace=wf["metadata"].get("namespace", ""),

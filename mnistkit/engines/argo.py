@@ -37,11 +37,13 @@ class ArgoJob(Job):
         jupyter-server-proxy forwards ``<prefix>/proxy/<host>:<port>/`` for hosts its allowlist admits
         (the mnistkit notebook image admits only the TensorBoard and serving Services of the user's own namespace). ``mnistkit.tensorboard.show(job)`` embeds it.
         """
-        prefix = os.environ.get("NB_PREFIX") or os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        from mnistkit.tensorboard import notebook_base_url
+
+        prefix = notebook_base_url()
         if not prefix:
             return None
         host = f"{self.params.tensorboard_name}.{self.params.namespace}.svc.cluster.local"
-        return f"{prefix.rstrip('/')}/proxy/{host}:80/"
+        return f"{prefix}/proxy/{host}:80/"
 
     def _wf(self) -> dict[str, Any]:
         return self.engine.client.workflow(self.name)
@@ -56,6 +58,12 @@ class ArgoJob(Job):
 
     def state(self) -> JobState:
         return self._state_of(self._wf())
+
+    def steps(self) -> tuple[tuple[str, str, str], ...]:
+        """The workflow's steps as ``(name, phase, message)``, in the order they started (``mnistkit get``'s)."""
+        from mnistkit.cluster.info import WorkflowInfo
+
+        return WorkflowInfo.from_object(self._wf()).nodes
 
     def _read(self, name: str) -> str | None:
         """``<model-dir>/<name>`` from S3 (the chief syncs it there), or None when absent/unreachable."""

@@ -9,7 +9,6 @@ Nothing here imports ipywidgets, TensorFlow or kubernetes at module import time.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +18,12 @@ import numpy as np
 
 from mnistkit.errors import ConfigError, MnistkitError, ServingError
 from mnistkit.manifests.params import default_job_name
+from mnistkit.widgets.job_monitor import JobMonitor, MonitorSnapshot, describe_error
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config, TrainConfig
     from mnistkit.data import Dataset
-    from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
+    from mnistkit.engines.base import Engine, Job
 
 __all__ = [
     "Predicted",
@@ -39,13 +39,6 @@ __all__ = [
     "default_job_name",
     "describe_error",
 ]
-
-
-def describe_error(exc: BaseException) -> str:
-    """The sentence a panel shows: ``str(exc)`` for mnistkit's own errors, a short line for anything else."""
-    if isinstance(exc, MnistkitError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 # --------------------------------------------------------------------------------------------- drawing pad
@@ -388,123 +381,6 @@ class S3PanelController:
 
 # ------------------------------------------------------------------------------------------ training panel
 
-
-
-@dataclass(frozen=True)
-class MonitorSnapshot:
-    """What a monitor shows at one moment."""
-
-    state: str
-    done: bool
-    epoch: int
-    epochs: int
-    metrics: tuple[Any, ...] = ()
-    log_tail: str = ""
-    error: str = ""
-
-    @property
-    def progress(self) -> float:
-        if self.done and self.state == "Succeeded":
-            return 1.0
-        return self.epoch / self.epochs if self.epochs else 0.0
-
-    @property
-    def last(self) -> Any:
-        return self.metrics[-1] if self.metrics else None
-
-
-class JobMonitor:
-    """Watch one ``Job``: ``poll()`` once, ``start()`` a background poller, ``wait()`` to block (papermill)."""
-
-    def __init__(self, job: Job, *, log_lines: int = 20, interval: float = 1.0) -> None:
-        self.job = job
-        self.log_lines = log_lines
-        self.interval = interval
-        self.snapshot = MonitorSnapshot(state="Pending", done=False, epoch=0, epochs=0)
-        self._listeners: list[Callable[[MonitorSnapshot], None]] = []
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def on_update(self, callback: Callable[[MonitorSnapshot], None]) -> None:
-        self._listeners.append(callback)
-
-    def poll(self) -> MonitorSnapshot:
-        with self._lock:
-            try:
-                state: JobState = self.job.state()
-                metrics: list[EpochMetrics] = self.job.metrics()
-                logs = self.job.logs(tail=self.log_lines)
-                last = metrics[-1] if metrics else None
-                snap = MonitorSnapshot(
-                    state=state.value,
-                    done=state.done,
-                    epoch=last.epoch if last else 0,
-                    epochs=last.epochs if last else 0,
-                    metrics=tuple(metrics),
-                    log_tail=logs,
-                )
-            except Exception as exc:
-                old = self.snapshot
-                snap = MonitorSnapshot(old.state, old.done, old.epoch, old.epochs, old.metrics, old.log_tail, describe_error(exc))
-            self.snapshot = snap
-        for cb in list(self._listeners):
-            try:
-                cb(snap)
-            except Exception:  # a broken view must not kill the poller
-                pass
-        return snap
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.poll().done:
-                return
-            self._stop.wait(self.interval)
-
-    def start(self) -> JobMonitor:
-        """Poll every ``interval`` seconds in a daemon thread until the job is done (or ``close()``)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"mnistkit-monitor-{self.job.name}", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop polling (the job keeps running)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-    def wait(self, timeout: float | None = None) -> MonitorSnapshot:
-        """Block until the job is done (or ``timeout``), then poll once more: for papermill and scripts."""
-        try:
-            self.job.wait(timeout)
-        except Exception as exc:
-            snap = self.poll()
-            return MonitorSnapshot(snap.state, snap.done, snap.epoch, snap.epochs, snap.metrics, snap.log_tail, describe_error(exc))
-        return self.poll()
-
-    def stop(self) -> MonitorSnapshot:
-        try:
-            self.job.stop()
-        except Exception as exc:
-            return self._with_error(exc)
-        return self.poll()
-
-    def delete(self) -> MonitorSnapshot:
-        try:
-            self.job.delete()
-        except Exception as exc:
-            return self._with_error(exc)
-        self.close()
-        return self.poll()
-
-    def _with_error(self, exc: BaseException) -> MonitorSnapshot:
-        s = self.snapshot
-        self.snapshot = MonitorSnapshot(s.state, s.done, s.epoch, s.epochs, s.metrics, s.log_tail, describe_error(exc))
-        for cb in list(self._listeners):
-            cb(self.snapshot)
-        return self.snapshot
 
 
 ENGINES = ("local", "argo")

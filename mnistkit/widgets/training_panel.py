@@ -2,8 +2,9 @@
 
 ``TrainingPanel`` shows ``TrainConfig``'s parameters with their defaults and ranges, the engines (Argo
 greyed out as "not configured" when no cluster is reachable) and a unique default job name. Submitting
-adds a ``TrainingMonitor``: state, a per-epoch progress bar, live loss/accuracy, the log tail, Stop
-and Delete, refreshed by a background poller (``monitor.wait()`` blocks instead, for papermill).
+adds a ``TrainingMonitor``: state, the workflow's steps and their phases (Argo jobs), a per-epoch progress
+bar, live loss/accuracy and their curves (redrawn once per new epoch), the log tail, Stop and Delete,
+refreshed by a background poller (``monitor.wait()`` blocks instead, for papermill).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mnistkit.widgets.controllers import ENGINES, JobMonitor, MonitorSnapshot, T
 __all__ = ["TrainingPanel", "TrainingMonitor"]
 
 _STYLE = {"description_width": "120px"}
+_PHASE_COLOURS = {"Succeeded": "#2d6a2d", "Failed": "#b00", "Error": "#b00", "Running": "#246", "Skipped": "#888"}
 _WIDE = w.Layout(width="480px")
 
 
@@ -33,6 +35,9 @@ class TrainingMonitor(w.VBox):
         self.state = w.HTML()
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="Epoch 0/?", style=_STYLE, layout=_WIDE)
         self.metrics = w.HTML()
+        self.steps = w.HTML(layout=w.Layout(display="none"))
+        self.chart = w.Image(format="png", layout=w.Layout(display="none", width="600px"))
+        self.chart_epochs = 0  # how many epochs the chart shows
         self.logs = w.Textarea(value="", disabled=True, layout=w.Layout(width="640px", height="160px"))
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning")
         self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger")
@@ -40,7 +45,8 @@ class TrainingMonitor(w.VBox):
         self.stop_button.on_click(lambda _b: self.monitor.stop())
         self.delete_button.on_click(lambda _b: self.monitor.delete())
         super().__init__(
-            [self.title, self.state, self.progress, self.metrics, self.logs, w.HBox([self.stop_button, self.delete_button]), self.error]
+            [self.title, self.state, self.steps, self.progress, self.metrics, self.chart, self.logs,
+             w.HBox([self.stop_button, self.delete_button]), self.error]
         )
         self.add_class("mnistkit-training-monitor")
         self.monitor.on_update(self._show)
@@ -70,9 +76,35 @@ class TrainingMonitor(w.VBox):
                 parts.append(f"val_accuracy {last.val_accuracy:.4f}")
             parts.append(f"step {last.step}, {last.elapsed_s:.0f} s")
             self.metrics.value = "<span class='mnistkit-metrics'>" + " · ".join(parts) + "</span>"
+        self._show_steps(snap)
+        self._show_curve(snap)
         self.logs.value = snap.log_tail
         self.stop_button.disabled = snap.done
         self.error.value = f"<span class='mnistkit-error' style='color:#b00'>✗ {html.escape(snap.error)}</span>" if snap.error else ""
+
+
+    def _show_steps(self, snap: MonitorSnapshot) -> None:
+        if not snap.steps:
+            self.steps.layout.display = "none"
+            return
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td class='mnistkit-phase-{html.escape(phase.lower())}' "
+            f"style='color:{_PHASE_COLOURS.get(phase, '#246')}'>{html.escape(phase)}</td>"
+            f"<td>{html.escape(message)}</td></tr>"
+            for name, phase, message in snap.steps
+        )
+        self.steps.value = f"<table class='mnistkit-steps'><tr><th>step</th><th>phase</th><th></th></tr>{rows}</table>"
+        self.steps.layout.display = ""
+
+    def _show_curve(self, snap: MonitorSnapshot) -> None:
+        """Redraw the loss/accuracy curves when an epoch was added (not on every poll)."""
+        if len(snap.metrics) == self.chart_epochs:
+            return
+        from mnistkit.plots import figure_png, plot_training_curves
+
+        self.chart.value = figure_png(plot_training_curves(snap.metrics))
+        self.chart_epochs = len(snap.metrics)
+        self.chart.layout.display = "" if snap.metrics else "none"
 
 
 class TrainingPanel(w.VBox):
