@@ -102,6 +102,19 @@ def split_s3_url(url: str, field_name: str = "url") -> tuple[str, str]:
     return parsed.netloc, parsed.path.strip("/")
 
 
+# S3Config field -> the seed's environment variable: the one mapping (from_env, to_env's names, the S3 panel).
+S3_ENV_VARS = {
+    "bucket": "BUCKET_NAME",
+    "endpoint": "S3_ENDPOINT",
+    "endpoint_url": "AWS_ENDPOINT_URL",
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "region": "AWS_REGION",
+    "use_https": "S3_USE_HTTPS",
+    "verify_ssl": "S3_VERIFY_SSL",
+}
+
+
 @dataclass(frozen=True)
 class S3Config:
     """Where the S3-compatible store is and how to reach it.
@@ -176,16 +189,7 @@ class S3Config:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         url = env.get("AWS_ENDPOINT_URL", "")
-        for key, name in (
-            ("BUCKET_NAME", "bucket"),
-            ("S3_ENDPOINT", "endpoint"),
-            ("AWS_ENDPOINT_URL", "endpoint_url"),
-            ("AWS_ACCESS_KEY_ID", "access_key_id"),
-            ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
-            ("AWS_REGION", "region"),
-            ("S3_USE_HTTPS", "use_https"),
-            ("S3_VERIFY_SSL", "verify_ssl"),
-        ):
+        for name, key in S3_ENV_VARS.items():
             if env.get(key, "") != "":
                 values[name] = env[key]
         if "use_https" not in values and url:

@@ -580,7 +580,7 @@ def test_deploy_upgrades_an_outdated_model_deploy_template_once(k8s: K8sDouble, 
 
 def test_argo_job_steps_reach_the_monitor_in_the_order_they_ran(k8s: K8sDouble, client: ClusterClient) -> None:
     from mnistkit.engines.argo import ArgoEngine
-    from mnistkit.widgets.controllers import JobMonitor
+    from mnistkit.widgets.job_monitor import JobMonitor
 
     job = ArgoEngine(client).submit(TrainConfig(workers=2), job_name="mnist-jane-steps")
     nodes = {

@@ -94,6 +94,18 @@ def test_committed_notebooks_show_every_picture() -> None:
     assert missing == []
 
 
+def test_notebooks_use_public_api_only() -> None:
+    """No private name (``_x``) of mnistkit imported or called: notebooks are what users copy."""
+    private = []
+    for path in NOTEBOOKS:
+        for cell in json.loads(path.read_text())["cells"]:
+            src = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
+            for line in src.splitlines():
+                if re.search(r"from mnistkit[\w.]* import .*\b_(?!_)\w|mnistkit(\.\w+)*\._(?!_)\w", line):
+                    private.append(f"{path.name}: {line.strip()}")
+    assert private == []
+
+
 def test_credential_parameters_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="looks like a credential") as info:
         run_notebook(NOTEBOOKS[0], tmp_path / "x.ipynb", {"aws_secret_access_key": CANARY})

@@ -17,14 +17,11 @@ from mnistkit.config import TrainConfig, validate_job_name
 from mnistkit.drawing import to_data_url, to_png
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.errors import ClusterError, ConfigError, DataError, ServingError
-from mnistkit.widgets.controllers import (
-    DrawingPadController,
-    JobMonitor,
-    Predicted,
-    S3PanelController,
-    TrainingController,
-    default_job_name,
-)
+from mnistkit.manifests.params import default_job_name
+from mnistkit.widgets.drawing_pad_controller import DrawingPadController, Predicted
+from mnistkit.widgets.job_monitor import JobMonitor
+from mnistkit.widgets.s3_panel_controller import S3PanelController
+from mnistkit.widgets.training_controller import TrainingController
 
 SECRET = "s3cr3t-do-not-show-9f8e7d"
 
@@ -126,7 +123,6 @@ def test_drawing_pad_widget_syncs_the_canvas_and_shows_the_answer() -> None:
 
 def test_drawing_pad_random_button_paints_the_digit_on_the_canvas() -> None:
     from mnistkit.widgets import DrawingPad
-    from mnistkit.widgets.controllers import DrawingPadController
 
     x = np.zeros((1, 28, 28), np.uint8)
     x[0, 4:24, 12:16] = 255
@@ -671,22 +667,21 @@ def test_training_panel_drives_a_real_local_training_and_tensorboard_shows_it(tm
         tensorboard.stop_all()
 
 
-def test_front_end_assets_are_found_in_a_checkout_and_in_a_wheel_layout(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-    import shutil
+@pytest.mark.slow
+def test_front_end_assets_ship_in_the_wheel_beside_the_views(tmp_path: Path) -> None:
+    """The ES module and CSS are package data (mnistkit/widgets/static/), in a checkout and in the built wheel."""
+    import subprocess
+    import sys
+    import zipfile
 
     from mnistkit.widgets import _assets
 
-    assert _assets.asset_dir() == Path(__file__).resolve().parent.parent / "widgets"
-    # An installed wheel: pyproject force-includes widgets/ as mnistkit/_widgets, next to mnistkit/widgets/.
-    site = tmp_path / "site-packages" / "mnistkit"
-    (site / "widgets").mkdir(parents=True)
-    shutil.copy(_assets.__file__, site / "widgets" / "_assets.py")
-    shutil.copytree(_assets.asset_dir(), site / "_widgets")
-    spec = importlib.util.spec_from_file_location("wheel_assets", site / "widgets" / "_assets.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    assert module.asset("drawing_pad.js") == site / "_widgets" / "drawing_pad.js"
-    shutil.rmtree(site / "_widgets")
-    with pytest.raises(ConfigError, match="widget front ends are missing"):
-        module.asset_dir()
+    for name in ("drawing_pad.js", "drawing_pad.css"):
+        assert _assets.asset(name).is_file(), name
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(root)], check=True, timeout=300)
+    wheel = next(tmp_path.glob("mnistkit-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"mnistkit/widgets/static/drawing_pad.js", "mnistkit/widgets/static/drawing_pad.css",
+            "mnistkit/widgets/drawing_pad.py", "mnistkit/py.typed"} <= names

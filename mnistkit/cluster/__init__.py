@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClusterClient", "connect", "doctor"]
+__all__ = ["ClusterClient", "connect", "doctor", "cluster_status", "pod_namespace"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,10 +17,10 @@ def __getattr__(name: str) -> Any:
         from mnistkit.cluster.client import ClusterClient
 
         return ClusterClient
-    if name == "connect":
-        from mnistkit.cluster.connect import connect
+    if name in ("connect", "cluster_status", "pod_namespace"):
+        from mnistkit.cluster import connect as _connect
 
-        return connect
+        return getattr(_connect, name)
     if name == "doctor":
         from mnistkit.cluster.doctor import doctor
 

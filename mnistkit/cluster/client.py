@@ -38,7 +38,6 @@ TRAINER = ("trainer.kubeflow.org", "v1alpha1")
 # (API group/version, plural, what `delete` counts it as): the training objects a job may have created.
 TRAINING_KINDS = ((KUBEFLOW, "tfjobs"), (TRAINER, "trainjobs"))
 _COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # a JobSet (TrainJob) pod's node index
-TERMINAL_PHASES = ("Succeeded", "Failed", "Error")
 SUBMISSION_ANNOTATION = "mnistkit.io/submission"
 SPEC_DIGEST_ANNOTATION = "mnistkit.io/spec-digest"
 

@@ -14,7 +14,7 @@ from typing import Any
 from mnistkit.errors import ClusterError
 from mnistkit.manifests.params import NAMESPACE_FILE
 
-__all__ = ["Connection", "connect", "in_cluster", "kubeconfig_paths"]
+__all__ = ["Connection", "connect", "in_cluster", "kubeconfig_paths", "pod_namespace", "cluster_status"]
 
 _TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -43,7 +43,7 @@ def kubeconfig_paths(env: dict[str, str] | None = None) -> list[Path]:
     return [p for p in candidates if p.is_file()]
 
 
-def _pod_namespace() -> str:
+def pod_namespace() -> str:
     try:
         return Path(NAMESPACE_FILE).read_text().strip()
     except OSError:
@@ -68,7 +68,7 @@ def connect(
     kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     if kubeconfig is None and context is None and in_cluster():
         config.load_incluster_config()
-        return Connection(client.ApiClient(), namespace or _pod_namespace() or "default", "in-cluster")
+        return Connection(client.ApiClient(), namespace or pod_namespace() or "default", "in-cluster")
     try:
         contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
         cfg = client.Configuration()
@@ -82,5 +82,25 @@ def connect(
             value=where,
         ) from None
     chosen = next((c for c in contexts if c["name"] == context), active) if context else active
-    ns = namespace or (chosen or {}).get("context", {}).get("namespace") or _pod_namespace() or "default"
+    ns = namespace or (chosen or {}).get("context", {}).get("namespace") or pod_namespace() or "default"
     return Connection(client.ApiClient(cfg), ns, f"kubeconfig:{(chosen or {}).get('name', '?')}")
+
+
+def cluster_status() -> tuple[bool, str]:
+    """``(configured, sentence)``: whether a cluster configuration loads (kubeconfig or the pod's service account).
+
+    The API server is not called, so a panel or notebook cell answers instantly even when a configured
+    cluster is down; without any configuration the kubernetes client is not even imported.
+    """
+    if not in_cluster() and not kubeconfig_paths():
+        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        return False, f"no cluster configured: no kubeconfig ({where}) and not running inside a cluster"
+    from mnistkit.errors import MnistkitError
+
+    try:
+        conn = connect()
+    except MnistkitError as exc:
+        return False, f"no cluster configured: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a broken kubeconfig: say so in words, as panels do
+        return False, f"no cluster configured: {type(exc).__name__}: {exc}"
+    return True, f"cluster configured ({conn.source}, namespace {conn.namespace})"

@@ -1,7 +1,9 @@
 """Notebook panels: the drawing pad, the S3 panel and the training panel with its monitor.
 
 Each panel is a thin ipywidgets/anywidget view over a plain-Python controller in
-``mnistkit.widgets.controllers`` (which tests and papermill drive without a browser). Panels load
+controller beside it (``drawing_pad_controller.py``, ``s3_panel_controller.py``, ``training_controller.py``
+with ``job_monitor.py``), which tests and papermill drive without a browser; the anywidget front ends are
+in ``static/``. Panels load
 lazily: ``from mnistkit.widgets import DrawingPad`` imports anywidget only then.
 """
 
@@ -16,7 +18,7 @@ _WHERE = {
     "S3Panel": "mnistkit.widgets.s3_panel",
     "TrainingPanel": "mnistkit.widgets.training_panel",
     "TrainingMonitor": "mnistkit.widgets.training_panel",
-    "saved_model_predictor": "mnistkit.widgets.controllers",
+    "saved_model_predictor": "mnistkit.widgets.drawing_pad_controller",
 }
 
 

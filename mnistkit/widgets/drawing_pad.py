@@ -1,6 +1,6 @@
 """The drawing pad: draw a digit in the browser, see the 28x28 the model saw, its answer and ten probability bars.
 
-An ``anywidget.AnyWidget`` whose front end (``widgets/drawing_pad.js``) does the drawing; Python only
+An ``anywidget.AnyWidget`` whose front end (``static/drawing_pad.js``) does the drawing; Python only
 sees the finished canvas (a PNG data URL, once per stroke), hands it to ``DrawingPadController`` and
 syncs the result back. With no browser (papermill), use ``pad.controller.submit(array)``.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import traitlets
 
 from mnistkit.widgets._assets import asset
-from mnistkit.widgets.controllers import DrawingPadController, PadResult
+from mnistkit.widgets.drawing_pad_controller import DrawingPadController, PadResult
 
 __all__ = ["DrawingPad"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as w
 
 from mnistkit.config import mask_key_id
-from mnistkit.widgets.controllers import S3PanelController
+from mnistkit.widgets.s3_panel_controller import S3PanelController
 
 __all__ = ["S3Panel"]
 

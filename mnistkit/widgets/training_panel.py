@@ -16,7 +16,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from mnistkit.widgets.controllers import ENGINES, JobMonitor, MonitorSnapshot, TrainingController, default_job_name
+from mnistkit.engines.base import ENGINE_NAMES
+from mnistkit.manifests.params import default_job_name
+from mnistkit.widgets.job_monitor import JobMonitor, MonitorSnapshot
+from mnistkit.widgets.training_controller import TrainingController
 
 __all__ = ["TrainingPanel", "TrainingMonitor"]
 
@@ -144,7 +147,7 @@ class TrainingPanel(w.VBox):
         )
         options = [(n if s == "ready" else f"{n} (not configured)", n) for n, s in status.items()]
         ready = [n for n, s in status.items() if s == "ready"]
-        self.engine = w.Dropdown(options=options, value=ready[0] if ready else ENGINES[0], description="Engine", style=_STYLE)
+        self.engine = w.Dropdown(options=options, value=ready[0] if ready else next(iter(ENGINE_NAMES)), description="Engine", style=_STYLE)
         self.job_name = w.Text(value=default_job_name(), description="Job name", style=_STYLE, layout=_WIDE)
         self.submit_button = w.Button(description="Submit", icon="play", button_style="primary", disabled=not ready)
         self.status = w.HTML()

@@ -134,7 +134,7 @@ def as_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
         if str(model).startswith("s3://"):
             raise ServingError("download the export first (mnistkit.s3.download_prefix) or serve it and pass a "
                                "ModelClient", field="model", value=str(model))
-        from mnistkit.widgets.controllers import saved_model_predictor
+        from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
 
         model = saved_model_predictor(Path(model))
     if hasattr(model, "layers") and hasattr(model, "predict"):  # a Keras model: quiet predict, not __call__

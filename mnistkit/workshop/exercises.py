@@ -224,7 +224,7 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
             if problem:
                 return _fail(name, f"the export at {version} breaks the serving contract: {problem}",
                              "export with trainer.export.export_saved_model so TF Serving and the pad can call it")
-            from mnistkit.widgets.controllers import saved_model_predictor
+            from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
 
             target = saved_model_predictor(version)
         ds = digits or fixed_digit_set()

@@ -142,7 +142,7 @@ class Leaderboard:
 
     def refresh(self, *, checks: bool = True) -> RunListing:
         """Read the room again. On failure keep the last good data and set ``error`` (a sentence)."""
-        from mnistkit.widgets.controllers import describe_error
+        from mnistkit.widgets.job_monitor import describe_error
 
         t0 = time.monotonic()
         try:
@@ -222,7 +222,7 @@ class Leaderboard:
                 s3.download_prefix(self.client, self.cfg.bucket, prefix, target)
                 verified[person] = float(score(target, held_back))
             except Exception as exc:  # one participant's bad export must not stop the pass over the room
-                from mnistkit.widgets.controllers import describe_error
+                from mnistkit.widgets.job_monitor import describe_error
 
                 errors[person] = describe_error(exc)
         with self._lock:
@@ -298,7 +298,7 @@ class Leaderboard:
                     owned_export(export, self.cfg.bucket, self.room, person)
                 model = load(export)
             except Exception as exc:  # one unreadable export must not stop the pass over the room
-                from mnistkit.widgets.controllers import describe_error
+                from mnistkit.widgets.job_monitor import describe_error
 
                 out[person] = CheckResult(False, f"could not load {exported[-1].extra['export']}: "
                                           f"{describe_error(exc)}", "train and export again", "model")
