@@ -6,7 +6,6 @@ makes a SavedModel version visible only when it is complete.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import uuid
@@ -14,9 +13,8 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistkit.config import S3Config, split_s3_url
+from mnistkit.config import S3Config
 from mnistkit.errors import S3Error
-from mnistkit.versions import MARKER_FILE
 
 if TYPE_CHECKING:  # boto3 is a core dependency, but its import costs ~0.3 s: load on first use.
     from mypy_boto3_s3 import S3Client  # pragma: no cover
