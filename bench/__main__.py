@@ -33,6 +33,7 @@ TARGETS = {
     "trainer": "bench.t_trainer",
     "accuracy": "bench.t_accuracy",
     "serving": "bench.t_serving",
+    "batching": "bench.t_batching",
     "drawing": "bench.t_drawing",
     "demo": "bench.t_demo",
 }

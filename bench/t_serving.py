@@ -16,6 +16,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,10 @@ def _export(ctx: Context) -> tuple[str, str]:
     return ctx.shared["export_dir"], ctx.shared["export_base"]
 
 
-def _start_server(base: str, log_path: Any, checkout: Path = ROOT) -> tuple[Any, int, int]:
+def _start_server(base: str, log_path: Any, checkout: Path = ROOT, extra: Sequence[str] = ()) -> tuple[Any, int, int]:
     """``mnistkit serve`` from ``checkout`` on free ports, once it answers: (process, gRPC port, REST port).
+
+    ``extra``: more ``mnistkit serve`` flags (``--enable_batching``).
 
     The checkout is both the working directory and ``PYTHONPATH``, because ``python -m`` puts the working
     directory first: another checkout's server runs that checkout's code (``bench.compare_servers``).
@@ -61,7 +64,7 @@ def _start_server(base: str, log_path: Any, checkout: Path = ROOT) -> tuple[Any,
         env["PYTHONPATH"] = str(checkout)  # that tree's mnistkit only, not this one's
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen([sys.executable, "-m", "mnistkit", "serve", f"--model_base_path={base}",
-                             f"--port={gport}", f"--rest_api_port={rport}"], cwd=checkout, env=env, stdout=log,
+                             f"--port={gport}", f"--rest_api_port={rport}", *extra], cwd=checkout, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     with ModelClient("127.0.0.1", rport, "rest", timeout=2) as c:
@@ -77,7 +80,11 @@ def _start_server(base: str, log_path: Any, checkout: Path = ROOT) -> tuple[Any,
     raise RuntimeError("server did not answer within 120 s")
 
 
-def _concurrency(port: int, protocol: str, clients: int, per_client: int, image: Any) -> tuple[float, int]:
+def _concurrency(
+    port: int, protocol: str, clients: int, per_client: int, image: Any, latencies: list[float] | None = None
+) -> tuple[float, int]:
+    """Requests/s and errors of ``clients`` threads sending ``per_client`` requests each (latencies in ms
+    appended to ``latencies`` if given)."""
     from mnistkit.serving.client import ModelClient
 
     errors = [0]
@@ -89,11 +96,14 @@ def _concurrency(port: int, protocol: str, clients: int, per_client: int, image:
             c.predict(image)  # connect before the clock starts
             barrier.wait()
             for _ in range(per_client):
+                t = time.perf_counter()
                 try:
                     c.predict(image)
                 except Exception:  # noqa: BLE001 - counted: the figure is the error count
                     with lock:
                         errors[0] += 1
+                if latencies is not None:
+                    latencies.append((time.perf_counter() - t) * 1000)
 
     threads = [threading.Thread(target=work) for _ in range(clients)]
     for t in threads:

@@ -18,8 +18,8 @@ def register(subparsers: Any) -> None:
         "serve",
         help="serve a model over TF Serving's gRPC and REST APIs",
         description="Serve the latest version under --model_base_path (local dir or s3://) with TF Serving's "
-        "gRPC (PredictionService, ModelService) and REST (/v1/models/...) APIs, loading new versions as "
-        "they appear.",
+        "gRPC (PredictionService, ModelService) and REST (/v1/models/...) APIs and the Open Inference Protocol "
+        "(gRPC inference.GRPCInferenceService, REST /v2/...), loading new versions as they appear.",
     )
     p.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
     p.add_argument("--rest_api_port", type=int, default=8501, help="REST port; 0 turns REST off (default 8501)")
@@ -34,6 +34,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; the server has no auth)")
     p.add_argument("--model_cache_dir", default=None, help="local cache for s3:// versions (default: a temp dir)")
+    p.add_argument(
+        "--enable_batching", action="store_true", help="merge concurrent requests into one model call (as TF Serving)"
+    )
+    p.add_argument(
+        "--batching_parameters_file",
+        default=None,
+        help="TF Serving's BatchingParameters text (max_batch_size { value: 32 } ...); implies --enable_batching",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--file_system_poll_wait_seconds must be positive", field="file_system_poll_wait_seconds",
                           value=args.file_system_poll_wait_seconds)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from mnistkit.serving.batching import read_batching_parameters
     from mnistkit.serving.server import ModelServer
+
+    batching = None
+    if args.enable_batching or args.batching_parameters_file:
+        batching = read_batching_parameters(args.batching_parameters_file)
 
     s3_config = None
     if args.model_base_path.startswith("s3://"):
@@ -73,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
         s3_config=s3_config,
         cache_dir=args.model_cache_dir,
+        batching=batching,
     ).start()
 
     def _stop(signum: int, _frame: Any) -> None:

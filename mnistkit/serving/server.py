@@ -19,6 +19,7 @@ from typing import Any
 from mnistkit.config import S3Config
 from mnistkit.errors import ServingError
 from mnistkit.serving.backend import Backend
+from mnistkit.serving.batching import BatchingParameters
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.manager import ModelManager, VersionStatus
 from mnistkit.serving.signature import MAX_BATCH, MAX_DECODED_BYTES
@@ -35,9 +36,10 @@ class ModelServer:
     """Serve the latest version under ``model_base_path`` as ``model_name``.
 
     ``port`` (gRPC) and ``rest_api_port`` (REST) of 0 pick free ports; ``rest_api_port=None`` turns REST
-    off. Both bind to ``host`` (loopback by default: the server has no authentication). ``workers``
+    off. Both bind to ``host`` (loopback by default: the server has no authentication). ``grpc_workers``
     threads run predictions for each protocol; at most ``max_concurrent_rpcs`` gRPC calls are in
-    flight or queued at once.
+    flight or queued at once. ``batching`` (TF Serving's ``--enable_batching``) merges concurrent
+    requests of both protocols into one model call.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ModelServer:
         max_decoded_bytes: int = MAX_DECODED_BYTES,
         max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
         grpc_workers: int = 16,
+        batching: BatchingParameters | None = None,
     ) -> None:
         if not model_name or "/" in model_name or ":" in model_name:
             raise ServingError(f"model_name must be a plain name, got {model_name!r}", field="model_name", value=model_name)
@@ -76,6 +79,8 @@ class ModelServer:
         self.backend = Backend(
             model_name, self.manager, max_batch=max_batch, max_decoded_bytes=max_decoded_bytes, workers=grpc_workers
         )
+        self.batching = batching
+        self._batcher: Any = None
         self._grpc: Any = None
         self._rest: Any = None
         self.grpc_port: int | None = None
@@ -126,6 +131,11 @@ class ModelServer:
         from mnistkit.serving.grpc_service import add_services
 
         port, rest_port = self._requested_ports
+        if self.batching is not None:
+            from mnistkit.serving.batching import Batcher
+
+            self._batcher = Batcher(self.batching)
+            self.backend.runner = self._batcher.run
         self.manager.start()
         try:
             self._grpc = grpc.server(
@@ -201,6 +211,9 @@ class ModelServer:
             self._rest.stop()
             self._rest = None
         self.backend.close()
+        if self._batcher is not None:
+            self._batcher.stop()
+            self._batcher = None
         self.manager.stop()
 
     def wait(self) -> None:
