@@ -19,7 +19,7 @@ from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
 from mnistkit.manifests.tensorboard import TENSORBOARD_PORT
 
-__all__ = ["network_policies", "TRAINER_PORT"]
+__all__ = ["TRAINER_PORT", "network_policies"]
 
 TRAINER_PORT = 2222  # the TFJob's tfjob-port
 
@@ -41,8 +41,9 @@ def network_policies(p: ManifestParams) -> dict[str, dict[str, Any]]:
     """``{file name: NetworkPolicy}`` for the job's training, TensorBoard and serving pods."""
     same_namespace: dict[str, Any] = {"podSelector": {}}  # no namespaceSelector: this namespace only
     return {
-        "networkpolicy-training.yaml": _policy(p, "training", [TRAINER_PORT],
-                                               {"podSelector": {"matchLabels": selector(p, "training")}}),
+        "networkpolicy-training.yaml": _policy(
+            p, "training", [TRAINER_PORT], {"podSelector": {"matchLabels": selector(p, "training")}}
+        ),
         "networkpolicy-tensorboard.yaml": _policy(p, "tensorboard", [TENSORBOARD_PORT], same_namespace),
         "networkpolicy-serving.yaml": _policy(p, "serving", [GRPC_PORT, REST_PORT], same_namespace),
     }
