@@ -45,6 +45,7 @@ from mnistkit.s3 import (
     sweep_stale_staging,
     upload_dir,
 )
+from mnistkit.versions import is_version_name
 
 __all__ = ["CLAIMS_PREFIX", "VersionTaken", "publish_model_version", "publish_with_retries"]
 
@@ -78,7 +79,7 @@ def _claim(client: S3Client, bucket: str, base: str, version: int, owner: str) -
 def _claimed_versions(client: S3Client, bucket: str, base: str) -> set[int]:
     root = f"{base}/{CLAIMS_PREFIX}/".lstrip("/")
     names = (o["Key"][len(root) :] for o in list_keys(client, bucket, root))
-    return {int(n) for n in names if n.isascii() and n.isdigit()}
+    return {int(n) for n in names if is_version_name(n)}
 
 
 def next_free_version(client: S3Client, bucket: str, base: str) -> int:
