@@ -180,6 +180,10 @@ def test_publish_that_outlasts_its_retries_keeps_the_export_and_says_how_to_publ
     assert "\n" not in sentence and f"it is kept in {model}" in sentence
     assert f"publish it later with: mnistkit publish {model} {base}" in sentence
     assert (model / "saved_model.pb").is_file()
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # in a TFJob pod the sentence says what survives
+    with pytest.raises(TrainingError, match="backup/ on S3, and resubmitting the same job resumes"):
+        publish_export(model, base, retry_s=0)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     own_s3.start()
     command = sentence.split("publish it later with: mnistkit ", 1)[1].split()
     assert main(command) == 0
