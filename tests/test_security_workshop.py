@@ -218,3 +218,14 @@ def test_scoring_sandbox_has_no_credentials_and_a_time_limit(monkeypatch, tmp_pa
         scorer.score_in_sandbox(cached_small_saved_model(), digits, timeout_s=0.5)
     with pytest.raises(ServingError, match="failed"):
         scorer.score_in_sandbox(cached_small_saved_model(), digits, memory_bytes=256 * 1024**2)
+
+
+def test_a_participant_still_sees_their_own_recorded_score_unranked(s3_config) -> None:
+    from mnistkit.workshop.leaderboard import Leaderboard
+    from mnistkit.workshop.runs import record_run
+
+    record_run(s3_config, "room2", "ada", {"test_accuracy": 0.9, "drawing_pad_score": 0.7})
+    board = Leaderboard(s3_config, "room2")
+    board.refresh(checks=False)
+    view = board.participant_view("ada")
+    assert view.best_score == 0.7 and view.rank is None and "no scored run yet" not in view.to_html()
