@@ -327,5 +327,6 @@ def test_notebook_proxy_admits_only_loopback_and_the_users_own_job_services() ->
             servers: ClassVar[dict[str, object]] = {}
             host_allowlist = None
 
-    exec(compile(config.read_text(), str(config), "exec"), {"c": C})  # noqa: S102 - our own config file  # the image's config, as Jupyter runs it
+    # the image's own config file, run as Jupyter runs it
+    exec(compile(config.read_text(), str(config), "exec"), {"c": C})  # noqa: S102 - our own config file
     assert C.ServerProxy.host_allowlist is host_allowlist

@@ -113,7 +113,8 @@ def publish_export(saved_model_dir: Path, export_dir: str, version: int | None =
         else:
             for _attempt in range(20):
                 try:
-                    published = str(publish_local(saved_model_dir, export_dir, version or next_local_version(export_dir)))
+                    number = version or next_local_version(export_dir)
+                    published = str(publish_local(saved_model_dir, export_dir, number))
                     break
                 except FileExistsError:
                     if version:

@@ -89,7 +89,7 @@ class ParticipantView:
         if self.rank:
             rank = f"rank {self.rank} of {self.of}"
         else:
-            rank = "no scored run yet" if self.best_score is None else "ranked once the instructor has scored the models"
+            rank = "no scored run yet" if self.best_score is None else "ranked once the instructor scores the models"
         return (
             f"<div class='mnistkit-participant-view'><b>{html.escape(self.participant)}</b>: "
             f"best drawing-pad score {_fmt(self.best_score)} ({rank})"
