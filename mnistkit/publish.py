@@ -45,8 +45,9 @@ from mnistkit.s3 import (
     sweep_stale_staging,
     upload_dir,
 )
+from mnistkit.versions import is_version_name
 
-__all__ = ["VersionTaken", "publish_model_version", "publish_with_retries", "CLAIMS_PREFIX"]
+__all__ = ["CLAIMS_PREFIX", "VersionTaken", "publish_model_version", "publish_with_retries"]
 
 CLAIMS_PREFIX = ".claims"
 _log = logging.getLogger(__name__)
@@ -65,17 +66,20 @@ def _claim(client: S3Client, bucket: str, base: str, version: int, owner: str) -
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            raise VersionTaken(f"s3://{bucket}/{base}/{version}/ is claimed by another publish; versions are "
-                               "immutable, pick another", field="version", value=version) from None
+            raise VersionTaken(
+                f"s3://{bucket}/{base}/{version}/ is claimed by another publish; versions are immutable, pick another",
+                field="version",
+                value=version,
+            ) from None
         raise _wrap("claim", f"s3://{bucket}/{key}", exc) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - connection errors of every kind become one S3Error
         raise _wrap("claim", f"s3://{bucket}/{key}", exc) from None
 
 
 def _claimed_versions(client: S3Client, bucket: str, base: str) -> set[int]:
     root = f"{base}/{CLAIMS_PREFIX}/".lstrip("/")
-    names = (o["Key"][len(root):] for o in list_keys(client, bucket, root))
-    return {int(n) for n in names if n.isascii() and n.isdigit()}
+    names = (o["Key"][len(root) :] for o in list_keys(client, bucket, root))
+    return {int(n) for n in names if is_version_name(n)}
 
 
 def next_free_version(client: S3Client, bucket: str, base: str) -> int:
@@ -126,8 +130,9 @@ def publish_model_version(
         if _has_marker(client, bucket, final):
             if version is None:
                 continue
-            raise VersionTaken(f"s3://{bucket}/{final}/ exists already; versions are immutable", field="version",
-                               value=number)
+            raise VersionTaken(
+                f"s3://{bucket}/{final}/ exists already; versions are immutable", field="version", value=number
+            )
         try:
             _claim(client, bucket, base, number, owner)
         except VersionTaken:
@@ -138,8 +143,9 @@ def publish_model_version(
     raise VersionTaken(f"no free version number under s3://{bucket}/{base}/ after 20 tries", field="version")
 
 
-def _publish_claimed(client: S3Client, local: Path, bucket: str, base: str, version: int,
-                     progress: Progress | None) -> str:
+def _publish_claimed(
+    client: S3Client, local: Path, bucket: str, base: str, version: int, progress: Progress | None
+) -> str:
     final = f"{base}/{version}".lstrip("/")
     claim = f"{base}/{CLAIMS_PREFIX}/{version}".lstrip("/")
     staging = f"{base}/{STAGING_PREFIX}/{version}-{uuid.uuid4().hex[:12]}".lstrip("/")
@@ -149,21 +155,25 @@ def _publish_claimed(client: S3Client, local: Path, bucket: str, base: str, vers
         delete_prefix(client, bucket, final + "/")
         upload_dir(client, local, bucket, staging, progress)
         files = {p.relative_to(local).as_posix(): p for p in _files(local)}
-        staged = {o["Key"][len(staging) + 1:]: o for o in list_keys(client, bucket, staging + "/")}
-        wrong = {rel: why for rel, p in files.items()
-                 if (why := _staged_ok(client, bucket, f"{staging}/{rel}", p, staged.get(rel)))}
+        staged = {o["Key"][len(staging) + 1 :]: o for o in list_keys(client, bucket, staging + "/")}
+        wrong = {
+            rel: why
+            for rel, p in files.items()
+            if (why := _staged_ok(client, bucket, f"{staging}/{rel}", p, staged.get(rel)))
+        }
         extra = set(staged) - set(files)
         if wrong or extra:
             detail = "; ".join([f"{rel}: {why}" for rel, why in sorted(wrong.items())] + [f"{r}: extra" for r in extra])
-            raise S3Error(f"staged upload of version {version} does not match {local} ({detail})", field="version",
-                          value=version)
+            raise S3Error(
+                f"staged upload of version {version} does not match {local} ({detail})", field="version", value=version
+            )
         # saved_model.pb last: a poller that sees it knows every other file is in place.
         for rel in sorted(files, key=lambda r: (r == MARKER_FILE, r)):
             try:
                 out = client.copy_object(
                     Bucket=bucket, Key=f"{final}/{rel}", CopySource={"Bucket": bucket, "Key": f"{staging}/{rel}"}
                 )
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - connection errors of every kind become one S3Error
                 raise _wrap("copy", f"s3://{bucket}/{final}/{rel}", exc) from None
             copied = str(out.get("CopyObjectResult", {}).get("ETag", "")).strip('"')
             if copied and copied != str(staged[rel]["ETag"]).strip('"'):
@@ -174,12 +184,12 @@ def _publish_claimed(client: S3Client, local: Path, bucket: str, base: str, vers
             if not _has_marker(client, bucket, final):
                 delete_prefix(client, bucket, final + "/")
                 client.delete_object(Bucket=bucket, Key=claim)  # ours: free the number again
-        except Exception:  # noqa: BLE001 - best effort: the store may be the thing that failed
-            pass
+        except Exception as exc:  # noqa: BLE001 - best effort: the store may be the thing that failed
+            _log.warning("could not clean up the failed publish of s3://%s/%s: %s", bucket, final, exc)
         try:
             delete_prefix(client, bucket, staging + "/")
-        except Exception:  # noqa: BLE001 - a stale staging prefix is swept by a later publish
-            pass
+        except Exception as exc:  # noqa: BLE001 - a stale staging prefix is swept by a later publish
+            _log.warning("could not delete s3://%s/%s: %s", bucket, staging, exc)
         raise
     delete_prefix(client, bucket, staging + "/")
     try:

@@ -4,10 +4,9 @@ workers that die with their owner. The workshop-isolation and publishing tests l
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
-from dataclasses import replace
-
 import pytest
 
 from mnistkit.config import S3Config, mask_key_id
@@ -61,7 +60,7 @@ def test_tensorboard_log_is_a_private_file_in_a_private_dir(monkeypatch: pytest.
     planted.symlink_to(target)
 
     class FakeProcess:
-        args: list[str] = []
+        args: ClassVar[list[str]] = []
 
         def poll(self) -> int | None:
             return None
@@ -111,7 +110,7 @@ def test_check_models_accepts_only_exports_under_the_participants_own_prefix(s3_
         "eve3": f"s3://{b}/workshop/room1/bob/models/m/export/mnist/1",  # another's model, to borrow its score
         "eve4": f"s3://{b}/",
         "eve5": f"s3://{b}/workshop/room1/eve5",
-        "eve6": f"s3://other-bucket/workshop/room1/eve6/x",
+        "eve6": "s3://other-bucket/workshop/room1/eve6/x",
         "eve7": str(tmp_path),  # a local path on the instructor's machine
         "eve8": f"s3://{b}/workshop/room1/eve8/./../../../secret",
     }
@@ -127,8 +126,10 @@ def test_check_models_accepts_only_exports_under_the_participants_own_prefix(s3_
         message = results[person].message
         assert not results[person].passed and ("own prefix" in message or "not an s3://" in message), (person, message)
     print(f"FIGURE escaped_paths tried={len(hostile)} escaped=0 downloaded=0")
-    assert owned_export(f"s3://{b}/workshop/room1/ada/models/j/export/mnist/3/", b, "room1", "ada") == \
-        "workshop/room1/ada/models/j/export/mnist/3"
+    assert (
+        owned_export(f"s3://{b}/workshop/room1/ada/models/j/export/mnist/3/", b, "room1", "ada")
+        == "workshop/room1/ada/models/j/export/mnist/3"
+    )
     with pytest.raises(ConfigError, match="export"):
         owned_export(f"s3://{b}/workshop/room1/ada2/x", b, "room1", "ada")
 
@@ -161,7 +162,9 @@ def test_gzip_bomb_decompresses_only_to_the_size_its_idx_header_implies(tmp_path
         data.read_idx(bomb)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"FIGURE gzip_bomb compressed_bytes={bomb.stat().st_size} inflated_bytes={200 << 20} peak_memory_bytes={peak}")
+    print(
+        f"FIGURE gzip_bomb compressed_bytes={bomb.stat().st_size} inflated_bytes={200 << 20} peak_memory_bytes={peak}"
+    )
     assert err.value.field == "path" and peak < 20_000_000, peak  # 200 MB were in there (459 MB peak before the cap)
     liar = tmp_path / "liar-idx3-ubyte"  # a header promising 4 G images is refused before reading on
     liar.write_bytes(struct.pack(">IIII", 2051, 2**32 - 1, 28, 28))
@@ -232,8 +235,13 @@ def test_local_workers_die_with_their_owner(tmp_path, how: str) -> None:
     fake = tmp_path / "fake-python"  # a 'trainer' that only sleeps, so the test needs no TensorFlow
     fake.write_text("#!/bin/sh\nexec sleep 600\n")
     fake.chmod(0o755)
-    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(tmp_path / "runs"), str(fake), how],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ})
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(tmp_path / "runs"), str(fake), how],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     assert owner.stdout is not None and owner.stdin is not None
     pids = [int(p) for p in owner.stdout.readline().split()]
     try:
@@ -274,7 +282,7 @@ def test_multi_worker_on_a_networked_machine_is_refused_unless_opted_in(tmp_path
     monkeypatch.setenv(exposure.ALLOW_ENV, "1")
     exposure.check_multi_worker(2)
     monkeypatch.delenv(exposure.ALLOW_ENV)
-    monkeypatch.setattr(exposure, "exposed_addresses", lambda: [])  # loopback only: nobody can reach the ports
+    monkeypatch.setattr(exposure, "exposed_addresses", list)  # loopback only: nobody can reach the ports
     exposure.check_multi_worker(2)
 
 
@@ -292,11 +300,23 @@ def test_notebook_proxy_admits_only_loopback_and_the_users_own_job_services() ->
     from mnistkit.proxy_allowlist import allowed_host, host_allowlist
 
     ns = "alice"
-    allowed = ["localhost", "127.0.0.1", "mnist-alice-20261130-1-tb.alice.svc.cluster.local",
-               "mnist-alice-x-serving.alice.svc.cluster.local:8501", "job-tb.alice.svc"]
-    denied = ["mnist-bob-x-tb.bob.svc.cluster.local", "kube-dns.kube-system.svc.cluster.local",
-              "jupyter-alice.alice.svc.cluster.local", "x-tb.alice.svc.cluster.local.evil.example",
-              "minio.alice.svc.cluster.local", "10.0.0.1", "metadata.google.internal", "x-tb.alice-2.svc.cluster.local"]
+    allowed = [
+        "localhost",
+        "127.0.0.1",
+        "mnist-alice-20261130-1-tb.alice.svc.cluster.local",
+        "mnist-alice-x-serving.alice.svc.cluster.local:8501",
+        "job-tb.alice.svc",
+    ]
+    denied = [
+        "mnist-bob-x-tb.bob.svc.cluster.local",
+        "kube-dns.kube-system.svc.cluster.local",
+        "jupyter-alice.alice.svc.cluster.local",
+        "x-tb.alice.svc.cluster.local.evil.example",
+        "minio.alice.svc.cluster.local",
+        "10.0.0.1",
+        "metadata.google.internal",
+        "x-tb.alice-2.svc.cluster.local",
+    ]
     assert [h for h in allowed if not allowed_host(h, ns)] == []
     assert [h for h in denied if allowed_host(h, ns)] == []
     assert not allowed_host("x-tb.alice.svc.cluster.local", "")  # namespace unknown: loopback only
@@ -304,8 +324,9 @@ def test_notebook_proxy_admits_only_loopback_and_the_users_own_job_services() ->
 
     class C:
         class ServerProxy:
-            servers: dict = {}
+            servers: ClassVar[dict[str, object]] = {}
             host_allowlist = None
 
-    exec(compile(config.read_text(), str(config), "exec"), {"c": C})  # the image's config, as Jupyter runs it
+    # the image's own config file, run as Jupyter runs it
+    exec(compile(config.read_text(), str(config), "exec"), {"c": C})  # noqa: S102 - our own config file
     assert C.ServerProxy.host_allowlist is host_allowlist

@@ -35,8 +35,9 @@ def _model(root: Path, tag: bytes) -> Path:
 
 
 def _tags(client, bucket: str, prefix: str) -> set[bytes]:
-    return {client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()[:1]
-            for o in s3.list_keys(client, bucket, prefix)}
+    return {
+        client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()[:1] for o in s3.list_keys(client, bucket, prefix)
+    }
 
 
 TRIALS = 20
@@ -52,8 +53,13 @@ def test_concurrent_publishers_never_mix_or_delete_each_others_versions(s3_confi
         barrier = threading.Barrier(len(models))
         outcomes: list[tuple[int, str | BaseException]] = []
 
-        def publish(i: int, base: str = base, barrier: threading.Barrier = barrier, explicit: bool = explicit,
-                    outcomes: list = outcomes) -> None:
+        def publish(
+            i: int,
+            base: str = base,
+            barrier: threading.Barrier = barrier,
+            explicit: bool = explicit,
+            outcomes: list = outcomes,
+        ) -> None:
             barrier.wait()
             try:
                 outcomes.append((i, publish_model_version(client, models[i], base, 1 if explicit else None)))
@@ -73,25 +79,28 @@ def test_concurrent_publishers_never_mix_or_delete_each_others_versions(s3_confi
                 mixed += 1
         for i, url in winners:  # every publish that returned is there, whole, with its own bytes
             v = int(url.rsplit("/", 1)[-1])
-            if v not in listed or _tags(client, s3_config.bucket, f"{prefix}/{v}/") != {b"ABC"[i:i + 1]}:
+            if v not in listed or _tags(client, s3_config.bucket, f"{prefix}/{v}/") != {b"ABC"[i : i + 1]}:
                 lost += 1
         if explicit:
             both_won += len(winners) != 1
             assert len(outcomes) == 3 and listed == [1]
         else:
             assert len(winners) == 3 and listed == [1, 2, 3]
-    print(f"FIGURE concurrent_publishers trials={TRIALS} publishers=3 mixed_versions={mixed} lost_versions={lost} "
-          f"same_number_won_by_more_than_one={both_won}")
+    print(
+        f"FIGURE concurrent_publishers trials={TRIALS} publishers=3 mixed_versions={mixed} lost_versions={lost} "
+        f"same_number_won_by_more_than_one={both_won}"
+    )
     assert mixed == lost == both_won == 0
 
 
-def test_a_byte_flipped_before_staging_is_never_published(s3_config: S3Config, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_byte_flipped_before_staging_is_never_published(
+    s3_config: S3Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = s3.make_client(s3_config)
     model = _model(tmp_path / "m", b"A")
     real_upload = s3.upload_file
 
-    def flipping_upload(client, path, bucket, key, progress=None):  # noqa: ANN001, ANN202
+    def flipping_upload(client, path, bucket, key, progress=None):
         if key.endswith("variables.data-00000-of-00001"):
             data = bytearray(Path(path).read_bytes())
             data[1234] ^= 0x01
@@ -145,8 +154,9 @@ def test_publish_retries_through_an_outage_and_lands(own_s3: EmbeddedS3, tmp_pat
             restarted.set()
 
     t0 = time.monotonic()
-    url = publish_with_retries(client, model, cfg.url("models/mnist"), retry_for_s=120,
-                               on_retry=restart_after_two_retries)
+    url = publish_with_retries(
+        client, model, cfg.url("models/mnist"), retry_for_s=120, on_retry=restart_after_two_retries
+    )
     assert restarted.is_set() and url == cfg.url("models/mnist/1")
     assert s3.list_model_versions(client, cfg.bucket, "models/mnist") == [1]
     print(f"FIGURE publish_outage_unit retries={len(retries)} seconds={time.monotonic() - t0:.1f}")
@@ -170,6 +180,10 @@ def test_publish_that_outlasts_its_retries_keeps_the_export_and_says_how_to_publ
     assert "\n" not in sentence and f"it is kept in {model}" in sentence
     assert f"publish it later with: mnistkit publish {model} {base}" in sentence
     assert (model / "saved_model.pb").is_file()
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # in a TFJob pod the sentence says what survives
+    with pytest.raises(TrainingError, match="backup/ on S3, and resubmitting the same job resumes"):
+        publish_export(model, base, retry_s=0)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     own_s3.start()
     command = sentence.split("publish it later with: mnistkit ", 1)[1].split()
     assert main(command) == 0
@@ -186,11 +200,24 @@ def _train_through(own_s3: EmbeddedS3, tmp_path: Path, name: str, *, retry_s: st
     import sys
 
     cfg = own_s3.config
-    env = {**os.environ, **cfg.to_env(include_secrets=True), "MNISTKIT_PUBLISH_RETRY_S": retry_s, "MNISTKIT_WORK_DIR": str(tmp_path / name),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **cfg.to_env(include_secrets=True),
+        "MNISTKIT_PUBLISH_RETRY_S": retry_s,
+        "MNISTKIT_WORK_DIR": str(tmp_path / name),
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("TF_CONFIG", None)
-    cmd = [sys.executable, "-m", "trainer.task", f"--tf-model-dir={cfg.url(name)}", "--tf-model-type=small",
-           "--tf-train-steps=40", "--tf-batch-size=100", "--tf-sync-seconds=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trainer.task",
+        f"--tf-model-dir={cfg.url(name)}",
+        "--tf-model-type=small",
+        "--tf-train-steps=40",
+        "--tf-batch-size=100",
+        "--tf-sync-seconds=1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert proc.stdout is not None
     lines, timer = [], None
@@ -209,8 +236,9 @@ def _train_through(own_s3: EmbeddedS3, tmp_path: Path, name: str, *, retry_s: st
 
 @pytest.mark.slow
 @pytest.mark.reliability
-def test_an_s3_outage_at_export_time_loses_no_trained_model(own_s3: EmbeddedS3, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_s3_outage_at_export_time_loses_no_trained_model(
+    own_s3: EmbeddedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mnistkit.cli import main
 
     cfg = own_s3.config
@@ -220,7 +248,9 @@ def test_an_s3_outage_at_export_time_loses_no_trained_model(own_s3: EmbeddedS3, 
     rc, lines = _train_through(own_s3, tmp_path, "run1", retry_s="600", outage_s=outage)
     client = s3.make_client(cfg)
     assert rc == 0, "\n".join(lines[-20:])
-    assert any("retrying in" in ln for ln in lines) and s3.list_model_versions(client, cfg.bucket, "run1/export/mnist") == [1]
+    assert any("retrying in" in ln for ln in lines) and s3.list_model_versions(
+        client, cfg.bucket, "run1/export/mnist"
+    ) == [1]
     # an outage longer than the retries: exit 1 with one sentence (no traceback), the export kept on disk
     rc2, lines2 = _train_through(own_s3, tmp_path, "run2", retry_s="5", outage_s=None)
     assert rc2 == 1 and not any("Traceback" in ln for ln in lines2), "\n".join(lines2[-20:])
@@ -231,5 +261,7 @@ def test_an_s3_outage_at_export_time_loses_no_trained_model(own_s3: EmbeddedS3, 
     own_s3.start()
     assert main(last.split("publish it later with: mnistkit ", 1)[1].split()) == 0
     assert s3.list_model_versions(client, cfg.bucket, "run2/export/mnist") == [1]
-    print(f"FIGURE s3_outage_at_export outage_s={outage:.0f} trainings=2 models_lost=0 "
-          f"published_after_outage=1 kept_and_published_later=1")
+    print(
+        f"FIGURE s3_outage_at_export outage_s={outage:.0f} trainings=2 models_lost=0 "
+        f"published_after_outage=1 kept_and_published_later=1"
+    )

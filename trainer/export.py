@@ -113,7 +113,8 @@ def publish_export(saved_model_dir: Path, export_dir: str, version: int | None =
         else:
             for _attempt in range(20):
                 try:
-                    published = str(publish_local(saved_model_dir, export_dir, version or next_local_version(export_dir)))
+                    number = version or next_local_version(export_dir)
+                    published = str(publish_local(saved_model_dir, export_dir, number))
                     break
                 except FileExistsError:
                     if version:
@@ -122,8 +123,12 @@ def publish_export(saved_model_dir: Path, export_dir: str, version: int | None =
                 raise FileExistsError(f"no free version number in {export_dir} after 20 tries")
     except (MnistkitError, OSError) as exc:
         later = f"mnistkit publish {saved_model_dir} {export_dir}" + (f" --version {version}" if version else "")
-        raise TrainingError(f"could not publish the model to {export_dir} ({exc}); it is kept in {saved_model_dir}, "
-                            f"publish it later with: {later}", field="tf_export_dir", value=export_dir) from None
+        pod = ""
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):  # a TFJob/TrainJob pod: its emptyDir dies with it
+            pod = (" (in this pod, whose disk goes with it: what survives is the model dir's backup/ on S3, and "
+                   "resubmitting the same job resumes from its last epoch and exports again)")
+        raise TrainingError(f"could not publish the model to {export_dir} ({exc}); it is kept in {saved_model_dir}"
+                            f"{pod}, publish it later with: {later}", field="tf_export_dir", value=export_dir) from None
     shutil.rmtree(saved_model_dir, ignore_errors=True)
     return published
 

@@ -32,5 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from trainer.export import publish_export
 
-    print(f"published {publish_export(Path(args.saved_model_dir), args.base, args.version, retry_s=args.retry_seconds)}")
+    print(
+        f"published {publish_export(Path(args.saved_model_dir), args.base, args.version, retry_s=args.retry_seconds)}"
+    )
     return 0

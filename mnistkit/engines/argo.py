@@ -35,7 +35,8 @@ class ArgoJob(Job):
 
         The user's browser cannot reach ``*.svc.cluster.local``; the notebook server can, and
         jupyter-server-proxy forwards ``<prefix>/proxy/<host>:<port>/`` for hosts its allowlist admits
-        (the mnistkit notebook image admits only the TensorBoard and serving Services of the user's own namespace). ``mnistkit.tensorboard.show(job)`` embeds it.
+        (the mnistkit notebook image admits only the TensorBoard and serving Services of the user's own
+        namespace). ``mnistkit.tensorboard.show(job)`` embeds it.
         """
         from mnistkit.tensorboard import notebook_base_url
 

@@ -16,7 +16,7 @@ import socket
 
 from mnistkit.errors import ConfigError
 
-__all__ = ["ALLOW_ENV", "exposed_addresses", "check_multi_worker"]
+__all__ = ["ALLOW_ENV", "check_multi_worker", "exposed_addresses"]
 
 ALLOW_ENV = "MNISTKIT_ALLOW_EXPOSED_WORKERS"
 
@@ -57,5 +57,6 @@ def check_multi_worker(workers: int, allow: bool | None = None) -> None:
             "TensorFlow binds 0.0.0.0 whatever TF_CONFIG says, so anyone on this network could run code in a "
             "trainer that holds your S3 keys; use workers=1, or opt in with --allow-exposed-workers "
             f"({ALLOW_ENV}=1) on a network you trust",
-            field="workers", value=workers,
+            field="workers",
+            value=workers,
         )

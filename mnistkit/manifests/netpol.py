@@ -18,10 +18,11 @@ from mnistkit.manifests.common import metadata, selector
 from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
 from mnistkit.manifests.tensorboard import TENSORBOARD_PORT
+from trainer.jobset import DEFAULT_TF_PORT
 
-__all__ = ["network_policies", "TRAINER_PORT"]
+__all__ = ["TRAINER_PORT", "network_policies"]
 
-TRAINER_PORT = 2222  # the TFJob's tfjob-port
+TRAINER_PORT = DEFAULT_TF_PORT  # the TFJob's tfjob-port and the TrainJob runtime's tf port
 
 
 def _policy(p: ManifestParams, component: str, ports: list[int], peers: dict[str, Any]) -> dict[str, Any]:
@@ -41,8 +42,9 @@ def network_policies(p: ManifestParams) -> dict[str, dict[str, Any]]:
     """``{file name: NetworkPolicy}`` for the job's training, TensorBoard and serving pods."""
     same_namespace: dict[str, Any] = {"podSelector": {}}  # no namespaceSelector: this namespace only
     return {
-        "networkpolicy-training.yaml": _policy(p, "training", [TRAINER_PORT],
-                                               {"podSelector": {"matchLabels": selector(p, "training")}}),
+        "networkpolicy-training.yaml": _policy(
+            p, "training", [TRAINER_PORT], {"podSelector": {"matchLabels": selector(p, "training")}}
+        ),
         "networkpolicy-tensorboard.yaml": _policy(p, "tensorboard", [TENSORBOARD_PORT], same_namespace),
         "networkpolicy-serving.yaml": _policy(p, "serving", [GRPC_PORT, REST_PORT], same_namespace),
     }

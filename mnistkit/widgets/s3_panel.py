@@ -1,9 +1,9 @@
 """The S3 panel: where the data and models live, checked before anything is trained.
 
 Fields come pre-filled from the seed's environment variables; the secret key is a password field and
-never appears in the panel's messages or repr, and the access key ID shows only masked (its last four characters). Buttons: Validate, Test connection (write, read back
-and delete a probe object), Upload dataset (with a progress bar) and Create Kubernetes secret (only
-enabled when a cluster is configured).
+never appears in the panel's messages or repr, and the access key ID shows only masked (its last four
+characters). Buttons: Validate, Test connection (write, read back and delete a probe object), Upload
+dataset (with a progress bar) and Create Kubernetes secret (only enabled when a cluster is configured).
 """
 
 from __future__ import annotations

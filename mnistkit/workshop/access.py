@@ -24,16 +24,24 @@ from typing import Any
 from mnistkit.workshop.names import SHARED_DIR, validate_participant
 from mnistkit.workshop.runs import participant_prefix, room_prefix
 
-__all__ = ["participant_policy", "instructor_policy", "Credentials", "create_users", "write_access_kit", "INSTRUCTOR"]
+__all__ = ["INSTRUCTOR", "Credentials", "create_users", "instructor_policy", "participant_policy", "write_access_kit"]
 
 INSTRUCTOR = "instructor"
-_OBJECT_RW = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-              "s3:ListMultipartUploadParts"]
+_OBJECT_RW = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
 
 
 def _bucket_list(bucket: str) -> dict[str, Any]:
-    return {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
-            "Resource": [f"arn:aws:s3:::{bucket}"]}
+    return {
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+        "Resource": [f"arn:aws:s3:::{bucket}"],
+    }
 
 
 def participant_policy(bucket: str, room: str, participant: str) -> dict[str, Any]:
@@ -55,8 +63,11 @@ def instructor_policy(bucket: str, room: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": [*_OBJECT_RW, "s3:PutObjectTagging"],
-             "Resource": [f"arn:aws:s3:::{bucket}/{room_prefix(room)}*"]},
+            {
+                "Effect": "Allow",
+                "Action": [*_OBJECT_RW, "s3:PutObjectTagging"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{room_prefix(room)}*"],
+            },
             _bucket_list(bucket),
         ],
     }
@@ -76,8 +87,9 @@ class Credentials:
         return f"Credentials(user={self.user!r}, access_key_id={mask_key_id(self.access_key_id)!r}, secret='***')"
 
 
-def create_users(iam: Any, bucket: str, room: str, participants: Sequence[str], *,
-                 instructor: bool = True) -> dict[str, Credentials]:
+def create_users(
+    iam: Any, bucket: str, room: str, participants: Sequence[str], *, instructor: bool = True
+) -> dict[str, Credentials]:
     """Create one IAM user with its policy and access key per participant (and the instructor) through
     ``iam`` (a boto3 IAM client with admin rights: AWS, or the embedded server during its set-up)."""
     import json

@@ -86,7 +86,10 @@ class ParticipantView:
             for r in self.runs
         )
         o = self.others
-        rank = f"rank {self.rank} of {self.of}" if self.rank else "no scored run yet"
+        if self.rank:
+            rank = f"rank {self.rank} of {self.of}"
+        else:
+            rank = "no scored run yet" if self.best_score is None else "ranked once the instructor scores the models"
         return (
             f"<div class='mnistkit-participant-view'><b>{html.escape(self.participant)}</b>: "
             f"best drawing-pad score {_fmt(self.best_score)} ({rank})"
@@ -320,8 +323,12 @@ class Leaderboard:
             median_best_score=statistics.median(scores) if scores else None,
             best_score=max(scores) if scores else None,
         )
+        # Their own best: the instructor's score once measured, else the best they recorded (it is theirs to see,
+        # it only does not rank).
+        own_best = mine.best_score if mine and mine.best_score is not None else \
+            _best([self._score(r) for r in self.runs(participant)])
         return ParticipantView(
-            participant, tuple(self.runs(participant)), mine.best_score if mine else None,
+            participant, tuple(self.runs(participant)), own_best,
             mine.rank if mine else None, sum(1 for s in table if s.rank is not None), aggregate,
         )
 

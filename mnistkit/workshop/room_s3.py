@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
-from types import TracebackType
 
 from mnistkit.config import S3Config
 from mnistkit.embedded_s3 import free_port
@@ -46,8 +45,14 @@ class RoomS3Server:
     def config_for(self, who: str) -> S3Config:
         """S3 settings with ``who``'s keys (a participant, or ``INSTRUCTOR``)."""
         c = self.credentials[who]
-        return S3Config(bucket=self.bucket, endpoint_url=self.endpoint_url, access_key_id=c.access_key_id,
-                        secret_access_key=c.secret_access_key, use_https=False, verify_ssl=False)
+        return S3Config(
+            bucket=self.bucket,
+            endpoint_url=self.endpoint_url,
+            access_key_id=c.access_key_id,
+            secret_access_key=c.secret_access_key,
+            use_https=False,
+            verify_ssl=False,
+        )
 
     def start(self, timeout: float = 60.0) -> RoomS3Server:
         import boto3
@@ -56,8 +61,12 @@ class RoomS3Server:
 
         self.port = free_port(self.host)
         env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "inf"}
-        self._proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -68,15 +77,27 @@ class RoomS3Server:
                     self.stop()
                     raise S3Error(f"the room's S3 server did not start on port {self.port}", field="port") from None
                 time.sleep(0.1)
-        setup = S3Config(bucket=self.bucket, endpoint_url=self.endpoint_url, access_key_id=_SETUP_KEY[0],
-                         secret_access_key=_SETUP_KEY[1], use_https=False, verify_ssl=False)
+        setup = S3Config(
+            bucket=self.bucket,
+            endpoint_url=self.endpoint_url,
+            access_key_id=_SETUP_KEY[0],
+            secret_access_key=_SETUP_KEY[1],
+            use_https=False,
+            verify_ssl=False,
+        )
         s3.ensure_bucket(s3.make_client(setup), self.bucket)
-        iam = boto3.client("iam", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                           aws_access_key_id=_SETUP_KEY[0], aws_secret_access_key=_SETUP_KEY[1])
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=_SETUP_KEY[0],
+            aws_secret_access_key=_SETUP_KEY[1],
+        )
         self.credentials = create_users(iam, self.bucket, self.room, self.participants)
         # Enforce from now on: every request must be signed by one of the users above and be allowed.
-        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset-auth", data=b"0", method="POST",
-                                     headers={"Content-Type": "text/plain"})  # a form type would hide the body
+        req = urllib.request.Request(
+            f"{self.endpoint_url}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
+        )  # a form type would hide the body
         with urllib.request.urlopen(req, timeout=10) as r:
             if r.status != 200:
                 raise S3Error("the room's S3 server did not switch IAM enforcement on", field="server")
@@ -89,8 +110,8 @@ class RoomS3Server:
             self._proc.wait(timeout=30)
             self._proc = None
 
-    def __enter__(self) -> RoomS3Server:
+    def __enter__(self) -> RoomS3Server:  # noqa: PYI034 - Self needs Python 3.11; subclassing is not planned
         return self.start()
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

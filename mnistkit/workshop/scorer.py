@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["held_back_digit_set", "score_in_sandbox", "sandbox_env", "MAX_EXPORT_BYTES", "main"]
+__all__ = ["MAX_EXPORT_BYTES", "held_back_digit_set", "main", "sandbox_env", "score_in_sandbox"]
 
 MAX_EXPORT_BYTES = 64 * 1024 * 1024  # the convnet's export is ~1.3 MB; anything near this is not a model of ours
 MEMORY_LIMIT_BYTES = 6 * 1024**3  # address space: TensorFlow reserves ~3 GB of it just by loading
@@ -56,8 +56,9 @@ def sandbox_env(home: str) -> dict[str, str]:
     return env
 
 
-def score_in_sandbox(model_dir: Path, digits: Any, *, timeout_s: float = 180.0,
-                     memory_bytes: int = MEMORY_LIMIT_BYTES) -> float:
+def score_in_sandbox(
+    model_dir: Path, digits: Any, *, timeout_s: float = 180.0, memory_bytes: int = MEMORY_LIMIT_BYTES
+) -> float:
     """The drawing-pad score of the SavedModel in ``model_dir`` on ``digits``, measured in a child process with
     no credentials in its environment and limited memory and time. Raises ``ServingError`` saying why not."""
     from mnistkit.errors import ServingError
@@ -68,12 +69,19 @@ def score_in_sandbox(model_dir: Path, digits: Any, *, timeout_s: float = 180.0,
         env = sandbox_env(tmp)
         try:
             out = subprocess.run(
-                [sys.executable, "-m", "mnistkit.workshop.scorer", str(model_dir), str(npz)], env=env, cwd=tmp,
-                capture_output=True, text=True, timeout=timeout_s, preexec_fn=_limits(memory_bytes, CPU_LIMIT_S),
+                [sys.executable, "-m", "mnistkit.workshop.scorer", str(model_dir), str(npz)],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+                preexec_fn=_limits(memory_bytes, CPU_LIMIT_S),
             )
         except subprocess.TimeoutExpired:
-            raise ServingError(f"scoring {model_dir} took over {timeout_s:.0f} s", field="model",
-                               value=str(model_dir)) from None
+            raise ServingError(
+                f"scoring {model_dir} took over {timeout_s:.0f} s", field="model", value=str(model_dir)
+            ) from None
     lines = out.stdout.strip().splitlines()
     try:
         return float(json.loads(lines[-1])["score"])
