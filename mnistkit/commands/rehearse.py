@@ -59,16 +59,20 @@ def _check_data(s3: Any, url: str) -> None:
 
 
 def _hold(say: Any) -> None:
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     say("serving until Ctrl-C")
     try:
-        while not stop.wait(0.5):
-            pass
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_is_ctrl_c() -> None:
+    """SIGTERM ends the rehearsal as Ctrl-C does: every pod's processes are stopped on the way out."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(text, flush=True)
 
+    _sigterm_is_ctrl_c()
     with contextlib.ExitStack() as stack:
         s3, params = _s3_and_params(args, stack)
         workdir = Path(args.workdir or Path("runs") / params.job_name)

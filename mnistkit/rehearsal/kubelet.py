@@ -30,6 +30,10 @@ __all__ = ["Kubelet"]
 _GRACE_SECONDS = 5.0
 
 
+class _Stopped(Exception):
+    """The pod was deleted (or the rehearsal closed) before this container started."""
+
+
 def _exit_code(rc: int) -> int:
     return 128 - rc if rc < 0 else rc
 
@@ -42,6 +46,7 @@ class _PodRun:
         self.dir = kubelet.workdir / "pods" / self.ns / self.name
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"pod-{self.name}")
 
     # ---- status ------------------------------------------------------------------------------
@@ -65,18 +70,22 @@ class _PodRun:
 
     # ---- processes ---------------------------------------------------------------------------
     def _start(self, plan: ProcessPlan) -> subprocess.Popen[bytes]:
-        log = (self.dir / f"{plan.name}.log").open("ab")
-        try:
-            proc = subprocess.Popen(plan.argv, env=plan.env, cwd=plan.cwd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
-        self.procs[plan.name] = proc
-        return proc
+        with self.lock:  # kill() holds it too: no process starts after the pod was told to stop
+            if self.stopping.is_set():
+                raise _Stopped
+            log = (self.dir / f"{plan.name}.log").open("ab")
+            try:
+                proc = subprocess.Popen(plan.argv, env=plan.env, cwd=plan.cwd, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            finally:
+                log.close()
+            self.procs[plan.name] = proc
+            return proc
 
     def kill(self) -> None:
-        self.stopping.set()
-        procs = [p for p in self.procs.values() if p.poll() is None]
+        with self.lock:
+            self.stopping.set()
+            procs = [p for p in self.procs.values() if p.poll() is None]
         for p in procs:
             _signal(p, signal.SIGTERM)
         deadline = time.monotonic() + _GRACE_SECONDS
@@ -103,7 +112,7 @@ class _PodRun:
             if self.stopping.is_set():
                 return code
             again = policy == "Always" or (policy == "OnFailure" and code != 0)
-            if key == "initContainers" and code == 0 or not again:
+            if key == "initContainerStatuses" and code == 0 or not again:
                 return code
             restarts += 1
             self._container_status(key, plan.name, restartCount=restarts, lastState={"terminated": term},
@@ -137,6 +146,8 @@ class _PodRun:
     def _run(self) -> None:
         try:
             self._run_pod()
+        except _Stopped:
+            pass
         except MnistkitError as exc:
             reason = "CreateContainerConfigError" if type(exc).__name__ == "ConfigError" else "RehearsalError"
             self._status(phase="Pending", reason=reason, message=str(exc))
@@ -207,7 +218,7 @@ class Kubelet:
         return self.workdir / "pods" / namespace / pod / f"{container}.log"
 
     def shutdown(self) -> None:
-        runs = [r for r in self.runs.values() if not r.stopping.is_set()]
+        runs = list(self.runs.values())
         threads = [threading.Thread(target=r.kill, daemon=True) for r in runs]
         for t in threads:
             t.start()

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mnistkit.errors import ConfigError
-from mnistkit.rehearsal.expressions import evaluate_when, substitute
+from mnistkit.rehearsal.expressions import evaluate_when, substitute, substitute_all
 from mnistkit.rehearsal.jobs import owner_reference
 from mnistkit.rehearsal.resource import StepFailed, run_resource
 from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
@@ -128,7 +128,7 @@ class WorkflowRun:
                 if is_steps:
                     phase, message = self._run_steps(raw, scope, node_id, node_name, exiting)
                 else:
-                    tmpl = json.loads(substitute(json.dumps(raw), scope, where=tname))
+                    tmpl = substitute_all(raw, scope, where=tname)
                     outputs = self._run_leaf(tmpl, node_name, exiting)
                     phase, message = "Succeeded", ""
             except (StepFailed, ConfigError) as exc:
@@ -136,6 +136,8 @@ class WorkflowRun:
             except _Stop as stop:
                 self._end_node(node_id, "Failed", str(stop))
                 raise
+            except Exception as exc:  # noqa: BLE001 - an emulation bug is the step's Error, not a hung workflow
+                phase, message = "Error", f"{type(exc).__name__}: {exc}"
             if phase == "Succeeded" or attempt == limit:
                 break
             self._node(node_id, message=f"retrying after: {message}")
