@@ -264,7 +264,7 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
         fetch = next(pods.glob("mnist-rehearsed-serving-*/fetch-model.log")).read_text()
         assert f"copying {export}/ to " in fetch
         predict = subprocess.run([sys.executable, "-m", "mnistkit", "predict", "--port", str(port), "--test-image",
-                                  "3"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+                                  "3"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path, check=False)
         assert predict.returncode == 0, predict.stderr
         assert re.search(r"Your model says the above number is\.\.\. \d!", predict.stdout)
         steps = len(re.findall(r"^\s+[✔✖○] ", out, re.MULTILINE))
@@ -278,3 +278,45 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
             proc.kill()
             rest, _ = proc.communicate()
     assert proc.returncode == 0, rest[-2000:]
+
+
+# ---- the rehearsal as the controller behind the Kubernetes API double -----------------------------------
+def test_cluster_commands_against_a_workflow_that_really_ran(tmp_path: Path, s3_env: S3Config,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``secret``, ``submit --watch``, ``get``, ``logs`` and ``delete`` through the real ``kubernetes`` client,
+    with the rehearsal (not a script) deciding the phases: the trainer really ran and failed (no data)."""
+    import yaml
+    from k8s_double import DoubleStore, K8sDouble
+
+    from mnistkit.cli import main
+
+    with K8sDouble() as k8s, Rehearsal(tmp_path / "r", store=DoubleStore(k8s), poll=0.2) as r:
+        k8s.log_source = lambda ns, pod: r.logs(ns, pod)
+        config = tmp_path / "config"
+        config.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "d",
+            "clusters": [{"name": "d", "cluster": {"server": k8s.url}}],
+            "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
+            "contexts": [{"name": "d", "context": {"cluster": "d", "user": "me", "namespace": NS}}]}))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        kc = ["--kubeconfig", str(config)]
+        assert main(["secret", *kc]) == 0
+        bad = f"s3-data-url=s3://{s3_env.bucket}/nothing-here"
+        t0 = time.monotonic()
+        assert main(["submit", *kc, "--job-name", "mnist-ran", "-p", "tf-worker=1", "-p", bad, "--watch"]) == 1
+        watched = capsys.readouterr().out
+        assert "mnist-ran: Running" in watched and "mnist-ran: Failed" in watched
+        print(f"FIGURE rehearsal_double submit_to_failed_s={time.monotonic() - t0:.1f}")
+        assert main(["get", *kc, "mnist-ran"]) == 0
+        got = capsys.readouterr().out
+        assert "Status:     Failed" in got and re.search(r"train-model\s+Failed\s+failure condition", got)
+        assert re.search(r"train-model-single\s+Skipped", got) and re.search(r"report\s+Failed", got)
+        assert main(["logs", *kc, "mnist-ran"]) == 0
+        logs = capsys.readouterr().out
+        # the replica that failed first stays for its logs; the other may still have been running (cleaned up)
+        assert re.search(r"\[(chief|worker)-0\] trainer: error: S3 download failed", logs), logs
+        assert main(["delete", *kc, "mnist-ran"]) == 0
+        capsys.readouterr()
+        left = [o["kind"] for _, o in k8s.all_objects() if o["metadata"].get("namespace") == NS]
+        assert left == ["Secret"], left

@@ -24,14 +24,14 @@ from mnistkit.rehearsal.deployments import DeploymentController
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.kubelet import Kubelet
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import Obj, ObjectStore
+from mnistkit.rehearsal.store import Obj, ObjectStore, StoreBase
 from mnistkit.rehearsal.workflow import WorkflowRun
 
 __all__ = ["Rehearsal"]
 
 
 class Rehearsal:
-    def __init__(self, workdir: str | Path | None = None, *, store: ObjectStore | None = None,
+    def __init__(self, workdir: str | Path | None = None, *, store: StoreBase | None = None,
                  poll: float = 1.0) -> None:
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="mnistkit-rehearsal-")
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from typing import Any
 
 from mnistkit.rehearsal.jobs import create_pod
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import Obj, StoreBase, now_rfc3339
 
 __all__ = ["DeploymentController"]
 
@@ -29,7 +29,7 @@ def _ready(pod: Obj) -> bool:
 class DeploymentController:
     kind = "Deployment"
 
-    def __init__(self, store: ObjectStore, addresses: Addresses) -> None:
+    def __init__(self, store: StoreBase, addresses: Addresses) -> None:
         self.store, self.addresses = store, addresses
 
     def reconcile(self, dep: Obj) -> None:

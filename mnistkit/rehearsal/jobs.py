@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import ApiError, Obj, StoreBase, now_rfc3339
 
 __all__ = [
     "JOB_CONTROLLERS",
@@ -29,12 +29,12 @@ __all__ = [
 class JobController(Protocol):
     kind: str
 
-    def __init__(self, store: ObjectStore, addresses: Addresses) -> None: ...
+    def __init__(self, store: StoreBase, addresses: Addresses) -> None: ...
 
     def reconcile(self, job: Obj) -> None: ...
 
 
-JOB_CONTROLLERS: dict[str, Callable[[ObjectStore, Addresses], JobController]] = {}
+JOB_CONTROLLERS: dict[str, Callable[[StoreBase, Addresses], JobController]] = {}
 
 
 def job_controller(cls: Any) -> Any:
@@ -49,7 +49,7 @@ def owner_reference(owner: Mapping[str, Any], controller: bool = True) -> dict[s
             "uid": meta["uid"], "controller": controller, "blockOwnerDeletion": True}
 
 
-def create_pod(store: ObjectStore, owner: Obj, name: str, template: Mapping[str, Any], labels: Mapping[str, str],
+def create_pod(store: StoreBase, owner: Obj, name: str, template: Mapping[str, Any], labels: Mapping[str, str],
                env: Mapping[str, Mapping[str, str]] | None = None, restart_policy: str | None = None) -> Obj | None:
     """A Pod from a pod template, owned by ``owner``; ``env`` appends variables per container name."""
     tmpl = copy.deepcopy(dict(template))

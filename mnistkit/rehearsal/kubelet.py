@@ -23,7 +23,7 @@ from typing import Any
 
 from mnistkit.errors import MnistkitError
 from mnistkit.rehearsal.pods import PORTS_ANNOTATION, Addresses, ProcessPlan, plan_container, ports_annotation
-from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import Obj, StoreBase, now_rfc3339
 
 __all__ = ["Kubelet"]
 
@@ -63,7 +63,10 @@ class _PodRun:
             items = o.setdefault("status", {}).setdefault(key, [])
             cur = next((c for c in items if c["name"] == name), None)
             if cur is None:
-                cur = {"name": name, "ready": False, "restartCount": 0, "state": {}}
+                image = next((c.get("image", "") for c in self._all_containers() if c["name"] == name), "")
+                # Fields a real kubelet always writes (the kubernetes client requires image and imageID).
+                cur = {"name": name, "ready": False, "restartCount": 0, "state": {}, "image": image,
+                       "imageID": f"rehearsal://{image}", "containerID": f"rehearsal://{self.uid}/{name}"}
                 items.append(cur)
             cur.update(fields)
         self.k.store.update("Pod", self.ns, self.name, fn)
@@ -198,7 +201,7 @@ def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 class Kubelet:
-    def __init__(self, store: ObjectStore, addresses: Addresses, workdir: Path) -> None:
+    def __init__(self, store: StoreBase, addresses: Addresses, workdir: Path) -> None:
         self.store, self.addresses, self.workdir = store, addresses, workdir
         self.runs: dict[str, _PodRun] = {}  # pod uid -> run
 

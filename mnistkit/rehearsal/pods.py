@@ -29,7 +29,7 @@ from typing import Any
 
 from mnistkit.embedded_s3 import free_port
 from mnistkit.rehearsal.images import RehearsalError, resolve, venv_bin
-from mnistkit.rehearsal.store import Obj, ObjectStore
+from mnistkit.rehearsal.store import Obj, StoreBase
 
 __all__ = ["PORTS_ANNOTATION", "Addresses", "ConfigError", "ProcessPlan", "plan_container"]
 
@@ -64,7 +64,7 @@ class Addresses:
                 self._ports[key] = p
             return self._ports[key]
 
-    def service(self, store: ObjectStore, namespace: str, name: str, port: int | str) -> int | None:
+    def service(self, store: StoreBase, namespace: str, name: str, port: int | str) -> int | None:
         """The local port behind ``Service <name>:<port>`` (its first running pod), or None."""
         svc = store.get("Service", namespace, name)
         if svc is None:
@@ -103,7 +103,7 @@ def _decode(obj: Obj, key: str) -> str | None:
     return None
 
 
-def _env_value(store: ObjectStore, pod: Obj, item: Mapping[str, Any]) -> str | None:
+def _env_value(store: StoreBase, pod: Obj, item: Mapping[str, Any]) -> str | None:
     if "valueFrom" not in item:
         return str(item.get("value", ""))
     src = item["valueFrom"]
@@ -142,7 +142,7 @@ def _rewrite(text: str, mounts: list[tuple[str, str]]) -> str:
     return re.sub(rf"(?<![\w/])({alternation})(?=/|\b|$)", lambda m: table[m.group(1)], text)
 
 
-def plan_container(store: ObjectStore, addresses: Addresses, pod: Obj, container: Mapping[str, Any],
+def plan_container(store: StoreBase, addresses: Addresses, pod: Obj, container: Mapping[str, Any],
                    volumes: Mapping[str, str], home: str) -> ProcessPlan:
     """How to run one container of ``pod``: ``volumes`` maps volume names to local dirs (emptyDirs)."""
     name, ns = container["name"], pod["metadata"].get("namespace", "")

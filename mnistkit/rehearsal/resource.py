@@ -20,7 +20,7 @@ import yaml
 from mnistkit.errors import MnistkitError
 from mnistkit.manifests.conditions import resource_outcome
 from mnistkit.rehearsal.jobs import owner_reference
-from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore
+from mnistkit.rehearsal.store import ApiError, Obj, StoreBase
 
 __all__ = ["StepFailed", "jsonpath", "run_resource"]
 
@@ -44,11 +44,11 @@ def jsonpath(obj: Any, expr: str) -> str:
     return " ".join(m if isinstance(m, str) else json.dumps(m) for m in matches)
 
 
-def _changed(store: ObjectStore, kind: str, ns: str, name: str, rv: str | None) -> Callable[[], bool]:
+def _changed(store: StoreBase, kind: str, ns: str, name: str, rv: str | None) -> Callable[[], bool]:
     return lambda: (store.get(kind, ns, name) or {}).get("metadata", {}).get("resourceVersion") != rv
 
 
-def run_resource(store: ObjectStore, template: Mapping[str, Any], workflow: Obj,
+def run_resource(store: StoreBase, template: Mapping[str, Any], workflow: Obj,
                  check: Callable[[], None], poll: float = 1.0) -> dict[str, str]:
     """Run one (already substituted) resource template; returns its output parameters, or raises StepFailed.
 

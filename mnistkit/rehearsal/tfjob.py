@@ -31,7 +31,7 @@ from typing import Any
 
 from mnistkit.rehearsal.jobs import create_pod, has_condition, job_controller, owner_reference, set_condition
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import ApiError, Obj, StoreBase, now_rfc3339
 
 __all__ = ["REPLICA_ORDER", "TFJobController", "tf_config"]
 
@@ -77,7 +77,7 @@ def _exit_code(pod: Obj) -> int | None:
 class TFJobController:
     kind = "TFJob"
 
-    def __init__(self, store: ObjectStore, addresses: Addresses) -> None:
+    def __init__(self, store: StoreBase, addresses: Addresses) -> None:
         self.store, self.addresses = store, addresses
         self.restarts: dict[str, int] = {}  # job uid -> pods recreated
 

@@ -33,7 +33,7 @@ from mnistkit.errors import ConfigError
 from mnistkit.rehearsal.expressions import evaluate_when, substitute, substitute_all
 from mnistkit.rehearsal.jobs import owner_reference
 from mnistkit.rehearsal.resource import StepFailed, run_resource
-from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import Obj, StoreBase, now_rfc3339
 
 __all__ = ["DEADLINE_MESSAGE", "WorkflowRun"]
 
@@ -50,7 +50,7 @@ class _Stop(Exception):
 class WorkflowRun:
     """Runs one Workflow object of the store to its end in a thread; every change is written to its status."""
 
-    def __init__(self, store: ObjectStore, namespace: str, name: str, *, poll: float = 1.0) -> None:
+    def __init__(self, store: StoreBase, namespace: str, name: str, *, poll: float = 1.0) -> None:
         self.store, self.ns, self.name, self.poll = store, namespace, name, poll
         self.lock = threading.RLock()
         self.thread = threading.Thread(target=self._main, daemon=True, name=f"workflow-{name}")
