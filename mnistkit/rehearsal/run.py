@@ -17,12 +17,15 @@ from mnistkit.manifests import ManifestParams, aws_secret, model_deploy_template
 from mnistkit.manifests.common import JOB_LABEL, PART_OF
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
 from mnistkit.rehearsal.cluster import Rehearsal
+from mnistkit.rehearsal.images import RehearsalError
+from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.report import step_phases
 from mnistkit.rehearsal.store import Obj
 
 __all__ = ["DONE_PHASES", "Outcome", "exported_versions", "rehearse_deploy", "rehearse_training"]
 
 DONE_PHASES = ("Succeeded", "Failed", "Error")
+JOB_KINDS = {"tfjob": "TFJob", "trainjob": "TrainJob"}  # -p trainer -> the job kind model-train creates
 
 
 @dataclass
@@ -56,6 +59,11 @@ def _secret(r: Rehearsal, s3: S3Config, p: ManifestParams) -> None:
 
 def rehearse_training(r: Rehearsal, s3: S3Config, p: ManifestParams, *, timeout: float,
                       say: Callable[[str], None] = print) -> Outcome:
+    kind = JOB_KINDS.get(p.trainer, p.trainer)
+    if kind not in JOB_CONTROLLERS:
+        raise RehearsalError(f"-p trainer={p.trainer} creates a {kind}, which the rehearsal does not run yet "
+                             f"(it runs: {', '.join(JOB_CONTROLLERS)}); rehearse with -p trainer=tfjob",
+                             field="trainer", value=p.trainer)
     _secret(r, s3, p)
     wf = model_train_workflow(p, name=p.job_name)
     r.store.create(wf)
