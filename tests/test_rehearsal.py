@@ -83,6 +83,18 @@ def test_a_job_kind_without_a_controller_is_refused_before_anything_runs(rehears
     assert rehearsal.store.list() == []
 
 
+def test_rehearse_refuses_exposed_trainer_ports_unless_told(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+    from mnistkit.engines import exposure
+
+    monkeypatch.delenv(exposure.ALLOW_ENV, raising=False)
+    monkeypatch.setattr(exposure, "exposed_addresses", lambda: ["192.0.2.7"])
+    assert main(["rehearse", "-p", "tf-worker=1"]) == 1
+    err = capsys.readouterr().err
+    assert "192.0.2.7" in err and "--allow-exposed-workers" in err and "Traceback" not in err
+
+
 # ---- the training operator --------------------------------------------------------------------------
 def test_chief_and_worker_get_the_operators_tf_config(rehearsal: Rehearsal, tmp_path: Path) -> None:
     out = tmp_path / "tf-config"

@@ -26,14 +26,17 @@ def _s3_and_params(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
 
     from mnistkit.commands.render import parse_parameters
     from mnistkit.config import S3Config
+    from mnistkit.engines.exposure import check_multi_worker
     from mnistkit.manifests import ManifestParams, default_job_name
     from mnistkit.manifests.params import SEED_S3_VARIABLES
 
     pairs = parse_parameters(args.parameter)
     pairs.setdefault("job-name", args.job_name or default_job_name(prefix="rehearse"))
+    params = ManifestParams.from_env().with_parameters(pairs)
+    # A TFJob of several replicas opens TF's gRPC ports on every interface, as local training does.
+    check_multi_worker(int(params.tf_worker) + 1, args.allow_exposed_workers or None)
     if any(os.environ.get(k) for k in SEED_S3_VARIABLES):
         s3 = S3Config.from_env()
-        params = ManifestParams.from_env().with_parameters(pairs)
         _check_data(s3, params.s3_data_url)
         return s3, params
     from mnistkit import data
@@ -129,4 +132,7 @@ def register(subparsers: Any) -> None:
                    help="then run model-deploy and serve the export on loopback ports until Ctrl-C")
     p.add_argument("--workdir", help="where pod logs and volumes go (default runs/<job-name>)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each workflow (default 3600)")
+    p.add_argument("--allow-exposed-workers", action="store_true",
+                   help="run a TFJob of several replicas although TensorFlow's gRPC ports then listen on every "
+                   "interface (as `mnistkit train --allow-exposed-workers`; or MNISTKIT_ALLOW_EXPOSED_WORKERS=1)")
     p.set_defaults(func=run)

@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mnistkit.engines.owner import die_with_owner, kill_at_exit
 from mnistkit.errors import MnistkitError
 from mnistkit.rehearsal.pods import PORTS_ANNOTATION, Addresses, ProcessPlan, plan_container, ports_annotation
 from mnistkit.rehearsal.store import Obj, StoreBase, now_rfc3339
@@ -48,6 +49,7 @@ class _PodRun:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"pod-{self.name}")
+        kill_at_exit(self)
 
     # ---- status ------------------------------------------------------------------------------
     def _status(self, **fields: Any) -> None:
@@ -78,12 +80,22 @@ class _PodRun:
                 raise _Stopped
             log = (self.dir / f"{plan.name}.log").open("ab")
             try:
+                # Own process group (a pod's processes are signalled together); dies with the rehearsal even
+                # when that is SIGKILLed (the starting thread waits on the process, so only the owner's death
+                # fires PR_SET_PDEATHSIG), and is killed at a clean exit (kill_at_exit).
                 proc = subprocess.Popen(plan.argv, env=plan.env, cwd=plan.cwd, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_owner())  # noqa: PLW1509 - as engines/local.py does
             finally:
                 log.close()
             self.procs[plan.name] = proc
             return proc
+
+    def _kill_group(self) -> None:
+        """SIGKILL every process of the pod at once (the interpreter is exiting)."""
+        self.stopping.set()
+        for p in list(self.procs.values()):
+            _signal(p, signal.SIGKILL)
 
     def kill(self) -> None:
         with self.lock:
