@@ -95,6 +95,40 @@ def test_rehearse_refuses_exposed_trainer_ports_unless_told(monkeypatch: pytest.
     assert "192.0.2.7" in err and "--allow-exposed-workers" in err and "Traceback" not in err
 
 
+def test_pod_env_volumes_and_a_missing_secret(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    import base64
+
+    out = tmp_path / "env"
+    rehearsal.store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": NS},
+                            "data": {"colour": "green"}})
+    rehearsal.store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": NS},
+                            "data": {"key": base64.b64encode(b"s3cr3t").decode()}})
+    env = [{"name": "PLAIN", "value": "v"},
+           {"name": "COLOUR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "colour"}}},
+           {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "key"}}},
+           {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+           {"name": "TEAM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
+           {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    script = f'echo "$PLAIN $COLOUR $KEY $POD $TEAM $IP" > {out}; touch /scratch/x; ls /scratch >> {out}'
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": NS, "labels": {"team": "a"}},
+           "spec": {"restartPolicy": "Never", "volumes": [{"name": "s", "emptyDir": {}}],
+                    "initContainers": [{"name": "first", "image": SH, "command": ["/bin/sh", "-c", f"echo init > {out}.init"]}],
+                    "containers": [{"name": "main", "image": SH, "command": ["/bin/sh", "-c", script], "env": env,
+                                    "volumeMounts": [{"name": "s", "mountPath": "/scratch"}]}]}}
+    rehearsal.store.create(pod)
+    done = rehearsal.wait("Pod", NS, "p1", lambda o: o.get("status", {}).get("phase") in ("Succeeded", "Failed"), 30)
+    assert done["status"]["phase"] == "Succeeded"
+    assert out.read_text().split("\n")[:2] == ["v green s3cr3t p1 a 127.0.0.1", "x"]
+    assert Path(f"{out}.init").read_text() == "init\n" and not Path("/scratch").exists()
+    bad = {**pod, "metadata": {"name": "p2", "namespace": NS},
+           "spec": {**pod["spec"], "initContainers": [], "containers": [{**pod["spec"]["containers"][0], "env": [
+               {"name": "K", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "key"}}}]}]}}
+    rehearsal.store.create(bad)
+    st = rehearsal.wait("Pod", NS, "p2", lambda o: bool(o.get("status", {}).get("reason")), 30)["status"]
+    assert st["phase"] == "Pending" and st["reason"] == "CreateContainerConfigError"
+    assert st["message"] == 'env K: secret "nope" not found'
+
+
 # ---- the training operator --------------------------------------------------------------------------
 def test_chief_and_worker_get_the_operators_tf_config(rehearsal: Rehearsal, tmp_path: Path) -> None:
     out = tmp_path / "tf-config"

@@ -45,6 +45,7 @@ class Rehearsal:
         self.poll = poll
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._reconcile_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="rehearsal-controllers")
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -74,6 +75,10 @@ class Rehearsal:
 
     # ---- the controllers ------------------------------------------------------------------------
     def reconcile_once(self) -> None:
+        with self._reconcile_lock:  # the loop and a caller must not both start the same pod
+            self._reconcile()
+
+    def _reconcile(self) -> None:
         for wf in self.store.list("Workflow"):
             uid = wf["metadata"]["uid"]
             if uid not in self.workflows and not (wf.get("status") or {}).get("phase"):
