@@ -41,23 +41,37 @@ def rehearsal(tmp_path: Path) -> Iterator[Rehearsal]:
 
 
 def _container(script: str, name: str = "tensorflow") -> dict[str, Any]:
-    return {"name": name, "image": SH, "command": ["/bin/sh", "-c", script],
-            "ports": [{"name": "tfjob-port", "containerPort": 2222}]}
+    return {
+        "name": name,
+        "image": SH,
+        "command": ["/bin/sh", "-c", script],
+        "ports": [{"name": "tfjob-port", "containerPort": 2222}],
+    }
 
 
 def _tfjob(name: str, chief: str, worker: str | None, *, policy: str = "ExitCode", backoff: int = 3) -> dict[str, Any]:
-    specs: dict[str, Any] = {"Chief": {"replicas": 1, "restartPolicy": policy,
-                                       "template": {"spec": {"containers": [_container(chief)]}}}}
+    specs: dict[str, Any] = {
+        "Chief": {"replicas": 1, "restartPolicy": policy, "template": {"spec": {"containers": [_container(chief)]}}}
+    }
     if worker is not None:
-        specs["Worker"] = {"replicas": 1, "restartPolicy": policy,
-                           "template": {"spec": {"containers": [_container(worker)]}}}
-    return {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": name, "namespace": NS},
-            "spec": {"runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": backoff}, "tfReplicaSpecs": specs}}
+        specs["Worker"] = {
+            "replicas": 1,
+            "restartPolicy": policy,
+            "template": {"spec": {"containers": [_container(worker)]}},
+        }
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": backoff}, "tfReplicaSpecs": specs},
+    }
 
 
 def _finished(job: dict[str, Any]) -> bool:
-    return any(c["type"] in ("Succeeded", "Failed") and c["status"] == "True"
-               for c in (job.get("status") or {}).get("conditions", []))
+    return any(
+        c["type"] in ("Succeeded", "Failed") and c["status"] == "True"
+        for c in (job.get("status") or {}).get("conditions", [])
+    )
 
 
 def _types(job: dict[str, Any]) -> list[tuple[str, str]]:
@@ -66,8 +80,11 @@ def _types(job: dict[str, Any]) -> list[tuple[str, str]]:
 
 # ---- the image table --------------------------------------------------------------------------------
 def test_unknown_image_or_command_is_a_clear_error() -> None:
-    assert resolve("docker.io/tensorflow/serving:2.18.0", ["tensorflow_model_server"])[0][1:] == ["-m", "mnistkit",
-                                                                                                  "serve"]
+    assert resolve("docker.io/tensorflow/serving:2.18.0", ["tensorflow_model_server"])[0][1:] == [
+        "-m",
+        "mnistkit",
+        "serve",
+    ]
     assert resolve("registry.example.com:5000/mnistkit/trainer:9", ["python"])[0] == [sys.executable]
     with pytest.raises(RehearsalError, match="image 'quay.io/someone/else:1' has no local stand-in"):
         resolve("quay.io/someone/else:1", ["run"])
@@ -75,16 +92,18 @@ def test_unknown_image_or_command_is_a_clear_error() -> None:
         resolve("busybox", ["bash"])
 
 
-def test_a_job_kind_without_a_controller_is_refused_before_anything_runs(rehearsal: Rehearsal,
-                                                                         s3_config: S3Config) -> None:
+def test_a_job_kind_without_a_controller_is_refused_before_anything_runs(
+    rehearsal: Rehearsal, s3_config: S3Config
+) -> None:
     p = ManifestParams.from_s3(s3_config).with_parameters({"job-name": "mnist-tj", "trainer": "trainjob"})
     with pytest.raises(RehearsalError, match="creates a TrainJob, which the rehearsal does not run yet"):
         rehearse_training(rehearsal, s3_config, p, timeout=10, say=lambda _: None)
     assert rehearsal.store.list() == []
 
 
-def test_rehearse_refuses_exposed_trainer_ports_unless_told(monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_rehearse_refuses_exposed_trainer_ports_unless_told(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mnistkit.cli import main
     from mnistkit.engines import exposure
 
@@ -99,30 +118,69 @@ def test_pod_env_volumes_and_a_missing_secret(rehearsal: Rehearsal, tmp_path: Pa
     import base64
 
     out = tmp_path / "env"
-    rehearsal.store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": NS},
-                            "data": {"colour": "green"}})
-    rehearsal.store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": NS},
-                            "data": {"key": base64.b64encode(b"s3cr3t").decode()}})
-    env = [{"name": "PLAIN", "value": "v"},
-           {"name": "COLOUR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "colour"}}},
-           {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "key"}}},
-           {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-           {"name": "TEAM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
-           {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    rehearsal.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cfg", "namespace": NS},
+            "data": {"colour": "green"},
+        }
+    )
+    rehearsal.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": NS},
+            "data": {"key": base64.b64encode(b"s3cr3t").decode()},
+        }
+    )
+    env = [
+        {"name": "PLAIN", "value": "v"},
+        {"name": "COLOUR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "colour"}}},
+        {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "key"}}},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "TEAM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
+        {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
     script = f'echo "$PLAIN $COLOUR $KEY $POD $TEAM $IP" > {out}; touch /scratch/x; ls /scratch >> {out}'
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": NS, "labels": {"team": "a"}},
-           "spec": {"restartPolicy": "Never", "volumes": [{"name": "s", "emptyDir": {}}],
-                    "initContainers": [{"name": "first", "image": SH, "command": ["/bin/sh", "-c", f"echo init > {out}.init"]}],
-                    "containers": [{"name": "main", "image": SH, "command": ["/bin/sh", "-c", script], "env": env,
-                                    "volumeMounts": [{"name": "s", "mountPath": "/scratch"}]}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p1", "namespace": NS, "labels": {"team": "a"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "volumes": [{"name": "s", "emptyDir": {}}],
+            "initContainers": [{"name": "first", "image": SH, "command": ["/bin/sh", "-c", f"echo init > {out}.init"]}],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": SH,
+                    "command": ["/bin/sh", "-c", script],
+                    "env": env,
+                    "volumeMounts": [{"name": "s", "mountPath": "/scratch"}],
+                }
+            ],
+        },
+    }
     rehearsal.store.create(pod)
     done = rehearsal.wait("Pod", NS, "p1", lambda o: o.get("status", {}).get("phase") in ("Succeeded", "Failed"), 30)
     assert done["status"]["phase"] == "Succeeded"
     assert out.read_text().split("\n")[:2] == ["v green s3cr3t p1 a 127.0.0.1", "x"]
     assert Path(f"{out}.init").read_text() == "init\n" and not Path("/scratch").exists()
-    bad = {**pod, "metadata": {"name": "p2", "namespace": NS},
-           "spec": {**pod["spec"], "initContainers": [], "containers": [{**pod["spec"]["containers"][0], "env": [
-               {"name": "K", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "key"}}}]}]}}
+    bad = {
+        **pod,
+        "metadata": {"name": "p2", "namespace": NS},
+        "spec": {
+            **pod["spec"],
+            "initContainers": [],
+            "containers": [
+                {
+                    **pod["spec"]["containers"][0],
+                    "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "key"}}}],
+                }
+            ],
+        },
+    }
     rehearsal.store.create(bad)
     st = rehearsal.wait("Pod", NS, "p2", lambda o: bool(o.get("status", {}).get("reason")), 30)["status"]
     assert st["phase"] == "Pending" and st["reason"] == "CreateContainerConfigError"
@@ -138,8 +196,10 @@ def test_chief_and_worker_get_the_operators_tf_config(rehearsal: Rehearsal, tmp_
     chief = f"while [ ! -e {out}/tfc-worker-0 ]; do sleep 0.1; done; {script}"
     rehearsal.store.create(_tfjob("tfc", chief, script))
     job = rehearsal.wait("TFJob", NS, "tfc", _finished, 60)
-    assert _types(job) == [("Created", "True"), ("Running", "False"), ("Succeeded", "True")] or \
-        _types(job) == [("Created", "True"), ("Succeeded", "True")]
+    assert _types(job) == [("Created", "True"), ("Running", "False"), ("Succeeded", "True")] or _types(job) == [
+        ("Created", "True"),
+        ("Succeeded", "True"),
+    ]
     assert job["status"]["replicaStatuses"] == {"Chief": {"succeeded": 1}, "Worker": {"succeeded": 1}}
     assert [c["message"] for c in job["status"]["conditions"]][-1] == f"TFJob {NS}/tfc successfully completed."
     chief = json.loads((out / "tfc-chief-0").read_text())
@@ -152,7 +212,9 @@ def test_chief_and_worker_get_the_operators_tf_config(rehearsal: Rehearsal, tmp_
     pod = rehearsal.store.get("Pod", NS, "tfc-chief-0")
     assert pod is not None
     labels = pod["metadata"]["labels"]
-    assert labels["training.kubeflow.org/replica-type"] == "chief" and labels["training.kubeflow.org/job-role"] == "master"
+    assert (
+        labels["training.kubeflow.org/replica-type"] == "chief" and labels["training.kubeflow.org/job-role"] == "master"
+    )
     assert rehearsal.store.get("Service", NS, "tfc-worker-0") is not None
     assert "tfc-chief-0 done" in rehearsal.logs(NS, "tfc-chief-0")
 
@@ -174,11 +236,16 @@ def test_exit_128_and_up_restarts_the_pod_until_the_backoff_limit(rehearsal: Reh
     rehearsal.store.create(_tfjob("flaky", once, None, backoff=2))
     job = rehearsal.wait("TFJob", NS, "flaky", _finished, 60)
     # Restarting was replaced by Running when the new pod ran (filterOutCondition), then Succeeded
-    assert _types(job)[-1] == ("Succeeded", "True") and rehearsal.controllers["TFJob"].restarts[job["metadata"]["uid"]] == 1
+    assert (
+        _types(job)[-1] == ("Succeeded", "True")
+        and rehearsal.controllers["TFJob"].restarts[job["metadata"]["uid"]] == 1
+    )
     rehearsal.store.create(_tfjob("doomed", "kill -9 $$", None, backoff=2))
     job = rehearsal.wait("TFJob", NS, "doomed", _finished, 90)
-    assert job["status"]["conditions"][-1]["message"] == \
-        "Job doomed has failed because it has reached the specified backoff limit"
+    assert (
+        job["status"]["conditions"][-1]["message"]
+        == "Job doomed has failed because it has reached the specified backoff limit"
+    )
     assert rehearsal.controllers["TFJob"].restarts[job["metadata"]["uid"]] == 2
 
 
@@ -190,29 +257,62 @@ def _sh_template(name: str, script: str, **extra: Any) -> dict[str, Any]:
 def test_workflow_steps_when_outputs_retries_and_exit_handler(rehearsal: Rehearsal, tmp_path: Path) -> None:
     marker, seen = tmp_path / "tried", tmp_path / "seen"
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"colour": "green"}}
-    wf = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "wf1", "namespace": NS},
-          "spec": {"entrypoint": "main", "onExit": "bye",
-                   "arguments": {"parameters": [{"name": "n", "value": "2"}]},
-                   "templates": [
-                       {"name": "main", "steps": [
-                           [{"name": "make", "template": "make"}],
-                           [{"name": "skipped", "template": "fail", "when": "{{workflow.parameters.n}} == 0"},
-                            {"name": "flaky", "template": "flaky"}],
-                           [{"name": "use", "template": "use", "arguments": {"parameters": [
-                               {"name": "colour", "value": "{{steps.make.outputs.parameters.colour}}"}]}}],
-                           [{"name": "fail", "template": "fail"}]]},
-                       {"name": "make", "resource": {"action": "create", "manifest": json.dumps(cm)},
-                        "outputs": {"parameters": [{"name": "colour", "valueFrom": {"jsonPath": "{.data.colour}"}}]}},
-                       _sh_template("flaky", f"if [ -e {marker} ]; then exit 0; fi; touch {marker}; exit 1",
-                                    retryStrategy={"limit": 2}),
-                       {**_sh_template("use", f"echo {{{{inputs.parameters.colour}}}} > {seen}"),
-                        "inputs": {"parameters": [{"name": "colour"}]}},
-                       _sh_template("fail", "exit 7"),
-                       {"name": "bye", "steps": [[{"name": "report", "template": "report"}]]},
-                       {"name": "report", "container": {"image": SH, "command": ["/bin/sh", "-c",
-                                                                                  f"echo $S > {seen}.exit"],
-                                                        "env": [{"name": "S", "value": "{{workflow.status}}"}]}},
-                   ]}}
+    wf = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "wf1", "namespace": NS},
+        "spec": {
+            "entrypoint": "main",
+            "onExit": "bye",
+            "arguments": {"parameters": [{"name": "n", "value": "2"}]},
+            "templates": [
+                {
+                    "name": "main",
+                    "steps": [
+                        [{"name": "make", "template": "make"}],
+                        [
+                            {"name": "skipped", "template": "fail", "when": "{{workflow.parameters.n}} == 0"},
+                            {"name": "flaky", "template": "flaky"},
+                        ],
+                        [
+                            {
+                                "name": "use",
+                                "template": "use",
+                                "arguments": {
+                                    "parameters": [
+                                        {"name": "colour", "value": "{{steps.make.outputs.parameters.colour}}"}
+                                    ]
+                                },
+                            }
+                        ],
+                        [{"name": "fail", "template": "fail"}],
+                    ],
+                },
+                {
+                    "name": "make",
+                    "resource": {"action": "create", "manifest": json.dumps(cm)},
+                    "outputs": {"parameters": [{"name": "colour", "valueFrom": {"jsonPath": "{.data.colour}"}}]},
+                },
+                _sh_template(
+                    "flaky", f"if [ -e {marker} ]; then exit 0; fi; touch {marker}; exit 1", retryStrategy={"limit": 2}
+                ),
+                {
+                    **_sh_template("use", f"echo {{{{inputs.parameters.colour}}}} > {seen}"),
+                    "inputs": {"parameters": [{"name": "colour"}]},
+                },
+                _sh_template("fail", "exit 7"),
+                {"name": "bye", "steps": [[{"name": "report", "template": "report"}]]},
+                {
+                    "name": "report",
+                    "container": {
+                        "image": SH,
+                        "command": ["/bin/sh", "-c", f"echo $S > {seen}.exit"],
+                        "env": [{"name": "S", "value": "{{workflow.status}}"}],
+                    },
+                },
+            ],
+        },
+    }
     rehearsal.store.create(wf)
     done = rehearsal.wait("Workflow", NS, "wf1", lambda o: (o.get("status") or {}).get("phase") in DONE, 60)
     assert done["status"]["phase"] == "Failed" and done["status"]["message"] == "Error (exit code 7)"
@@ -226,11 +326,21 @@ def test_workflow_steps_when_outputs_retries_and_exit_handler(rehearsal: Rehears
 
 def test_workflow_deadline_fails_it_and_the_exit_handler_still_runs(rehearsal: Rehearsal, tmp_path: Path) -> None:
     seen = tmp_path / "exit"
-    wf = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "slow", "namespace": NS},
-          "spec": {"entrypoint": "main", "onExit": "bye", "activeDeadlineSeconds": 2, "templates": [
-              {"name": "main", "steps": [[{"name": "sleep", "template": "sleep"}]]},
-              _sh_template("sleep", "sleep 60"),
-              _sh_template("bye", f"echo {{{{workflow.status}}}} > {seen}")]}}
+    wf = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "slow", "namespace": NS},
+        "spec": {
+            "entrypoint": "main",
+            "onExit": "bye",
+            "activeDeadlineSeconds": 2,
+            "templates": [
+                {"name": "main", "steps": [[{"name": "sleep", "template": "sleep"}]]},
+                _sh_template("sleep", "sleep 60"),
+                _sh_template("bye", f"echo {{{{workflow.status}}}} > {seen}"),
+            ],
+        },
+    }
     t0 = time.monotonic()
     rehearsal.store.create(wf)
     done = rehearsal.wait("Workflow", NS, "slow", lambda o: (o.get("status") or {}).get("phase") in DONE, 60)
@@ -239,13 +349,20 @@ def test_workflow_deadline_fails_it_and_the_exit_handler_still_runs(rehearsal: R
 
 
 # ---- model-train with a failing trainer ----------------------------------------------------------------
-def test_a_failing_trainer_fails_model_train_and_delete_leaves_nothing(rehearsal: Rehearsal,
-                                                                        s3_config: S3Config) -> None:
+def test_a_failing_trainer_fails_model_train_and_delete_leaves_nothing(
+    rehearsal: Rehearsal, s3_config: S3Config
+) -> None:
     """The real trainer exits with its error code (no data), the TFJob fails, the workflow turns Failed long
     before its deadline, the exit handler's cleanup and report run, and deleting the workflow removes all."""
     p = ManifestParams.from_s3(s3_config).with_parameters(
-        {"job-name": "mnist-nodata", "namespace": NS, "tf-worker": "1", "model-type": "small",
-         "s3-data-url": f"s3://{s3_config.bucket}/nothing-here"})
+        {
+            "job-name": "mnist-nodata",
+            "namespace": NS,
+            "tf-worker": "1",
+            "model-type": "small",
+            "s3-data-url": f"s3://{s3_config.bucket}/nothing-here",
+        }
+    )
     seen: dict[str, float] = {}  # first moment each event was written to the store
 
     def watch(event: str, obj: dict[str, Any]) -> None:
@@ -267,16 +384,19 @@ def test_a_failing_trainer_fails_model_train_and_delete_leaves_nothing(rehearsal
     assert wf["status"]["message"] == nodes["train-model"]["message"]
     job = rehearsal.store.get("TFJob", NS, "mnist-nodata")
     assert job is not None and ("Failed", "True") in _types(job)
-    pod = rehearsal.store.get("Pod", NS, "mnist-nodata-chief-0") or rehearsal.store.get("Pod", NS,
-                                                                                        "mnist-nodata-worker-0")
+    pod = rehearsal.store.get("Pod", NS, "mnist-nodata-chief-0") or rehearsal.store.get(
+        "Pod", NS, "mnist-nodata-worker-0"
+    )
     assert pod is not None
     code = pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"]
     assert 1 <= code <= 127 and "trainer: error:" in rehearsal.logs(NS, pod["metadata"]["name"])
     deadline = p.train_deadline_seconds + 1800
     to_failed = seen["workflow_failed"] - seen["trainer_failed"]
     steps = sum(n["phase"] != "Skipped" for n in wf["status"]["nodes"].values() if n["type"] == "Pod")
-    print(f"FIGURE rehearsal_failure steps_run={steps} trainer_exit_code={code} failure_to_failed_s={to_failed:.2f} "
-          f"submit_to_failed_s={outcome.seconds:.1f} deadline_s={deadline}")
+    print(
+        f"FIGURE rehearsal_failure steps_run={steps} trainer_exit_code={code} failure_to_failed_s={to_failed:.2f} "
+        f"submit_to_failed_s={outcome.seconds:.1f} deadline_s={deadline}"
+    )
     assert 0 <= to_failed < 60 and outcome.seconds < 240 < deadline
     pids = [pid for run in rehearsal.kubelet.runs.values() for pid in (p.pid for p in run.procs.values())]
     rehearsal.store.delete("Workflow", NS, "mnist-nodata")
@@ -303,9 +423,27 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
 
     assert main(["data", "upload"]) == 0  # s3://<bucket>/data/mnist, with the seed's variables
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "mnistkit", "rehearse", "-p", "tf-worker=1", "-p", "model-train-steps=40",
-           "-p", "model-type=small", "-p", "model-seed=7", "--job-name", "mnist-rehearsed", "--deploy", "--workdir", str(tmp_path / "w"),
-           "--timeout", "500"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mnistkit",
+        "rehearse",
+        "-p",
+        "tf-worker=1",
+        "-p",
+        "model-train-steps=40",
+        "-p",
+        "model-type=small",
+        "-p",
+        "model-seed=7",
+        "--job-name",
+        "mnist-rehearsed",
+        "--deploy",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--timeout",
+        "500",
+    ]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
     lines: list[str] = []
@@ -332,14 +470,23 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
         assert "epoch 1/1" in worker.read_text()
         fetch = next(pods.glob("mnist-rehearsed-serving-*/fetch-model.log")).read_text()
         assert f"copying version 1 from {export}/1/ to " in fetch
-        predict = subprocess.run([sys.executable, "-m", "mnistkit", "predict", "--port", str(port), "--test-image",
-                                  "3"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path, check=False)
+        predict = subprocess.run(
+            [sys.executable, "-m", "mnistkit", "predict", "--port", str(port), "--test-image", "3"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
         assert predict.returncode == 0, predict.stderr
         assert re.search(r"Your model says the above number is\.\.\. \d!", predict.stdout)
         ran, skipped = (len(re.findall(rf"^  +{icon} ", out, re.MULTILINE)) for icon in ("✔", "○"))  # both workflows
         assert ran >= 9 and not re.search(r"^ +✖ ", out, re.MULTILINE)
-        print(f"FIGURE rehearsal_success steps_succeeded={ran} steps_skipped={skipped} train_wall_s={trained_s:.0f} "
-              f"to_serving_s={time.monotonic() - t0:.0f}")
+        print(
+            f"FIGURE rehearsal_success steps_succeeded={ran} steps_skipped={skipped} train_wall_s={trained_s:.0f} "
+            f"to_serving_s={time.monotonic() - t0:.0f}"
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -355,9 +502,9 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
 
 
 # ---- the rehearsal as the controller behind the Kubernetes API double -----------------------------------
-def test_cluster_commands_against_a_workflow_that_really_ran(tmp_path: Path, s3_env: S3Config,
-                                                             capsys: pytest.CaptureFixture[str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cluster_commands_against_a_workflow_that_really_ran(
+    tmp_path: Path, s3_env: S3Config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``secret``, ``submit --watch``, ``get``, ``logs`` and ``delete`` through the real ``kubernetes`` client,
     with the rehearsal (not a script) deciding the phases: the trainer really ran and failed (no data)."""
     import yaml
@@ -368,11 +515,18 @@ def test_cluster_commands_against_a_workflow_that_really_ran(tmp_path: Path, s3_
     with K8sDouble() as k8s, Rehearsal(tmp_path / "r", store=DoubleStore(k8s), poll=0.2) as r:
         k8s.log_source = lambda ns, pod: r.logs(ns, pod)
         config = tmp_path / "config"
-        config.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "d",
-            "clusters": [{"name": "d", "cluster": {"server": k8s.url}}],
-            "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
-            "contexts": [{"name": "d", "context": {"cluster": "d", "user": "me", "namespace": NS}}]}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "d",
+                    "clusters": [{"name": "d", "cluster": {"server": k8s.url}}],
+                    "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
+                    "contexts": [{"name": "d", "context": {"cluster": "d", "user": "me", "namespace": NS}}],
+                }
+            )
+        )
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         kc = ["--kubeconfig", str(config)]
         assert main(["secret", *kc]) == 0

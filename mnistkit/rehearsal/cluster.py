@@ -31,8 +31,7 @@ __all__ = ["Rehearsal"]
 
 
 class Rehearsal:
-    def __init__(self, workdir: str | Path | None = None, *, store: StoreBase | None = None,
-                 poll: float = 1.0) -> None:
+    def __init__(self, workdir: str | Path | None = None, *, store: StoreBase | None = None, poll: float = 1.0) -> None:
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="mnistkit-rehearsal-")
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -59,8 +58,12 @@ class Rehearsal:
             self.store.changed.notify_all()
         self._thread.join(10)
         for wf in list(self.store.list("Workflow")):
-            self.store.update("Workflow", wf["metadata"].get("namespace", ""), wf["metadata"]["name"],
-                              lambda o: o.setdefault("spec", {}).__setitem__("shutdown", "Terminate"))
+            self.store.update(
+                "Workflow",
+                wf["metadata"].get("namespace", ""),
+                wf["metadata"]["name"],
+                lambda o: o.setdefault("spec", {}).__setitem__("shutdown", "Terminate"),
+            )
         self.kubelet.shutdown()
         for run in self.workflows.values():
             run.thread.join(5)

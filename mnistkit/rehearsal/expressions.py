@@ -134,7 +134,9 @@ class _Parser:
             if op == "+" and isinstance(left, str) and isinstance(right, str):
                 left = left + right
             else:
-                left = self.num(left, op) + self.num(right, op) if op == "+" else self.num(left, op) - self.num(right, op)
+                left = (
+                    self.num(left, op) + self.num(right, op) if op == "+" else self.num(left, op) - self.num(right, op)
+                )
         return left
 
     def mul(self) -> Value:

@@ -42,8 +42,11 @@ def _exit_code(rc: int) -> int:
 class _PodRun:
     def __init__(self, kubelet: Kubelet, pod: Obj) -> None:
         self.k, self.pod = kubelet, pod
-        self.ns, self.name, self.uid = pod["metadata"].get("namespace", ""), pod["metadata"]["name"], \
-            pod["metadata"]["uid"]
+        self.ns, self.name, self.uid = (
+            pod["metadata"].get("namespace", ""),
+            pod["metadata"]["name"],
+            pod["metadata"]["uid"],
+        )
         self.dir = kubelet.workdir / "pods" / self.ns / self.name
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
@@ -56,6 +59,7 @@ class _PodRun:
         def fn(o: Obj) -> None:
             if o["metadata"]["uid"] == self.uid:
                 o.setdefault("status", {}).update(fields)
+
         self.k.store.update("Pod", self.ns, self.name, fn)
 
     def _container_status(self, key: str, name: str, **fields: Any) -> None:
@@ -67,10 +71,18 @@ class _PodRun:
             if cur is None:
                 image = next((c.get("image", "") for c in self._all_containers() if c["name"] == name), "")
                 # Fields a real kubelet always writes (the kubernetes client requires image and imageID).
-                cur = {"name": name, "ready": False, "restartCount": 0, "state": {}, "image": image,
-                       "imageID": f"rehearsal://{image}", "containerID": f"rehearsal://{self.uid}/{name}"}
+                cur = {
+                    "name": name,
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {},
+                    "image": image,
+                    "imageID": f"rehearsal://{image}",
+                    "containerID": f"rehearsal://{self.uid}/{name}",
+                }
                 items.append(cur)
             cur.update(fields)
+
         self.k.store.update("Pod", self.ns, self.name, fn)
 
     # ---- processes ---------------------------------------------------------------------------
@@ -83,9 +95,16 @@ class _PodRun:
                 # Own process group (a pod's processes are signalled together); dies with the rehearsal even
                 # when that is SIGKILLed (the starting thread waits on the process, so only the owner's death
                 # fires PR_SET_PDEATHSIG), and is killed at a clean exit (kill_at_exit).
-                proc = subprocess.Popen(plan.argv, env=plan.env, cwd=plan.cwd, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        preexec_fn=die_with_owner())  # noqa: PLW1509 - as engines/local.py does
+                proc = subprocess.Popen(
+                    plan.argv,
+                    env=plan.env,
+                    cwd=plan.cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=die_with_owner(),
+                )  # noqa: PLW1509 - as engines/local.py does
             finally:
                 log.close()
             self.procs[plan.name] = proc
@@ -117,8 +136,12 @@ class _PodRun:
         restarts, backoff = 0, 1.0
         while True:
             proc = self._start(plan)
-            self._container_status(key, plan.name, state={"running": {"startedAt": now_rfc3339()}},
-                                   ready=key == "containerStatuses" and not self._probe_of(plan))
+            self._container_status(
+                key,
+                plan.name,
+                state={"running": {"startedAt": now_rfc3339()}},
+                ready=key == "containerStatuses" and not self._probe_of(plan),
+            )
             if key == "containerStatuses" and self._probe_of(plan):
                 threading.Thread(target=self._readiness, args=(plan, proc), daemon=True).start()
             code = _exit_code(proc.wait())
@@ -130,8 +153,13 @@ class _PodRun:
             if key == "initContainerStatuses" and code == 0 or not again:
                 return code
             restarts += 1
-            self._container_status(key, plan.name, restartCount=restarts, lastState={"terminated": term},
-                                   state={"waiting": {"reason": "CrashLoopBackOff"}})
+            self._container_status(
+                key,
+                plan.name,
+                restartCount=restarts,
+                lastState={"terminated": term},
+                state={"waiting": {"reason": "CrashLoopBackOff"}},
+            )
             if self.stopping.wait(backoff):
                 return code
             backoff = min(backoff * 2, 10.0)
@@ -181,19 +209,36 @@ class _PodRun:
             volumes[v["name"]] = str(path)
         home = self.dir / "home"
         home.mkdir(exist_ok=True)
-        plans = {key: [plan_container(self.k.store, self.k.addresses, self.pod, c, volumes, str(home))
-                       for c in spec.get(key, [])] for key in ("initContainers", "containers")}
+        plans = {
+            key: [
+                plan_container(self.k.store, self.k.addresses, self.pod, c, volumes, str(home))
+                for c in spec.get(key, [])
+            ]
+            for key in ("initContainers", "containers")
+        }
         ann = ports_annotation(plans["containers"])
-        self.k.store.update("Pod", self.ns, self.name, lambda o: o["metadata"].setdefault("annotations", {})
-                            .__setitem__(PORTS_ANNOTATION, ann) if o["metadata"]["uid"] == self.uid else None)
+        self.k.store.update(
+            "Pod",
+            self.ns,
+            self.name,
+            lambda o: (
+                o["metadata"].setdefault("annotations", {}).__setitem__(PORTS_ANNOTATION, ann)
+                if o["metadata"]["uid"] == self.uid
+                else None
+            ),
+        )
         self._status(phase="Pending", podIP="127.0.0.1", hostIP="127.0.0.1", startTime=now_rfc3339())
         for plan in plans["initContainers"]:
             if self._run_once(plan, "initContainerStatuses") != 0 or self.stopping.is_set():
                 self._status(phase="Failed", reason="Init:Error", message=f"init container {plan.name} failed")
                 return
         codes: dict[str, int] = {}
-        threads = [threading.Thread(target=lambda p=p: codes.__setitem__(p.name, self._run_once(p, "containerStatuses")),
-                                    daemon=True) for p in plans["containers"]]
+        threads = [
+            threading.Thread(
+                target=lambda p=p: codes.__setitem__(p.name, self._run_once(p, "containerStatuses")), daemon=True
+            )
+            for p in plans["containers"]
+        ]
         for t in threads:
             t.start()
         self._status(phase="Running")

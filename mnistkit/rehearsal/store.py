@@ -85,8 +85,9 @@ class StoreBase:
     def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
         raise NotImplementedError
 
-    def list(self, kind: str | None = None, namespace: str | None = None,
-             labels: Mapping[str, str] | None = None) -> list[Obj]:
+    def list(
+        self, kind: str | None = None, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Obj]:
         raise NotImplementedError
 
     def apply(self, obj: Mapping[str, Any], namespace: str = "") -> Obj:
@@ -186,12 +187,15 @@ class ObjectStore(StoreBase):
             obj = self._objects.get((kind, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, kind: str | None = None, namespace: str | None = None,
-             labels: Mapping[str, str] | None = None) -> list[Obj]:
+    def list(
+        self, kind: str | None = None, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Obj]:
         with self.lock:
             return [
-                copy.deepcopy(o) for (k, ns, _), o in sorted(self._objects.items())
-                if (kind is None or k == kind) and (namespace is None or ns == namespace)
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(self._objects.items())
+                if (kind is None or k == kind)
+                and (namespace is None or ns == namespace)
                 and labels_match(labels or {}, o["metadata"].get("labels") or {})
             ]
 
