@@ -505,7 +505,7 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
 def test_cluster_commands_against_a_workflow_that_really_ran(
     tmp_path: Path, s3_env: S3Config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``secret``, ``submit --watch``, ``get``, ``logs`` and ``delete`` through the real ``kubernetes`` client,
+    """``secret``, ``submit --watch``, ``get``, ``logs``, ``deploy`` and ``delete`` through the real ``kubernetes`` client,
     with the rehearsal (not a script) deciding the phases: the trainer really ran and failed (no data)."""
     import yaml
     from k8s_double import DoubleStore, K8sDouble
@@ -545,7 +545,16 @@ def test_cluster_commands_against_a_workflow_that_really_ran(
         logs = capsys.readouterr().out
         # the replica that failed first stays for its logs; the other may still have been running (cleaned up)
         assert re.search(r"\[(chief|worker)-0\] trainer: error: S3 download failed", logs), logs
+        # deploy: model-deploy (from its WorkflowTemplate) waits for the training, which Failed: so does it
+        assert main(["deploy", *kc, "mnist-ran"]) == 0
+        capsys.readouterr()
+        deployed = r.wait(
+            "Workflow", NS, "mnist-ran-deploy", lambda o: (o.get("status") or {}).get("phase") in DONE, 60
+        )
+        assert deployed["status"]["phase"] == "Failed"
+        assert main(["get", *kc, "mnist-ran-deploy"]) == 0
+        assert re.search(r"wait-for-training\s+Failed\s+failure condition", capsys.readouterr().out)
         assert main(["delete", *kc, "mnist-ran"]) == 0
         capsys.readouterr()
-        left = [o["kind"] for _, o in k8s.all_objects() if o["metadata"].get("namespace") == NS]
-        assert left == ["Secret"], left
+        left = sorted(o["kind"] for _, o in k8s.all_objects() if o["metadata"].get("namespace") == NS)
+        assert left == ["Secret", "WorkflowTemplate"], left  # both shared by every job of the namespace
