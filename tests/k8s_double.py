@@ -44,7 +44,10 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-__all__ = ["K8sDouble", "FakeArgo", "Fault"]
+from mnistkit.rehearsal.store import ApiError, StoreBase
+from mnistkit.rehearsal.store import merge_patch as _merge
+
+__all__ = ["DoubleStore", "FakeArgo", "Fault", "K8sDouble"]
 
 Key = tuple[str, str]  # (group, plural); group "" for the core API
 
@@ -61,18 +64,6 @@ _KINDS = {
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """JSON merge patch (RFC 7386)."""
-    for k, v in patch.items():
-        if v is None:
-            base.pop(k, None)
-        elif isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = copy.deepcopy(v)
-    return base
 
 
 def _string_data(obj: dict[str, Any]) -> None:
@@ -134,6 +125,8 @@ class K8sDouble:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.logs: dict[tuple[str, str], str] = {}
+        # With a rehearsal behind the double, pod logs come from the pods' real output.
+        self.log_source: Callable[[str, str], str] | None = None
         self.crds: set[str] = {"workflows.argoproj.io", "tfjobs.kubeflow.org", "workflowtemplates.argoproj.io"}
         self.denied: set[tuple[str, str, str]] = set()  # (group, resource[/sub], verb)
         self.allowed: set[tuple[str, str, str]] | None = None  # None: everything not denied
@@ -409,6 +402,8 @@ class _Handler(BaseHTTPRequestHandler):
             if k8s.get(key, ns or "", name or "") is None:
                 return 404, k8s.status(404, "NotFound", f'pods "{name}" not found')
             text = k8s.logs.get((ns or "", name or ""), "")
+            if k8s.log_source is not None:
+                text = k8s.log_source(ns or "", name or "")
             if q.get("tailLines"):
                 n = int(q["tailLines"])
                 text = "".join(text.splitlines(keepends=True)[-n:]) if n else ""
@@ -668,3 +663,52 @@ class FakeArgo:
     def iter_phases(self, ns: str, name: str) -> Iterator[str]:
         wf = self.k8s.get(WF, ns, name)
         yield (wf or {}).get("status", {}).get("phase", "")
+
+
+# ---- the rehearsal as the controller ----------------------------------------------------------------
+_KEY_OF_KIND: dict[str, Key] = {kind: ("", plural) for plural, kind in _KINDS.items()}
+_KEY_OF_KIND.update({"Deployment": ("apps", "deployments"), "Workflow": WF, "WorkflowTemplate":
+                     ("argoproj.io", "workflowtemplates"), "TFJob": TFJOB,
+                     "Role": ("rbac.authorization.k8s.io", "roles"),
+                     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings")})
+
+
+class DoubleStore(StoreBase):
+    """The double's objects as the rehearsal's store: ``Rehearsal(store=DoubleStore(k8s))`` makes the rehearsal
+    the cluster's controllers (Argo, the training operator, Deployments, kubelet) behind the HTTP API."""
+
+    def __init__(self, k8s: K8sDouble) -> None:
+        self.k8s = k8s
+        self.lock = k8s.lock
+        self.changed = k8s.changed
+
+    @staticmethod
+    def _key(kind: str) -> Key:
+        if kind not in _KEY_OF_KIND:
+            raise ApiError(404, f"the double has no resource for kind {kind}")
+        return _KEY_OF_KIND[kind]
+
+    @property
+    def version(self) -> int:
+        return self.k8s.state.rv
+
+    def create(self, obj: Any, namespace: str = "") -> dict[str, Any]:
+        ns = (obj.get("metadata") or {}).get("namespace") or namespace
+        code, out = self.k8s.create(self._key(obj["kind"]), ns, obj)
+        if code != 201:
+            raise ApiError(code, out.get("message", ""))
+        return out
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.k8s.get(self._key(kind), namespace, name)
+
+    def update(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], object]) -> Any:
+        return self.k8s.update(self._key(kind), namespace, name, fn)
+
+    def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.k8s.delete(self._key(kind), namespace, name)
+
+    def list(self, kind: str | None = None, namespace: str | None = None, labels: Any = None) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
+        keys = [self._key(kind)] if kind else list(self.k8s.state.objects)
+        return [o for key in keys for o in self.k8s.list(key, namespace, selector)]

@@ -19,25 +19,38 @@ from mnistkit.rehearsal.expressions import evaluate_when, substitute
 
 
 # resource_test.go: success "status.phase == Succeeded", failure "status.phase == Error"
-@pytest.mark.parametrize(("phase", "outcome"), [("Error", "failed"), ("Succeeded", "succeeded"), ("Pending", "waiting")])
+@pytest.mark.parametrize(
+    ("phase", "outcome"), [("Error", "failed"), ("Succeeded", "succeeded"), ("Pending", "waiting")]
+)
 def test_argo_resource_conditions_matching(phase: str, outcome: str) -> None:
     obj = {"name": "test", "status": {"phase": phase}}
     assert resource_outcome(obj, "status.phase == Succeeded", "status.phase == Error") == outcome
 
 
-@pytest.mark.parametrize(("status", "outcome"), [
-    ({"succeeded": 3}, "succeeded"), ({"succeeded": 2}, "waiting"), ({"failed": 2, "succeeded": 5}, "failed"),
-    ({"failed": 1}, "waiting"), ({}, "waiting"),
-])
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ({"succeeded": 3}, "succeeded"),
+        ({"succeeded": 2}, "waiting"),
+        ({"failed": 2, "succeeded": 5}, "failed"),
+        ({"failed": 1}, "waiting"),
+        ({}, "waiting"),
+    ],
+)
 def test_argo_example_k8s_jobs(status: dict[str, int], outcome: str) -> None:
     # examples/k8s-jobs.yaml: successCondition: status.succeeded > 2, failureCondition: status.failed > 1
     assert resource_outcome({"status": status}, "status.succeeded > 2", "status.failed > 1") == outcome
 
 
-@pytest.mark.parametrize(("workers", "outcome"), [
-    ({"succeeded": 2}, "succeeded"), ({"succeeded": 1, "active": 1}, "waiting"), ({"failed": 1}, "failed"),
-    ({"active": 2}, "waiting"),
-])
+@pytest.mark.parametrize(
+    ("workers", "outcome"),
+    [
+        ({"succeeded": 2}, "succeeded"),
+        ({"succeeded": 1, "active": 1}, "waiting"),
+        ({"failed": 1}, "failed"),
+        ({"active": 2}, "waiting"),
+    ],
+)
 def test_argo_example_tfjob_log_selector(workers: dict[str, int], outcome: str) -> None:
     # examples/k8s-resource-log-selector.yaml (a TFJob): = 2 succeeded / > 0 failed on replicaStatuses.Worker
     job = {"status": {"replicaStatuses": {"Worker": workers}}}
@@ -45,9 +58,16 @@ def test_argo_example_tfjob_log_selector(workers: dict[str, int], outcome: str) 
     assert resource_outcome(job, success, failure) == outcome
 
 
-@pytest.mark.parametrize(("phase", "outcome"), [
-    ("Succeeded", "succeeded"), ("Failed", "failed"), ("Error", "failed"), ("Running", "waiting"), (None, "waiting"),
-])
+@pytest.mark.parametrize(
+    ("phase", "outcome"),
+    [
+        ("Succeeded", "succeeded"),
+        ("Failed", "failed"),
+        ("Error", "failed"),
+        ("Running", "waiting"),
+        (None, "waiting"),
+    ],
+)
 def test_argo_example_wait_for_workflow(phase: str | None, outcome: str) -> None:
     # examples/k8s-wait-wf.yaml: status.phase == Succeeded / status.phase in (Failed, Error)
     obj = {"status": {"phase": phase}} if phase else {"metadata": {}}
@@ -71,22 +91,57 @@ def test_match_conditions_counts_as_argo_does() -> None:
     assert resource_outcome({"items": [{"x": 5}]}, "items.0.x > 4") == "succeeded"
 
 
-@pytest.mark.parametrize("bad", [
-    "status.phase >= 1", "status.failed > x", "status.n > -1", "status.phase in Failed", "status.phase == a b",
-    "status.x/with.bad/slash == 1", "status." + "a" * 70 + " == 1", "status.phase == has space!",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "status.phase >= 1",
+        "status.failed > x",
+        "status.n > -1",
+        "status.phase in Failed",
+        "status.phase == a b",
+        "status.x/with.bad/slash == 1",
+        "status." + "a" * 70 + " == 1",
+        "status.phase == has space!",
+    ],
+)
 def test_conditions_argo_would_refuse_are_clear_errors(bad: str) -> None:
     with pytest.raises(ConfigError, match="cannot parse condition"):
         parse_requirements(bad)
 
 
 # when_test.go, TestShouldExecute
-TRUE = ["foo == foo", "'ref/branch/master' == 'ref/branch/master'", "foo != bar", "1 == 1", "1 != 2", "1 < 2",
-        "1 <= 1", "1/2 == 0.5", "a < b", "(foo == bar) || (foo == foo)", "(1 > 0) && (1 < 2)",
-        "Error in (Failed, Error)", "!(Succeeded in (Failed, Error))", "true == true"]
-FALSE = ["foo != foo", "'ref/branch/master' != 'ref/branch/master'", "foo == bar", "1 != 1", "1 == 2", "1 > 2",
-         "1 <= 0", "1/2 != 0.5", "a > b", "(foo == bar) || (bar == foo)", "(1 > 0) && (11 < 2)",
-         "Succeeded in (Failed, Error)", "!(Error in (Failed, Error))", "false == true"]
+TRUE = [
+    "foo == foo",
+    "'ref/branch/master' == 'ref/branch/master'",
+    "foo != bar",
+    "1 == 1",
+    "1 != 2",
+    "1 < 2",
+    "1 <= 1",
+    "1/2 == 0.5",
+    "a < b",
+    "(foo == bar) || (foo == foo)",
+    "(1 > 0) && (1 < 2)",
+    "Error in (Failed, Error)",
+    "!(Succeeded in (Failed, Error))",
+    "true == true",
+]
+FALSE = [
+    "foo != foo",
+    "'ref/branch/master' != 'ref/branch/master'",
+    "foo == bar",
+    "1 != 1",
+    "1 == 2",
+    "1 > 2",
+    "1 <= 0",
+    "1/2 != 0.5",
+    "a > b",
+    "(foo == bar) || (bar == foo)",
+    "(1 > 0) && (11 < 2)",
+    "Succeeded in (Failed, Error)",
+    "!(Error in (Failed, Error))",
+    "false == true",
+]
 
 
 @pytest.mark.parametrize("expr", TRUE)
@@ -120,8 +175,15 @@ def test_tf_config_is_the_v1_operators_format() -> None:
     replicas = {"Chief": 1, "Worker": 2}
     text = tf_config("job", "ns", replicas, "Worker", 1, ports={"Chief": 2222, "Worker": 2222})
     # json.Marshal of TFConfig: cluster (map: keys sorted), task {type, index}, environment "cloud"
-    assert text == json.dumps({
-        "cluster": {"chief": ["job-chief-0.ns.svc:2222"],
-                    "worker": ["job-worker-0.ns.svc:2222", "job-worker-1.ns.svc:2222"]},
-        "task": {"type": "worker", "index": 1}, "environment": "cloud"}, separators=(",", ":"))
+    assert text == json.dumps(
+        {
+            "cluster": {
+                "chief": ["job-chief-0.ns.svc:2222"],
+                "worker": ["job-worker-0.ns.svc:2222", "job-worker-1.ns.svc:2222"],
+            },
+            "task": {"type": "worker", "index": 1},
+            "environment": "cloud",
+        },
+        separators=(",", ":"),
+    )
     assert tf_config("job", "ns", {"Chief": 1}, "Chief", 0, ports={"Chief": 2222}) == ""  # not distributed

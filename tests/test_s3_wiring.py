@@ -78,18 +78,25 @@ def test_render_takes_s3_settings_from_the_seed_variables(seed_env: dict[str, st
     assert {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}["s3-data-url"] == "s3://other/d"
 
 
-def test_submit_takes_s3_settings_from_the_seed_variables(seed_env: dict[str, str], tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_takes_s3_settings_from_the_seed_variables(
+    seed_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mnistkit.cli import main
 
     with K8sDouble() as k8s:
         config = tmp_path / "config"
-        config.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "d",
-            "clusters": [{"name": "d", "cluster": {"server": k8s.url}}],
-            "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
-            "contexts": [{"name": "d", "context": {"cluster": "d", "user": "me", "namespace": NS}}],
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "d",
+                    "clusters": [{"name": "d", "cluster": {"server": k8s.url}}],
+                    "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
+                    "contexts": [{"name": "d", "context": {"cluster": "d", "user": "me", "namespace": NS}}],
+                }
+            )
+        )
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         assert main(["submit", "--kubeconfig", str(config), "--job-name", "mnist-wired"]) == 0
         wf = k8s.get(WF, NS, "mnist-wired")
@@ -124,8 +131,9 @@ def test_notebook_03_renders_what_the_seed_variables_say(seed_env: dict[str, str
 
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "03.ipynb"
-    run_notebook(root / "notebooks" / "03-train-on-kubeflow.ipynb", out, {"submit": False}, cwd=tmp_path,
-                 cell_timeout=300)
+    run_notebook(
+        root / "notebooks" / "03-train-on-kubeflow.ipynb", out, {"submit": False}, cwd=tmp_path, cell_timeout=300
+    )
     text = "".join(
         "".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])
     )

@@ -26,14 +26,17 @@ def _s3_and_params(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
 
     from mnistkit.commands.render import parse_parameters
     from mnistkit.config import S3Config
+    from mnistkit.engines.exposure import check_multi_worker
     from mnistkit.manifests import ManifestParams, default_job_name
     from mnistkit.manifests.params import SEED_S3_VARIABLES
 
     pairs = parse_parameters(args.parameter)
     pairs.setdefault("job-name", args.job_name or default_job_name(prefix="rehearse"))
+    params = ManifestParams.from_env().with_parameters(pairs)
+    # A TFJob of several replicas opens TF's gRPC ports on every interface, as local training does.
+    check_multi_worker(int(params.tf_worker) + 1, args.allow_exposed_workers or None)
     if any(os.environ.get(k) for k in SEED_S3_VARIABLES):
         s3 = S3Config.from_env()
-        params = ManifestParams.from_env().with_parameters(pairs)
         _check_data(s3, params.s3_data_url)
         return s3, params
     from mnistkit import data
@@ -41,8 +44,10 @@ def _s3_and_params(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
 
     server = stack.enter_context(EmbeddedS3(bucket="mnist"))
     params = ManifestParams.from_s3(server.config).with_parameters(pairs)
-    print(f"no S3 variables set: embedded S3 server at {server.config.endpoint_url}, "
-          f"uploading the offline sample to {params.s3_data_url}")
+    print(
+        f"no S3 variables set: embedded S3 server at {server.config.endpoint_url}, "
+        f"uploading the offline sample to {params.s3_data_url}"
+    )
     data.upload_dataset(data.offline_sample(), params.s3_data_url, server.config)
     return server.config, params
 
@@ -54,21 +59,27 @@ def _check_data(s3: Any, url: str) -> None:
 
     bucket, prefix = split_s3_url(url, "s3_data_url")
     if not any(True for _ in s3mod.list_keys(s3mod.make_client(s3, max_attempts=2), bucket, prefix + "/")):
-        raise DataError(f"no dataset at {url}/: run `mnistkit data upload` first (it writes there)",
-                        field="s3_data_url", value=url)
+        raise DataError(
+            f"no dataset at {url}/: run `mnistkit data upload` first (it writes there)", field="s3_data_url", value=url
+        )
 
 
 def _hold(say: Any) -> None:
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     say("serving until Ctrl-C")
     try:
-        while not stop.wait(0.5):
-            pass
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_is_ctrl_c() -> None:
+    """SIGTERM ends the rehearsal as Ctrl-C does: every pod's processes are stopped on the way out."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(text, flush=True)
 
+    _sigterm_is_ctrl_c()
     with contextlib.ExitStack() as stack:
         s3, params = _s3_and_params(args, stack)
         workdir = Path(args.workdir or Path("runs") / params.job_name)
@@ -90,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
         outcome = rehearse_training(r, s3, params, timeout=args.timeout, say=say)
         say("\n" + format_workflow(outcome.workflow))
         say("\n" + format_pods(r.store.list("Pod", params.namespace)))
-        say(f"\nworkflow {params.job_name}: {outcome.phase} in {time.monotonic() - t0:.0f} s "
-            f"(pod logs under {workdir}/pods/{params.namespace}/)")
+        say(
+            f"\nworkflow {params.job_name}: {outcome.phase} in {time.monotonic() - t0:.0f} s "
+            f"(pod logs under {workdir}/pods/{params.namespace}/)"
+        )
         if outcome.phase != "Succeeded":
             return 1
         versions = exported_versions(s3, params.export_dir)
@@ -106,8 +120,10 @@ def run(args: argparse.Namespace) -> int:
         if deployed.phase != "Succeeded" or "grpc" not in ports:
             say(f"model-deploy: {deployed.phase}; serving not ready")
             return 1
-        say(f"serving {params.serving_name}: gRPC 127.0.0.1:{ports['grpc']}, "
-            f"REST http://127.0.0.1:{ports.get('rest')}/v1/models/mnist")
+        say(
+            f"serving {params.serving_name}: gRPC 127.0.0.1:{ports['grpc']}, "
+            f"REST http://127.0.0.1:{ports.get('rest')}/v1/models/mnist"
+        )
         say(f"try: mnistkit predict --port {ports['grpc']}")
         _hold(say)
         return 0
@@ -115,13 +131,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("rehearse", help="run the model-train workflow on this machine as a cluster would",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
-                   help="a workflow parameter, as for submit (e.g. -p tf-worker=1 -p model-train-steps=40)")
+    p = subparsers.add_parser(
+        "rehearse",
+        help="run the model-train workflow on this machine as a cluster would",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a workflow parameter, as for submit (e.g. -p tf-worker=1 -p model-train-steps=40)",
+    )
     p.add_argument("--job-name", help="default: rehearse-<user>-<date>-<time>-<random>")
-    p.add_argument("--deploy", action="store_true",
-                   help="then run model-deploy and serve the export on loopback ports until Ctrl-C")
+    p.add_argument(
+        "--deploy",
+        action="store_true",
+        help="then run model-deploy and serve the export on loopback ports until Ctrl-C",
+    )
     p.add_argument("--workdir", help="where pod logs and volumes go (default runs/<job-name>)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each workflow (default 3600)")
+    p.add_argument(
+        "--allow-exposed-workers",
+        action="store_true",
+        help="run a TFJob of several replicas although TensorFlow's gRPC ports then listen on every "
+        "interface (as `mnistkit train --allow-exposed-workers`; or MNISTKIT_ALLOW_EXPOSED_WORKERS=1)",
+    )
     p.set_defaults(func=run)

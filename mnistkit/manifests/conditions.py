@@ -30,16 +30,6 @@ from mnistkit.errors import ConfigError
 __all__ = ["Requirement", "gjson_lookup", "parse_requirements", "requirement_matches", "resource_outcome"]
 
 Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
-# apimachinery's IsQualifiedName (what labels.Parse checks a key against) and IsValidLabelValue.
-_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def _check_key(key: str, expr: str) -> None:
-    prefix, _, name = key.rpartition("/")
-    if len(name) > 63 or not _NAME_RE.match(name) or (prefix and (len(prefix) > 253 or not _PREFIX_RE.match(prefix))):
-        raise ConfigError(f"condition key {key!r} is not a valid label key, so Argo cannot parse it", field="condition",
-                          value=expr)
 
 _TOKEN_RE = re.compile(r"\s*(?:(?P<op>==|!=|=|>|<|!|\(|\)|,)|(?P<word>[^\s,=!()<>]+))")
 _NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")

@@ -24,15 +24,14 @@ from mnistkit.rehearsal.deployments import DeploymentController
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.kubelet import Kubelet
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import Obj, ObjectStore
+from mnistkit.rehearsal.store import Obj, ObjectStore, StoreBase
 from mnistkit.rehearsal.workflow import WorkflowRun
 
 __all__ = ["Rehearsal"]
 
 
 class Rehearsal:
-    def __init__(self, workdir: str | Path | None = None, *, store: ObjectStore | None = None,
-                 poll: float = 1.0) -> None:
+    def __init__(self, workdir: str | Path | None = None, *, store: StoreBase | None = None, poll: float = 1.0) -> None:
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="mnistkit-rehearsal-")
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +44,7 @@ class Rehearsal:
         self.poll = poll
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._reconcile_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="rehearsal-controllers")
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -58,8 +58,12 @@ class Rehearsal:
             self.store.changed.notify_all()
         self._thread.join(10)
         for wf in list(self.store.list("Workflow")):
-            self.store.update("Workflow", wf["metadata"].get("namespace", ""), wf["metadata"]["name"],
-                              lambda o: o.setdefault("spec", {}).__setitem__("shutdown", "Terminate"))
+            self.store.update(
+                "Workflow",
+                wf["metadata"].get("namespace", ""),
+                wf["metadata"]["name"],
+                lambda o: o.setdefault("spec", {}).__setitem__("shutdown", "Terminate"),
+            )
         self.kubelet.shutdown()
         for run in self.workflows.values():
             run.thread.join(5)
@@ -74,6 +78,10 @@ class Rehearsal:
 
     # ---- the controllers ------------------------------------------------------------------------
     def reconcile_once(self) -> None:
+        with self._reconcile_lock:  # the loop and a caller must not both start the same pod
+            self._reconcile()
+
+    def _reconcile(self) -> None:
         for wf in self.store.list("Workflow"):
             uid = wf["metadata"]["uid"]
             if uid not in self.workflows and not (wf.get("status") or {}).get("phase"):

@@ -15,7 +15,7 @@ from typing import Any
 
 from mnistkit.rehearsal.jobs import create_pod
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import Obj, StoreBase, now_rfc3339
 
 __all__ = ["DeploymentController"]
 
@@ -29,7 +29,7 @@ def _ready(pod: Obj) -> bool:
 class DeploymentController:
     kind = "Deployment"
 
-    def __init__(self, store: ObjectStore, addresses: Addresses) -> None:
+    def __init__(self, store: StoreBase, addresses: Addresses) -> None:
         self.store, self.addresses = store, addresses
 
     def reconcile(self, dep: Obj) -> None:
@@ -37,8 +37,11 @@ class DeploymentController:
         ns, name, uid = meta.get("namespace", ""), meta["name"], meta["uid"]
         template = spec.get("template", {})
         digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        owned = [p for p in self.store.list("Pod", ns)
-                 if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences", []))]
+        owned = [
+            p
+            for p in self.store.list("Pod", ns)
+            if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences", []))
+        ]
         current = [p for p in owned if p["metadata"].get("labels", {}).get("pod-template-hash") == digest]
         for p in owned:
             if p not in current:
@@ -48,16 +51,31 @@ class DeploymentController:
         for i in range(want):
             pod_name = f"{name}-{digest}-{i}"
             if pod_name not in names:
-                create_pod(self.store, dep, pod_name, template, {"pod-template-hash": digest},
-                           restart_policy=template.get("spec", {}).get("restartPolicy", "Always"))
+                create_pod(
+                    self.store,
+                    dep,
+                    pod_name,
+                    template,
+                    {"pod-template-hash": digest},
+                    restart_policy=template.get("spec", {}).get("restartPolicy", "Always"),
+                )
         ready = sum(_ready(p) for p in current)
         status: dict[str, Any] = {
-            "observedGeneration": 1, "replicas": len(current), "updatedReplicas": len(current),
-            "readyReplicas": ready, "availableReplicas": ready,
-            "conditions": [{"type": "Available", "status": "True" if ready >= want else "False",
-                            "reason": "MinimumReplicasAvailable" if ready >= want else "MinimumReplicasUnavailable"}],
+            "observedGeneration": 1,
+            "replicas": len(current),
+            "updatedReplicas": len(current),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "True" if ready >= want else "False",
+                    "reason": "MinimumReplicasAvailable" if ready >= want else "MinimumReplicasUnavailable",
+                }
+            ],
         }
         old = dep.get("status") or {}
         if {k: v for k, v in old.items() if k != "lastUpdateTime"} != status:
-            self.store.update("Deployment", ns, name, lambda o: o.__setitem__("status",
-                                                                              {**status, "lastUpdateTime": now_rfc3339()}))
+            self.store.update(
+                "Deployment", ns, name, lambda o: o.__setitem__("status", {**status, "lastUpdateTime": now_rfc3339()})
+            )

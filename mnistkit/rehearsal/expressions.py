@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from mnistkit.errors import ConfigError
 
@@ -40,6 +41,17 @@ def substitute(text: str, scope: Mapping[str, str], where: str = "template") -> 
         return str(scope[name])
 
     return _PLACEHOLDER_RE.sub(one, text)
+
+
+def substitute_all(obj: Any, scope: Mapping[str, str], where: str = "template") -> Any:
+    """``substitute`` in every string of a JSON-like structure (values with quotes stay intact)."""
+    if isinstance(obj, str):
+        return substitute(obj, scope, where)
+    if isinstance(obj, list):
+        return [substitute_all(v, scope, where) for v in obj]
+    if isinstance(obj, dict):
+        return {k: substitute_all(v, scope, where) for k, v in obj.items()}
+    return obj
 
 
 class _Parser:
@@ -122,7 +134,9 @@ class _Parser:
             if op == "+" and isinstance(left, str) and isinstance(right, str):
                 left = left + right
             else:
-                left = self.num(left, op) + self.num(right, op) if op == "+" else self.num(left, op) - self.num(right, op)
+                left = (
+                    self.num(left, op) + self.num(right, op) if op == "+" else self.num(left, op) - self.num(right, op)
+                )
         return left
 
     def mul(self) -> Value:

@@ -53,15 +53,21 @@ def _tb_program() -> list[str]:
         raise RehearsalError(
             f"no TF-free TensorBoard at {tb}: build it as docker/tensorboard does "
             "(python -m venv .venv-tb && .venv-tb/bin/pip install 'tensorboard==2.21.*' boto3 setuptools) "
-            "or set MNISTKIT_TB_VENV", field="image", value="tensorboard")
+            "or set MNISTKIT_TB_VENV",
+            field="image",
+            value="tensorboard",
+        )
     return [str(tb)]
 
 
 def _aws_program() -> list[str]:
     aws = shutil.which("aws", path=str(venv_bin())) or shutil.which("aws")
     if aws is None:
-        raise RehearsalError("the aws-cli image needs the `aws` command: pip install awscli (mnistkit[cluster])",
-                             field="image", value="aws")
+        raise RehearsalError(
+            "the aws-cli image needs the `aws` command: pip install awscli (mnistkit[cluster])",
+            field="image",
+            value="aws",
+        )
     return [aws]
 
 
@@ -73,16 +79,28 @@ class LocalImage:
     env: dict[str, str] = field(default_factory=dict)
 
 
-_SH: Callable[[], list[str]] = lambda: ["/bin/sh"]
+def _SH() -> list[str]:  # noqa: N802 - a table entry, named like the others' constants
+    return ["/bin/sh"]
 
 IMAGES: tuple[LocalImage, ...] = (
-    LocalImage("mnistkit/trainer", "the trainer (python -m trainer.task)", {"python": lambda: [sys.executable]},
-               {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "TF_USE_LEGACY_KERAS": "1",
-                "TF_CPP_MIN_LOG_LEVEL": "2"}),
+    LocalImage(
+        "mnistkit/trainer",
+        "the trainer (python -m trainer.task)",
+        {"python": lambda: [sys.executable]},
+        {
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TF_USE_LEGACY_KERAS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        },
+    ),
     LocalImage("mnistkit/tensorboard", "TF-free TensorBoard", {"tensorboard": _tb_program}, {"PYTHONUNBUFFERED": "1"}),
-    LocalImage("tensorflow/serving", "TF Serving -> mnistkit serve",
-               {"tensorflow_model_server": lambda: [sys.executable, "-m", "mnistkit", "serve"]},
-               {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}),
+    LocalImage(
+        "tensorflow/serving",
+        "TF Serving -> mnistkit serve",
+        {"tensorflow_model_server": lambda: [sys.executable, "-m", "mnistkit", "serve"]},
+        {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    ),
     LocalImage("amazon/aws-cli", "aws-cli", {"/bin/sh": _SH, "sh": _SH, "aws": _aws_program}),
     LocalImage("library/busybox", "busybox", {"/bin/sh": _SH, "sh": _SH}),
 )
@@ -108,13 +126,21 @@ def resolve(image: str, command: list[str]) -> tuple[list[str], dict[str, str]]:
     local = next((i for i in IMAGES if i.repository == repo), None)
     if local is None:
         known = ", ".join(i.repository for i in IMAGES)
-        raise RehearsalError(f"image {image!r} has no local stand-in in the rehearsal (known: {known})",
-                             field="image", value=image)
+        raise RehearsalError(
+            f"image {image!r} has no local stand-in in the rehearsal (known: {known})", field="image", value=image
+        )
     if not command:
-        raise RehearsalError(f"image {image!r}: the rehearsal needs the container's command (the image's "
-                             "entrypoint is not read)", field="command", value=image)
+        raise RehearsalError(
+            f"image {image!r}: the rehearsal needs the container's command (the image's entrypoint is not read)",
+            field="command",
+            value=image,
+        )
     program = local.programs.get(command[0])
     if program is None:
-        raise RehearsalError(f"image {image!r} ({local.description}): no local program for command "
-                             f"{command[0]!r} (known: {', '.join(local.programs)})", field="command", value=command[0])
+        raise RehearsalError(
+            f"image {image!r} ({local.description}): no local program for command "
+            f"{command[0]!r} (known: {', '.join(local.programs)})",
+            field="command",
+            value=command[0],
+        )
     return program(), dict(local.env)

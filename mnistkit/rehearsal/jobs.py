@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import ApiError, Obj, StoreBase, now_rfc3339
 
 __all__ = [
     "JOB_CONTROLLERS",
@@ -29,12 +29,12 @@ __all__ = [
 class JobController(Protocol):
     kind: str
 
-    def __init__(self, store: ObjectStore, addresses: Addresses) -> None: ...
+    def __init__(self, store: StoreBase, addresses: Addresses) -> None: ...
 
     def reconcile(self, job: Obj) -> None: ...
 
 
-JOB_CONTROLLERS: dict[str, Callable[[ObjectStore, Addresses], JobController]] = {}
+JOB_CONTROLLERS: dict[str, Callable[[StoreBase, Addresses], JobController]] = {}
 
 
 def job_controller(cls: Any) -> Any:
@@ -45,12 +45,25 @@ def job_controller(cls: Any) -> Any:
 
 def owner_reference(owner: Mapping[str, Any], controller: bool = True) -> dict[str, Any]:
     meta = owner["metadata"]
-    return {"apiVersion": owner.get("apiVersion", ""), "kind": owner["kind"], "name": meta["name"],
-            "uid": meta["uid"], "controller": controller, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner.get("apiVersion", ""),
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
 
 
-def create_pod(store: ObjectStore, owner: Obj, name: str, template: Mapping[str, Any], labels: Mapping[str, str],
-               env: Mapping[str, Mapping[str, str]] | None = None, restart_policy: str | None = None) -> Obj | None:
+def create_pod(
+    store: StoreBase,
+    owner: Obj,
+    name: str,
+    template: Mapping[str, Any],
+    labels: Mapping[str, str],
+    env: Mapping[str, Mapping[str, str]] | None = None,
+    restart_policy: str | None = None,
+) -> Obj | None:
     """A Pod from a pod template, owned by ``owner``; ``env`` appends variables per container name."""
     tmpl = copy.deepcopy(dict(template))
     meta = tmpl.get("metadata") or {}
@@ -60,12 +73,19 @@ def create_pod(store: ObjectStore, owner: Obj, name: str, template: Mapping[str,
             container.setdefault("env", []).append({"name": k, "value": v})
     if restart_policy:
         spec["restartPolicy"] = restart_policy
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": owner["metadata"].get("namespace", ""),
-                        "labels": {**(meta.get("labels") or {}), **labels},
-                        "annotations": dict(meta.get("annotations") or {}),
-                        "ownerReferences": [owner_reference(owner)]},
-           "spec": spec, "status": {"phase": "Pending"}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": owner["metadata"].get("namespace", ""),
+            "labels": {**(meta.get("labels") or {}), **labels},
+            "annotations": dict(meta.get("annotations") or {}),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": spec,
+        "status": {"phase": "Pending"},
+    }
     try:
         return store.create(pod)
     except ApiError as exc:
@@ -88,8 +108,14 @@ def set_condition(status: dict[str, Any], ctype: str, reason: str, message: str,
     if current and current.get("status") == value and current.get("reason") == reason:
         return
     now = now_rfc3339()
-    new = {"type": ctype, "status": value, "reason": reason, "message": message, "lastUpdateTime": now,
-           "lastTransitionTime": current["lastTransitionTime"] if current and current.get("status") == value else now}
+    new = {
+        "type": ctype,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastUpdateTime": now,
+        "lastTransitionTime": current["lastTransitionTime"] if current and current.get("status") == value else now,
+    }
     kept = []
     for c in conditions:
         if c.get("type") == ctype or {c.get("type"), ctype} == {"Running", "Restarting"}:

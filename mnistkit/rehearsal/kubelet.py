@@ -21,13 +21,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mnistkit.engines.owner import die_with_owner, kill_at_exit
 from mnistkit.errors import MnistkitError
 from mnistkit.rehearsal.pods import PORTS_ANNOTATION, Addresses, ProcessPlan, plan_container, ports_annotation
-from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import Obj, StoreBase, now_rfc3339
 
 __all__ = ["Kubelet"]
 
 _GRACE_SECONDS = 5.0
+
+
+class _Stopped(Exception):
+    """The pod was deleted (or the rehearsal closed) before this container started."""
 
 
 def _exit_code(rc: int) -> int:
@@ -37,18 +42,24 @@ def _exit_code(rc: int) -> int:
 class _PodRun:
     def __init__(self, kubelet: Kubelet, pod: Obj) -> None:
         self.k, self.pod = kubelet, pod
-        self.ns, self.name, self.uid = pod["metadata"].get("namespace", ""), pod["metadata"]["name"], \
-            pod["metadata"]["uid"]
+        self.ns, self.name, self.uid = (
+            pod["metadata"].get("namespace", ""),
+            pod["metadata"]["name"],
+            pod["metadata"]["uid"],
+        )
         self.dir = kubelet.workdir / "pods" / self.ns / self.name
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"pod-{self.name}")
+        kill_at_exit(self)
 
     # ---- status ------------------------------------------------------------------------------
     def _status(self, **fields: Any) -> None:
         def fn(o: Obj) -> None:
             if o["metadata"]["uid"] == self.uid:
                 o.setdefault("status", {}).update(fields)
+
         self.k.store.update("Pod", self.ns, self.name, fn)
 
     def _container_status(self, key: str, name: str, **fields: Any) -> None:
@@ -58,25 +69,57 @@ class _PodRun:
             items = o.setdefault("status", {}).setdefault(key, [])
             cur = next((c for c in items if c["name"] == name), None)
             if cur is None:
-                cur = {"name": name, "ready": False, "restartCount": 0, "state": {}}
+                image = next((c.get("image", "") for c in self._all_containers() if c["name"] == name), "")
+                # Fields a real kubelet always writes (the kubernetes client requires image and imageID).
+                cur = {
+                    "name": name,
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {},
+                    "image": image,
+                    "imageID": f"rehearsal://{image}",
+                    "containerID": f"rehearsal://{self.uid}/{name}",
+                }
                 items.append(cur)
             cur.update(fields)
+
         self.k.store.update("Pod", self.ns, self.name, fn)
 
     # ---- processes ---------------------------------------------------------------------------
     def _start(self, plan: ProcessPlan) -> subprocess.Popen[bytes]:
-        log = (self.dir / f"{plan.name}.log").open("ab")
-        try:
-            proc = subprocess.Popen(plan.argv, env=plan.env, cwd=plan.cwd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
-        self.procs[plan.name] = proc
-        return proc
+        with self.lock:  # kill() holds it too: no process starts after the pod was told to stop
+            if self.stopping.is_set():
+                raise _Stopped
+            log = (self.dir / f"{plan.name}.log").open("ab")
+            try:
+                # Own process group (a pod's processes are signalled together); dies with the rehearsal even
+                # when that is SIGKILLed (the starting thread waits on the process, so only the owner's death
+                # fires PR_SET_PDEATHSIG), and is killed at a clean exit (kill_at_exit).
+                proc = subprocess.Popen(
+                    plan.argv,
+                    env=plan.env,
+                    cwd=plan.cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=die_with_owner(),
+                )  # noqa: PLW1509 - as engines/local.py does
+            finally:
+                log.close()
+            self.procs[plan.name] = proc
+            return proc
+
+    def _kill_group(self) -> None:
+        """SIGKILL every process of the pod at once (the interpreter is exiting)."""
+        self.stopping.set()
+        for p in list(self.procs.values()):
+            _signal(p, signal.SIGKILL)
 
     def kill(self) -> None:
-        self.stopping.set()
-        procs = [p for p in self.procs.values() if p.poll() is None]
+        with self.lock:
+            self.stopping.set()
+            procs = [p for p in self.procs.values() if p.poll() is None]
         for p in procs:
             _signal(p, signal.SIGTERM)
         deadline = time.monotonic() + _GRACE_SECONDS
@@ -93,8 +136,12 @@ class _PodRun:
         restarts, backoff = 0, 1.0
         while True:
             proc = self._start(plan)
-            self._container_status(key, plan.name, state={"running": {"startedAt": now_rfc3339()}},
-                                   ready=key == "containerStatuses" and not self._probe_of(plan))
+            self._container_status(
+                key,
+                plan.name,
+                state={"running": {"startedAt": now_rfc3339()}},
+                ready=key == "containerStatuses" and not self._probe_of(plan),
+            )
             if key == "containerStatuses" and self._probe_of(plan):
                 threading.Thread(target=self._readiness, args=(plan, proc), daemon=True).start()
             code = _exit_code(proc.wait())
@@ -103,11 +150,16 @@ class _PodRun:
             if self.stopping.is_set():
                 return code
             again = policy == "Always" or (policy == "OnFailure" and code != 0)
-            if key == "initContainers" and code == 0 or not again:
+            if key == "initContainerStatuses" and code == 0 or not again:
                 return code
             restarts += 1
-            self._container_status(key, plan.name, restartCount=restarts, lastState={"terminated": term},
-                                   state={"waiting": {"reason": "CrashLoopBackOff"}})
+            self._container_status(
+                key,
+                plan.name,
+                restartCount=restarts,
+                lastState={"terminated": term},
+                state={"waiting": {"reason": "CrashLoopBackOff"}},
+            )
             if self.stopping.wait(backoff):
                 return code
             backoff = min(backoff * 2, 10.0)
@@ -137,6 +189,8 @@ class _PodRun:
     def _run(self) -> None:
         try:
             self._run_pod()
+        except _Stopped:
+            pass
         except MnistkitError as exc:
             reason = "CreateContainerConfigError" if type(exc).__name__ == "ConfigError" else "RehearsalError"
             self._status(phase="Pending", reason=reason, message=str(exc))
@@ -155,19 +209,36 @@ class _PodRun:
             volumes[v["name"]] = str(path)
         home = self.dir / "home"
         home.mkdir(exist_ok=True)
-        plans = {key: [plan_container(self.k.store, self.k.addresses, self.pod, c, volumes, str(home))
-                       for c in spec.get(key, [])] for key in ("initContainers", "containers")}
+        plans = {
+            key: [
+                plan_container(self.k.store, self.k.addresses, self.pod, c, volumes, str(home))
+                for c in spec.get(key, [])
+            ]
+            for key in ("initContainers", "containers")
+        }
         ann = ports_annotation(plans["containers"])
-        self.k.store.update("Pod", self.ns, self.name, lambda o: o["metadata"].setdefault("annotations", {})
-                            .__setitem__(PORTS_ANNOTATION, ann) if o["metadata"]["uid"] == self.uid else None)
+        self.k.store.update(
+            "Pod",
+            self.ns,
+            self.name,
+            lambda o: (
+                o["metadata"].setdefault("annotations", {}).__setitem__(PORTS_ANNOTATION, ann)
+                if o["metadata"]["uid"] == self.uid
+                else None
+            ),
+        )
         self._status(phase="Pending", podIP="127.0.0.1", hostIP="127.0.0.1", startTime=now_rfc3339())
         for plan in plans["initContainers"]:
             if self._run_once(plan, "initContainerStatuses") != 0 or self.stopping.is_set():
                 self._status(phase="Failed", reason="Init:Error", message=f"init container {plan.name} failed")
                 return
         codes: dict[str, int] = {}
-        threads = [threading.Thread(target=lambda p=p: codes.__setitem__(p.name, self._run_once(p, "containerStatuses")),
-                                    daemon=True) for p in plans["containers"]]
+        threads = [
+            threading.Thread(
+                target=lambda p=p: codes.__setitem__(p.name, self._run_once(p, "containerStatuses")), daemon=True
+            )
+            for p in plans["containers"]
+        ]
         for t in threads:
             t.start()
         self._status(phase="Running")
@@ -187,7 +258,7 @@ def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 class Kubelet:
-    def __init__(self, store: ObjectStore, addresses: Addresses, workdir: Path) -> None:
+    def __init__(self, store: StoreBase, addresses: Addresses, workdir: Path) -> None:
         self.store, self.addresses, self.workdir = store, addresses, workdir
         self.runs: dict[str, _PodRun] = {}  # pod uid -> run
 
@@ -207,7 +278,7 @@ class Kubelet:
         return self.workdir / "pods" / namespace / pod / f"{container}.log"
 
     def shutdown(self) -> None:
-        runs = [r for r in self.runs.values() if not r.stopping.is_set()]
+        runs = list(self.runs.values())
         threads = [threading.Thread(target=r.kill, daemon=True) for r in runs]
         for t in threads:
             t.start()

@@ -29,7 +29,7 @@ from typing import Any
 
 from mnistkit.embedded_s3 import free_port
 from mnistkit.rehearsal.images import RehearsalError, resolve, venv_bin
-from mnistkit.rehearsal.store import Obj, ObjectStore
+from mnistkit.rehearsal.store import Obj, StoreBase
 
 __all__ = ["PORTS_ANNOTATION", "Addresses", "ConfigError", "ProcessPlan", "plan_container"]
 
@@ -64,7 +64,7 @@ class Addresses:
                 self._ports[key] = p
             return self._ports[key]
 
-    def service(self, store: ObjectStore, namespace: str, name: str, port: int | str) -> int | None:
+    def service(self, store: StoreBase, namespace: str, name: str, port: int | str) -> int | None:
         """The local port behind ``Service <name>:<port>`` (its first running pod), or None."""
         svc = store.get("Service", namespace, name)
         if svc is None:
@@ -103,7 +103,7 @@ def _decode(obj: Obj, key: str) -> str | None:
     return None
 
 
-def _env_value(store: ObjectStore, pod: Obj, item: Mapping[str, Any]) -> str | None:
+def _env_value(store: StoreBase, pod: Obj, item: Mapping[str, Any]) -> str | None:
     if "valueFrom" not in item:
         return str(item.get("value", ""))
     src = item["valueFrom"]
@@ -114,23 +114,33 @@ def _env_value(store: ObjectStore, pod: Obj, item: Mapping[str, Any]) -> str | N
             obj = store.get(kind, ns, ref.get("name", ""))
             value = _decode(obj, ref.get("key", "")) if obj else None
             if value is None and not ref.get("optional"):
-                what = f'{kind.lower()} "{ref.get("name")}" not found' if obj is None else \
-                    f'couldn\'t find key {ref.get("key")} in {kind} {ns}/{ref.get("name")}'
+                what = (
+                    f'{kind.lower()} "{ref.get("name")}" not found'
+                    if obj is None
+                    else f"couldn't find key {ref.get('key')} in {kind} {ns}/{ref.get('name')}"
+                )
                 raise ConfigError(f"env {item['name']}: {what}", field="env", value=item["name"])
             return value
     if "fieldRef" in src:
         path = src["fieldRef"].get("fieldPath", "")
-        simple = {"metadata.name": meta.get("name"), "metadata.namespace": ns, "metadata.uid": meta.get("uid"),
-                  "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": "rehearsal",
-                  "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default")}
+        simple = {
+            "metadata.name": meta.get("name"),
+            "metadata.namespace": ns,
+            "metadata.uid": meta.get("uid"),
+            "status.podIP": "127.0.0.1",
+            "status.hostIP": "127.0.0.1",
+            "spec.nodeName": "rehearsal",
+            "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        }
         if path in simple:
             return str(simple[path] or "")
         m = _FIELD_RE.match(path)
         if m:
             return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
         raise RehearsalError(f"env {item['name']}: fieldRef {path!r} is not emulated", field="env", value=path)
-    raise RehearsalError(f"env {item['name']}: valueFrom {sorted(src)} is not emulated", field="env",
-                         value=item["name"])
+    raise RehearsalError(
+        f"env {item['name']}: valueFrom {sorted(src)} is not emulated", field="env", value=item["name"]
+    )
 
 
 def _rewrite(text: str, mounts: list[tuple[str, str]]) -> str:
@@ -142,20 +152,31 @@ def _rewrite(text: str, mounts: list[tuple[str, str]]) -> str:
     return re.sub(rf"(?<![\w/])({alternation})(?=/|\b|$)", lambda m: table[m.group(1)], text)
 
 
-def plan_container(store: ObjectStore, addresses: Addresses, pod: Obj, container: Mapping[str, Any],
-                   volumes: Mapping[str, str], home: str) -> ProcessPlan:
+def plan_container(
+    store: StoreBase,
+    addresses: Addresses,
+    pod: Obj,
+    container: Mapping[str, Any],
+    volumes: Mapping[str, str],
+    home: str,
+) -> ProcessPlan:
     """How to run one container of ``pod``: ``volumes`` maps volume names to local dirs (emptyDirs)."""
     name, ns = container["name"], pod["metadata"].get("namespace", "")
     program, image_env = resolve(container.get("image", ""), list(container.get("command") or []))
     mounts = []
     for vm in container.get("volumeMounts", []):
         if vm["name"] not in volumes:
-            raise RehearsalError(f"container {name}: volume {vm['name']!r} is not an emptyDir of the pod",
-                                 field="volumeMounts", value=vm["name"])
+            raise RehearsalError(
+                f"container {name}: volume {vm['name']!r} is not an emptyDir of the pod",
+                field="volumeMounts",
+                value=vm["name"],
+            )
         mounts.append((vm["mountPath"], volumes[vm["name"]]))
     mounts.sort(key=lambda m: -len(m[0]))
-    ports = {int(p["containerPort"]): addresses.local(ns, pod["metadata"]["name"], int(p["containerPort"]))
-             for p in container.get("ports", [])}
+    ports = {
+        int(p["containerPort"]): addresses.local(ns, pod["metadata"]["name"], int(p["containerPort"]))
+        for p in container.get("ports", [])
+    }
 
     def args_of(words: list[str]) -> list[str]:
         out = []

@@ -38,8 +38,12 @@ def format_workflow(wf: dict[str, Any]) -> str:
     ]
     if st.get("message"):
         lines.append(f"Message:             {st['message']}")
-    lines += [f"Started:             {st.get('startedAt', '')}", f"Finished:            {st.get('finishedAt', '')}",
-              "", f"{'STEP':<40} {'TEMPLATE':<22} {'PHASE':<10} {'DURATION':<9} MESSAGE"]
+    lines += [
+        f"Started:             {st.get('startedAt', '')}",
+        f"Finished:            {st.get('finishedAt', '')}",
+        "",
+        f"{'STEP':<40} {'TEMPLATE':<22} {'PHASE':<10} {'DURATION':<9} MESSAGE",
+    ]
     children = {c for n in nodes.values() for c in n.get("children", [])}
     roots = sorted((n for i, n in nodes.items() if i not in children), key=lambda n: n.get("startedAt", ""))
 
@@ -47,8 +51,10 @@ def format_workflow(wf: dict[str, Any]) -> str:
         if node.get("type") != "StepGroup":
             icon = ICONS.get(node.get("phase", ""), " ")
             label = f"{'  ' * depth}{icon} {node.get('displayName', '')}"
-            lines.append(f"{label:<40} {node.get('templateName', ''):<22} {node.get('phase', ''):<10} "
-                         f"{_seconds(node):<9} {node.get('message', '')}".rstrip())
+            lines.append(
+                f"{label:<40} {node.get('templateName', ''):<22} {node.get('phase', ''):<10} "
+                f"{_seconds(node):<9} {node.get('message', '')}".rstrip()
+            )
             depth += 1
         for child in node.get("children", []):
             if child in nodes:

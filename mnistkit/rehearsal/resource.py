@@ -20,7 +20,7 @@ import yaml
 from mnistkit.errors import MnistkitError
 from mnistkit.manifests.conditions import resource_outcome
 from mnistkit.rehearsal.jobs import owner_reference
-from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore
+from mnistkit.rehearsal.store import ApiError, Obj, StoreBase
 
 __all__ = ["StepFailed", "jsonpath", "run_resource"]
 
@@ -44,12 +44,13 @@ def jsonpath(obj: Any, expr: str) -> str:
     return " ".join(m if isinstance(m, str) else json.dumps(m) for m in matches)
 
 
-def _changed(store: ObjectStore, kind: str, ns: str, name: str, rv: str | None) -> Callable[[], bool]:
+def _changed(store: StoreBase, kind: str, ns: str, name: str, rv: str | None) -> Callable[[], bool]:
     return lambda: (store.get(kind, ns, name) or {}).get("metadata", {}).get("resourceVersion") != rv
 
 
-def run_resource(store: ObjectStore, template: Mapping[str, Any], workflow: Obj,
-                 check: Callable[[], None], poll: float = 1.0) -> dict[str, str]:
+def run_resource(
+    store: StoreBase, template: Mapping[str, Any], workflow: Obj, check: Callable[[], None], poll: float = 1.0
+) -> dict[str, str]:
     """Run one (already substituted) resource template; returns its output parameters, or raises StepFailed.
 
     ``check`` raises when the step must stop (its deadline, the workflow's, a shutdown).
@@ -84,8 +85,11 @@ def run_resource(store: ObjectStore, template: Mapping[str, Any], workflow: Obj,
                 raise ApiError(404, f"{what} not found")
             return {}
         else:
-            raise StepFailed(f"resource action {action!r} is not one of get, create, apply, patch, delete",
-                             field="action", value=action)
+            raise StepFailed(
+                f"resource action {action!r} is not one of get, create, apply, patch, delete",
+                field="action",
+                value=action,
+            )
     except ApiError as exc:
         reason = {404: "NotFound", 409: "AlreadyExists"}.get(exc.code, "Invalid")
         raise StepFailed(f"Error from server ({reason}): {exc}", field="resource", value=name) from None
@@ -96,12 +100,16 @@ def run_resource(store: ObjectStore, template: Mapping[str, Any], workflow: Obj,
             check()
             current = store.get(kind, ns, name)
             if current is None:
-                raise StepFailed("The resource has been deleted while its status was still being checked. "
-                                 "Will not be retried", field="resource", value=name)
+                raise StepFailed(
+                    "The resource has been deleted while its status was still being checked. Will not be retried",
+                    field="resource",
+                    value=name,
+                )
             outcome = resource_outcome(current, success, failure)
             if outcome == "failed":
-                raise StepFailed(f"failure condition {failure!r} evaluated true", field="failureCondition",
-                                 value=failure)
+                raise StepFailed(
+                    f"failure condition {failure!r} evaluated true", field="failureCondition", value=failure
+                )
             if outcome == "succeeded":
                 live = current
                 break

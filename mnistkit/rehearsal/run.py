@@ -17,12 +17,15 @@ from mnistkit.manifests import ManifestParams, aws_secret, model_deploy_template
 from mnistkit.manifests.common import JOB_LABEL, PART_OF
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
 from mnistkit.rehearsal.cluster import Rehearsal
+from mnistkit.rehearsal.images import RehearsalError
+from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.report import step_phases
 from mnistkit.rehearsal.store import Obj
 
 __all__ = ["DONE_PHASES", "Outcome", "exported_versions", "rehearse_deploy", "rehearse_training"]
 
 DONE_PHASES = ("Succeeded", "Failed", "Error")
+JOB_KINDS = {"tfjob": "TFJob", "trainjob": "TrainJob"}  # -p trainer -> the job kind model-train creates
 
 
 @dataclass
@@ -54,8 +57,17 @@ def _secret(r: Rehearsal, s3: S3Config, p: ManifestParams) -> None:
         r.store.create(aws_secret(s3, name=p.aws_secret, namespace=p.namespace))
 
 
-def rehearse_training(r: Rehearsal, s3: S3Config, p: ManifestParams, *, timeout: float,
-                      say: Callable[[str], None] = print) -> Outcome:
+def rehearse_training(
+    r: Rehearsal, s3: S3Config, p: ManifestParams, *, timeout: float, say: Callable[[str], None] = print
+) -> Outcome:
+    kind = JOB_KINDS.get(p.trainer, p.trainer)
+    if kind not in JOB_CONTROLLERS:
+        raise RehearsalError(
+            f"-p trainer={p.trainer} creates a {kind}, which the rehearsal does not run yet "
+            f"(it runs: {', '.join(JOB_CONTROLLERS)}); rehearse with -p trainer=tfjob",
+            field="trainer",
+            value=p.trainer,
+        )
     _secret(r, s3, p)
     wf = model_train_workflow(p, name=p.job_name)
     r.store.create(wf)
@@ -63,26 +75,41 @@ def rehearse_training(r: Rehearsal, s3: S3Config, p: ManifestParams, *, timeout:
     return _follow(r, p.namespace, p.job_name, timeout, say)
 
 
-def rehearse_deploy(r: Rehearsal, p: ManifestParams, *, timeout: float,
-                    say: Callable[[str], None] = print) -> tuple[Outcome, dict[str, int]]:
+def rehearse_deploy(
+    r: Rehearsal, p: ManifestParams, *, timeout: float, say: Callable[[str], None] = print
+) -> tuple[Outcome, dict[str, int]]:
     """Run ``model-deploy`` for the training ``p.job_name``; returns the outcome and ``{"grpc"|"rest": port}``."""
     template = model_deploy_template(p)
     if r.store.get("WorkflowTemplate", p.namespace, "model-deploy") is None:
         r.store.create(template)
     name = f"{p.job_name}-deploy"[:63].rstrip("-")
-    r.store.create({
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-        "metadata": {"name": name, "namespace": p.namespace, "labels": {**PART_OF, JOB_LABEL: p.job_name}},
-        "spec": {"workflowTemplateRef": {"name": "model-deploy"},
-                 "arguments": {"parameters": [{"name": "train-workflow", "value": p.job_name},
-                                              {"name": "serving-image", "value": p.serving_image}]}},
-    })
+    r.store.create(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": name, "namespace": p.namespace, "labels": {**PART_OF, JOB_LABEL: p.job_name}},
+            "spec": {
+                "workflowTemplateRef": {"name": "model-deploy"},
+                "arguments": {
+                    "parameters": [
+                        {"name": "train-workflow", "value": p.job_name},
+                        {"name": "serving-image", "value": p.serving_image},
+                    ]
+                },
+            },
+        }
+    )
     say(f"workflow {name} (model-deploy) submitted to the rehearsal")
     outcome = _follow(r, p.namespace, name, timeout, say)
     ports: dict[str, int] = {}
     if outcome.phase == "Succeeded":
-        r.wait("Deployment", p.namespace, p.serving_name,
-               lambda d: (d.get("status") or {}).get("readyReplicas", 0) >= 1, timeout)
+        r.wait(
+            "Deployment",
+            p.namespace,
+            p.serving_name,
+            lambda d: (d.get("status") or {}).get("readyReplicas", 0) >= 1,
+            timeout,
+        )
         for key, port in (("grpc", GRPC_PORT), ("rest", REST_PORT)):
             local = r.addresses.service(r.store, p.namespace, p.serving_name, port)
             if local is not None:

@@ -59,7 +59,68 @@ def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-class ObjectStore:
+class StoreBase:
+    """What the controllers need from an API server; ``ObjectStore`` here, the test double's adapter in tests.
+
+    Subclasses provide ``lock``/``changed`` (a Condition notified on every change), ``version``, ``create``,
+    ``get``, ``update``, ``delete`` and ``list``; ``apply``, ``patch`` and ``wait_for`` are built on them.
+    """
+
+    lock: threading.RLock
+    changed: threading.Condition
+
+    @property
+    def version(self) -> int:
+        raise NotImplementedError
+
+    def create(self, obj: Mapping[str, Any], namespace: str = "") -> Obj:
+        raise NotImplementedError
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        raise NotImplementedError
+
+    def update(self, kind: str, namespace: str, name: str, fn: Callable[[Obj], object]) -> Obj | None:
+        raise NotImplementedError
+
+    def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
+        raise NotImplementedError
+
+    def list(
+        self, kind: str | None = None, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Obj]:
+        raise NotImplementedError
+
+    def apply(self, obj: Mapping[str, Any], namespace: str = "") -> Obj:
+        """Create, or merge the given fields into the existing object (``kubectl apply`` for new/changed fields)."""
+        with self.lock:
+            meta = dict(obj.get("metadata") or {})
+            kind, ns, name = str(obj.get("kind", "")), meta.get("namespace") or namespace, meta.get("name", "")
+            if self.get(kind, ns, name) is None:
+                return self.create(obj, namespace)
+            body = {k: v for k, v in obj.items() if k != "status"}
+            return self.patch(kind, ns, name, body)
+
+    def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> Obj:
+        out = self.update(kind, namespace, name, lambda o: merge_patch(o, patch))
+        if out is None:
+            raise ApiError(404, f'{kind} "{name}" not found in namespace {namespace!r}')
+        return out
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, poll: float = 0.5) -> bool:
+        """Block until ``predicate()`` holds (re-checked on every change, and every ``poll`` s for clocks)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(min(poll, left))
+            return True
+
+
+class ObjectStore(StoreBase):
+    """The rehearsal's own in-memory API server."""
+
     def __init__(self) -> None:
         self._objects: dict[Key, Obj] = {}
         self._rv = 1000
@@ -93,16 +154,6 @@ class ObjectStore:
             self._touch("ADDED", new)
             return copy.deepcopy(new)
 
-    def apply(self, obj: Mapping[str, Any], namespace: str = "") -> Obj:
-        """Create, or merge the given fields into the existing object (``kubectl apply`` for new/changed fields)."""
-        with self.lock:
-            meta = dict(obj.get("metadata") or {})
-            kind, ns, name = str(obj.get("kind", "")), meta.get("namespace") or namespace, meta.get("name", "")
-            if self.get(kind, ns, name) is None:
-                return self.create(obj, namespace)
-            body = {k: v for k, v in obj.items() if k != "status"}
-            return self.patch(kind, ns, name, body)
-
     def update(self, kind: str, namespace: str, name: str, fn: Callable[[Obj], object]) -> Obj | None:
         with self.lock:
             obj = self._objects.get((kind, namespace, name))
@@ -111,12 +162,6 @@ class ObjectStore:
             fn(obj)
             self._touch("MODIFIED", obj)
             return copy.deepcopy(obj)
-
-    def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> Obj:
-        out = self.update(kind, namespace, name, lambda o: merge_patch(o, patch))
-        if out is None:
-            raise ApiError(404, f'{kind} "{name}" not found in namespace {namespace!r}')
-        return out
 
     def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
         """Delete an object and, as the garbage collector does, everything it owns (recursively)."""
@@ -142,25 +187,17 @@ class ObjectStore:
             obj = self._objects.get((kind, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, kind: str | None = None, namespace: str | None = None,
-             labels: Mapping[str, str] | None = None) -> list[Obj]:
+    def list(
+        self, kind: str | None = None, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Obj]:
         with self.lock:
             return [
-                copy.deepcopy(o) for (k, ns, _), o in sorted(self._objects.items())
-                if (kind is None or k == kind) and (namespace is None or ns == namespace)
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(self._objects.items())
+                if (kind is None or k == kind)
+                and (namespace is None or ns == namespace)
                 and labels_match(labels or {}, o["metadata"].get("labels") or {})
             ]
 
     def __iter__(self) -> Iterator[Obj]:
         return iter(self.list())
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float, poll: float = 0.5) -> bool:
-        """Block until ``predicate()`` holds (re-checked on every change, and every ``poll`` s for clocks)."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.changed.wait(min(poll, left))
-            return True

@@ -31,7 +31,7 @@ from typing import Any
 
 from mnistkit.rehearsal.jobs import create_pod, has_condition, job_controller, owner_reference, set_condition
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import ApiError, Obj, StoreBase, now_rfc3339
 
 __all__ = ["REPLICA_ORDER", "TFJobController", "tf_config"]
 
@@ -40,15 +40,19 @@ _CONTAINER, _PORT_NAME, _DEFAULT_PORT = "tensorflow", "tfjob-port", 2222
 _L = "training.kubeflow.org/"
 
 
-def tf_config(job: str, namespace: str, replicas: dict[str, int], rtype: str, index: int,
-              ports: dict[str, int]) -> str:
+def tf_config(job: str, namespace: str, replicas: dict[str, int], rtype: str, index: int, ports: dict[str, int]) -> str:
     """``genTFConfigJSONStr`` (not dynamic-worker): "" when the job is not distributed (one process in all)."""
     if sum(replicas.values()) == 1:
         return ""
-    cluster = {rt.lower(): [f"{job}-{rt.lower()}-{i}.{namespace}.svc:{ports[rt]}" for i in range(n)]
-               for rt, n in replicas.items()}
-    cfg = {"cluster": dict(sorted(cluster.items())), "task": {"type": rtype.lower(), "index": index},
-           "environment": "cloud"}
+    cluster = {
+        rt.lower(): [f"{job}-{rt.lower()}-{i}.{namespace}.svc:{ports[rt]}" for i in range(n)]
+        for rt, n in replicas.items()
+    }
+    cfg = {
+        "cluster": dict(sorted(cluster.items())),
+        "task": {"type": rtype.lower(), "index": index},
+        "environment": "cloud",
+    }
     return json.dumps(cfg, separators=(",", ":"))
 
 
@@ -77,7 +81,7 @@ def _exit_code(pod: Obj) -> int | None:
 class TFJobController:
     kind = "TFJob"
 
-    def __init__(self, store: ObjectStore, addresses: Addresses) -> None:
+    def __init__(self, store: StoreBase, addresses: Addresses) -> None:
         self.store, self.addresses = store, addresses
         self.restarts: dict[str, int] = {}  # job uid -> pods recreated
 
@@ -87,8 +91,9 @@ class TFJobController:
             return text
         cfg = json.loads(text)
         for rt, addrs in cfg["cluster"].items():
-            cfg["cluster"][rt] = [f"127.0.0.1:{self.addresses.local(ns, a.split('.')[0], int(a.rsplit(':', 1)[1]))}"
-                                  for a in addrs]
+            cfg["cluster"][rt] = [
+                f"127.0.0.1:{self.addresses.local(ns, a.split('.')[0], int(a.rsplit(':', 1)[1]))}" for a in addrs
+            ]
         return json.dumps(cfg, separators=(",", ":"))
 
     def reconcile(self, job: Obj) -> None:
@@ -98,8 +103,11 @@ class TFJobController:
         old = json.dumps(status, sort_keys=True)
         run_policy = spec.get("runPolicy", {})
         replicas = {rt: s for rt in REPLICA_ORDER if (s := spec.get("tfReplicaSpecs", {}).get(rt)) is not None}
-        pods = [p for p in self.store.list("Pod", ns, {_L + "job-name": name})
-                if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences", []))]
+        pods = [
+            p
+            for p in self.store.list("Pod", ns, {_L + "job-name": name})
+            if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences", []))
+        ]
         if not status.get("conditions"):
             set_condition(status, "Created", "TFJobCreated", f"TFJob {name} is created.")
         status.setdefault("startTime", now_rfc3339())
@@ -112,8 +120,12 @@ class TFJobController:
         deadline = run_policy.get("activeDeadlineSeconds")
         if deadline is not None and _seconds_since(status["startTime"]) >= int(deadline):
             status.setdefault("completionTime", now_rfc3339())
-            set_condition(status, "Failed", "TFJobFailed",
-                          f"Job {name} has failed because it was active longer than specified deadline")
+            set_condition(
+                status,
+                "Failed",
+                "TFJobFailed",
+                f"Job {name} has failed because it was active longer than specified deadline",
+            )
             self._clean(run_policy, pods, status)
             return self._save(ns, name, status, old)
         backoff = run_policy.get("backoffLimit")
@@ -136,17 +148,29 @@ class TFJobController:
                     retry = policy in ("OnFailure", "Always") or (policy == "ExitCode" and (code or 0) >= 128)
                     if retry and backoff is not None and self.restarts.get(uid, 0) + in_place >= int(backoff):
                         status.setdefault("completionTime", now_rfc3339())
-                        set_condition(status, "Failed", "TFJobFailed",
-                                      f"Job {name} has failed because it has reached the specified backoff limit")
+                        set_condition(
+                            status,
+                            "Failed",
+                            "TFJobFailed",
+                            f"Job {name} has failed because it has reached the specified backoff limit",
+                        )
                     elif retry:
                         self.store.delete("Pod", ns, pod_name)
                         self.restarts[uid] = self.restarts.get(uid, 0) + 1
-                        set_condition(status, "Restarting", "TFJobRestarting",
-                                      f"job {name} is restarting because {rt} replica(s) failed.")
+                        set_condition(
+                            status,
+                            "Restarting",
+                            "TFJobRestarting",
+                            f"job {name} is restarting because {rt} replica(s) failed.",
+                        )
                         continue
                     elif policy == "ExitCode":
-                        set_condition(status, "Failed", "TFJobFailed",
-                                      f'job "{name}" is failing because "{rt}" replica(s) failed.')
+                        set_condition(
+                            status,
+                            "Failed",
+                            "TFJobFailed",
+                            f'job "{name}" is failing because "{rt}" replica(s) failed.',
+                        )
                 key = {"Running": "active", "Succeeded": "succeeded", "Failed": "failed"}.get(phase or "")
                 if key:
                     rs[key] = rs.get(key, 0) + 1
@@ -156,8 +180,9 @@ class TFJobController:
             self._clean(run_policy, self.store.list("Pod", ns, {_L + "job-name": name}), status)
         self._save(ns, name, status, old)
 
-    def _update_status(self, name: str, ns: str, replicas: dict[str, Any], counts: dict[str, int],
-                       status: dict[str, Any]) -> None:
+    def _update_status(
+        self, name: str, ns: str, replicas: dict[str, Any], counts: dict[str, int], status: dict[str, Any]
+    ) -> None:
         """``UpdateJobStatus``: the Chief (or Master) decides; without one, worker 0; any failed replica fails."""
         restarting = any(c.get("type") == "Restarting" for c in status.get("conditions", []))
         chief = "Chief" if "Chief" in replicas else ("Master" if "Master" in replicas else None)
@@ -172,30 +197,59 @@ class TFJobController:
                     set_condition(status, "Succeeded", "TFJobSucceeded", f"TFJob {ns}/{name} successfully completed.")
             if rs.get("failed", 0) > 0:
                 if restarting:
-                    set_condition(status, "Restarting", "TFJobRestarting",
-                                  f"job {name} is restarting because {rt} replica(s) failed.")
+                    set_condition(
+                        status,
+                        "Restarting",
+                        "TFJobRestarting",
+                        f"job {name} is restarting because {rt} replica(s) failed.",
+                    )
                 else:
-                    set_condition(status, "Failed", "TFJobFailed",
-                                  f"TFJob {ns}/{name} has failed because {rs['failed']} {rt} replica(s) failed.")
+                    set_condition(
+                        status,
+                        "Failed",
+                        "TFJobFailed",
+                        f"TFJob {ns}/{name} has failed because {rs['failed']} {rt} replica(s) failed.",
+                    )
 
-    def _create(self, job: Obj, rt: str, index: int, rspec: dict[str, Any], counts: dict[str, int],
-                ports: dict[str, int]) -> None:
+    def _create(
+        self, job: Obj, rt: str, index: int, rspec: dict[str, Any], counts: dict[str, int], ports: dict[str, int]
+    ) -> None:
         name, ns = job["metadata"]["name"], job["metadata"].get("namespace", "")
         pod_name = f"{name}-{rt.lower()}-{index}"
-        labels = {_L + "operator-name": "tfjob-controller", _L + "job-name": name,
-                  _L + "replica-type": rt.lower(), _L + "replica-index": str(index)}
+        labels = {
+            _L + "operator-name": "tfjob-controller",
+            _L + "job-name": name,
+            _L + "replica-type": rt.lower(),
+            _L + "replica-index": str(index),
+        }
         if rt in ("Chief", "Master"):
             labels[_L + "job-role"] = "master"
         text = self._local_tf_config(tf_config(name, ns, counts, rt, index, ports), ns)
         policy = rspec.get("restartPolicy", "Never")
-        create_pod(self.store, job, pod_name, rspec["template"], labels,
-                   env={_CONTAINER: {"TF_CONFIG": text}} if text else None,
-                   restart_policy="Never" if policy == "ExitCode" else policy)
-        svc = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": pod_name, "namespace": ns, "labels": labels,
-                            "ownerReferences": [owner_reference(job)]},
-               "spec": {"clusterIP": "None", "selector": labels,
-                        "ports": [{"name": _PORT_NAME, "port": ports[rt], "targetPort": ports[rt]}]}}
+        create_pod(
+            self.store,
+            job,
+            pod_name,
+            rspec["template"],
+            labels,
+            env={_CONTAINER: {"TF_CONFIG": text}} if text else None,
+            restart_policy="Never" if policy == "ExitCode" else policy,
+        )
+        svc = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": pod_name,
+                "namespace": ns,
+                "labels": labels,
+                "ownerReferences": [owner_reference(job)],
+            },
+            "spec": {
+                "clusterIP": "None",
+                "selector": labels,
+                "ports": [{"name": _PORT_NAME, "port": ports[rt], "targetPort": ports[rt]}],
+            },
+        }
         try:
             self.store.create(svc)
         except ApiError as exc:

@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from mnistkit.errors import ConfigError
-from mnistkit.rehearsal.expressions import evaluate_when, substitute
+from mnistkit.rehearsal.expressions import evaluate_when, substitute, substitute_all
 from mnistkit.rehearsal.jobs import owner_reference
 from mnistkit.rehearsal.resource import StepFailed, run_resource
-from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.store import Obj, StoreBase, now_rfc3339
 
 __all__ = ["DEADLINE_MESSAGE", "WorkflowRun"]
 
@@ -50,7 +50,7 @@ class _Stop(Exception):
 class WorkflowRun:
     """Runs one Workflow object of the store to its end in a thread; every change is written to its status."""
 
-    def __init__(self, store: ObjectStore, namespace: str, name: str, *, poll: float = 1.0) -> None:
+    def __init__(self, store: StoreBase, namespace: str, name: str, *, poll: float = 1.0) -> None:
         self.store, self.ns, self.name, self.poll = store, namespace, name, poll
         self.lock = threading.RLock()
         self.thread = threading.Thread(target=self._main, daemon=True, name=f"workflow-{name}")
@@ -70,21 +70,30 @@ class WorkflowRun:
         def fn(o: Obj) -> None:
             nodes = o.setdefault("status", {}).setdefault("nodes", {})
             nodes.setdefault(node_id, {"id": node_id}).update(fields)
+
         self.store.update("Workflow", self.ns, self.name, fn)
 
     def _wf_status(self, **fields: Any) -> None:
         self.store.update("Workflow", self.ns, self.name, lambda o: o.setdefault("status", {}).update(fields))
 
-    def _new_node(self, name: str, display: str, template: str, ntype: str, parent: str | None,
-                  **fields: Any) -> str:
+    def _new_node(self, name: str, display: str, template: str, ntype: str, parent: str | None, **fields: Any) -> str:
         node_id = f"{self.name}-{uuid.uuid4().int % 10**10}"
         fields = {"phase": "Running", **fields}
-        self._node(node_id, name=name, displayName=display, templateName=template, type=ntype,
-                   startedAt=now_rfc3339(), **fields)
+        self._node(
+            node_id,
+            name=name,
+            displayName=display,
+            templateName=template,
+            type=ntype,
+            startedAt=now_rfc3339(),
+            **fields,
+        )
         if parent:
+
             def fn(o: Obj) -> None:
                 children = o["status"]["nodes"][parent].setdefault("children", [])
                 children.append(node_id)
+
             self.store.update("Workflow", self.ns, self.name, fn)
         return node_id
 
@@ -114,8 +123,9 @@ class WorkflowRun:
             raise StepFailed(f"template {name!r} not found", field="template", value=name)
         return t
 
-    def _run_template(self, tname: str, args: Mapping[str, str], node_name: str, display: str,
-                      parent: str | None, exiting: bool) -> tuple[str, dict[str, str]]:
+    def _run_template(
+        self, tname: str, args: Mapping[str, str], node_name: str, display: str, parent: str | None, exiting: bool
+    ) -> tuple[str, dict[str, str]]:
         """Run a template as a node; returns (phase, output parameters)."""
         raw = self._template(tname)
         is_steps = "steps" in raw
@@ -128,7 +138,7 @@ class WorkflowRun:
                 if is_steps:
                     phase, message = self._run_steps(raw, scope, node_id, node_name, exiting)
                 else:
-                    tmpl = json.loads(substitute(json.dumps(raw), scope, where=tname))
+                    tmpl = substitute_all(raw, scope, where=tname)
                     outputs = self._run_leaf(tmpl, node_name, exiting)
                     phase, message = "Succeeded", ""
             except (StepFailed, ConfigError) as exc:
@@ -136,15 +146,26 @@ class WorkflowRun:
             except _Stop as stop:
                 self._end_node(node_id, "Failed", str(stop))
                 raise
+            except Exception as exc:  # noqa: BLE001 - an emulation bug is the step's Error, not a hung workflow
+                phase, message = "Error", f"{type(exc).__name__}: {exc}"
             if phase == "Succeeded" or attempt == limit:
                 break
             self._node(node_id, message=f"retrying after: {message}")
-        self._end_node(node_id, phase, message, outputs={"parameters": [{"name": k, "value": v}
-                                                                        for k, v in outputs.items()]})
+        self._end_node(
+            node_id, phase, message, outputs={"parameters": [{"name": k, "value": v} for k, v in outputs.items()]}
+        )
         if phase != "Succeeded" and not is_steps:
             with self.lock:
-                self.failures.append({"displayName": display, "message": message, "templateName": tname,
-                                      "phase": phase, "podName": node_name, "finishedAt": now_rfc3339()})
+                self.failures.append(
+                    {
+                        "displayName": display,
+                        "message": message,
+                        "templateName": tname,
+                        "phase": phase,
+                        "podName": node_name,
+                        "finishedAt": now_rfc3339(),
+                    }
+                )
         return phase, outputs
 
     def _inputs(self, tmpl: Mapping[str, Any], args: Mapping[str, str]) -> dict[str, str]:
@@ -168,21 +189,33 @@ class WorkflowRun:
             return run_resource(self.store, tmpl, wf, check, self.poll)
         if "container" in tmpl:
             return self._run_pod(tmpl, wf, check)
-        raise StepFailed(f"template {tmpl.get('name')!r}: only steps, resource and container are emulated",
-                         field="template", value=tmpl.get("name"))
+        raise StepFailed(
+            f"template {tmpl.get('name')!r}: only steps, resource and container are emulated",
+            field="template",
+            value=tmpl.get("name"),
+        )
 
     def _run_pod(self, tmpl: dict[str, Any], wf: Obj, check: Any) -> dict[str, str]:
         container = {**tmpl["container"], "name": "main"}
         spec = wf.get("spec", {})
         pod_name = f"{self.name}-{tmpl['name']}-{uuid.uuid4().int % 10**10}"
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": pod_name, "namespace": self.ns,
-                            "labels": {"workflows.argoproj.io/workflow": self.name},
-                            "annotations": dict((spec.get("podMetadata") or {}).get("annotations") or {}),
-                            "ownerReferences": [owner_reference(wf)]},
-               "spec": {"restartPolicy": "Never", "containers": [container],
-                        "serviceAccountName": spec.get("serviceAccountName", "default"),
-                        "volumes": tmpl.get("volumes", [])}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": self.ns,
+                "labels": {"workflows.argoproj.io/workflow": self.name},
+                "annotations": dict((spec.get("podMetadata") or {}).get("annotations") or {}),
+                "ownerReferences": [owner_reference(wf)],
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [container],
+                "serviceAccountName": spec.get("serviceAccountName", "default"),
+                "volumes": tmpl.get("volumes", []),
+            },
+        }
         self.store.create(pod)
         try:
             while True:
@@ -190,8 +223,13 @@ class WorkflowRun:
                 phase = ((self.store.get("Pod", self.ns, pod_name) or {}).get("status") or {}).get("phase")
                 if phase in ("Succeeded", "Failed"):
                     break
-                self.store.wait_for(lambda: (self.store.get("Pod", self.ns, pod_name) or {}).get("status", {})
-                                    .get("phase") in ("Succeeded", "Failed"), self.poll)
+                self.store.wait_for(
+                    lambda: (
+                        (self.store.get("Pod", self.ns, pod_name) or {}).get("status", {}).get("phase")
+                        in ("Succeeded", "Failed")
+                    ),
+                    self.poll,
+                )
         except (StepFailed, _Stop):
             self.store.delete("Pod", self.ns, pod_name)
             raise
@@ -202,15 +240,23 @@ class WorkflowRun:
             raise StepFailed(f"Error (exit code {code})", field="container", value=code)
         return {}
 
-    def _run_step(self, results: dict[str, tuple[str, dict[str, str]]], step: dict[str, Any], args: dict[str, str],
-                  sname: str, group_id: str, exiting: bool) -> None:
+    def _run_step(
+        self,
+        results: dict[str, tuple[str, dict[str, str]]],
+        step: dict[str, Any],
+        args: dict[str, str],
+        sname: str,
+        group_id: str,
+        exiting: bool,
+    ) -> None:
         try:
             results[step["name"]] = self._run_template(step["template"], args, sname, step["name"], group_id, exiting)
         except _Stop as stop:
             results[step["name"]] = ("Stop", {"message": str(stop), "skip": str(stop.skip_exit)})
 
-    def _run_steps(self, tmpl: dict[str, Any], scope: dict[str, str], node_id: str, node_name: str,
-                   exiting: bool) -> tuple[str, str]:
+    def _run_steps(
+        self, tmpl: dict[str, Any], scope: dict[str, str], node_id: str, node_name: str, exiting: bool
+    ) -> tuple[str, str]:
         local = dict(scope)
         for gi, group in enumerate(tmpl["steps"]):
             group_name = f"{node_name}[{gi}]"
@@ -221,14 +267,27 @@ class WorkflowRun:
                 when = substitute(step.get("when", ""), local, where=step["name"])
                 sname = f"{group_name}.{step['name']}"
                 if not evaluate_when(when):
-                    self._new_node(sname, step["name"], step["template"], "Skipped", group_id, phase="Skipped",
-                                   message=f"when '{when}' evaluated false", finishedAt=now_rfc3339())
+                    self._new_node(
+                        sname,
+                        step["name"],
+                        step["template"],
+                        "Skipped",
+                        group_id,
+                        phase="Skipped",
+                        message=f"when '{when}' evaluated false",
+                        finishedAt=now_rfc3339(),
+                    )
                     results[step["name"]] = ("Skipped", {})
                     continue
-                args = {p["name"]: substitute(str(p.get("value", "")), local, where=step["name"])
-                        for p in (step.get("arguments") or {}).get("parameters", [])}
-                threads.append(threading.Thread(target=self._run_step, daemon=True,
-                                                args=(results, step, args, sname, group_id, exiting)))
+                args = {
+                    p["name"]: substitute(str(p.get("value", "")), local, where=step["name"])
+                    for p in (step.get("arguments") or {}).get("parameters", [])
+                }
+                threads.append(
+                    threading.Thread(
+                        target=self._run_step, daemon=True, args=(results, step, args, sname, group_id, exiting)
+                    )
+                )
             for t in threads:
                 t.start()
             for t in threads:
@@ -289,9 +348,13 @@ class WorkflowRun:
         self.templates = {t["name"]: t for t in spec.get("templates", [])}
         deadline = spec.get("activeDeadlineSeconds")
         self.deadline = self.started + float(deadline) if deadline is not None else None
-        self.scope = {"workflow.name": self.name, "workflow.namespace": self.ns, "workflow.uid": meta.get("uid", ""),
-                      "workflow.serviceAccountName": spec.get("serviceAccountName", "default"),
-                      "workflow.creationTimestamp": meta.get("creationTimestamp", "")}
+        self.scope = {
+            "workflow.name": self.name,
+            "workflow.namespace": self.ns,
+            "workflow.uid": meta.get("uid", ""),
+            "workflow.serviceAccountName": spec.get("serviceAccountName", "default"),
+            "workflow.creationTimestamp": meta.get("creationTimestamp", ""),
+        }
         for p in (spec.get("arguments") or {}).get("parameters", []):
             self.scope[f"workflow.parameters.{p['name']}"] = str(p.get("value", p.get("default", "")))
         self._wf_status(phase="Running", startedAt=now_rfc3339())
@@ -307,8 +370,9 @@ class WorkflowRun:
             self.scope["workflow.status"] = phase
             self.scope["workflow.failures"] = json.dumps(self.failures)
             try:
-                exit_phase, _ = self._run_template(spec["onExit"], {}, f"{self.name}.onExit", f"{self.name}.onExit",
-                                                   None, exiting=True)
+                exit_phase, _ = self._run_template(
+                    spec["onExit"], {}, f"{self.name}.onExit", f"{self.name}.onExit", None, exiting=True
+                )
             except _Stop:
                 exit_phase = "Failed"
             if phase == "Succeeded" and exit_phase != "Succeeded":
