@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mnistkit.trainspec import READY_LINE
 from trainer.jobset import (
     ANNOTATION_OF_ENV,
     JobSetError,
@@ -181,5 +182,5 @@ def test_two_nodes_train_together_from_the_jobset_env_alone(tmp_path: Path) -> N
     assert codes == [0, 0], logs[-3000:]
     result = json.loads((tmp_path / "work-0" / "result.json").read_text())  # node 0 is the chief
     assert result["workers"] == 2, result  # one group of two, not two single-node runs
-    assert "worker 0 of 2 worker(s) ready" in logs and "worker 1 of 2 worker(s) ready" in logs
+    assert all(f"worker {i}: {READY_LINE} (2 worker(s))" in logs for i in range(n))  # one group of two
     assert (tmp_path / "model" / "export" / "mnist" / str(result["version"]) / "saved_model.pb").is_file()

@@ -2,7 +2,9 @@
 
 The ``model-train`` Workflow ``mnistkit submit`` would send (same parameters, same manifests) runs under a
 local stand-in for the cluster (``mnistkit.rehearsal``): Argo's steps, conditions, deadline and exit handler,
-the training operator's TFJob (one process per replica, TF_CONFIG as the operator writes it), TensorBoard and
+the training operator's TFJob (one process per replica, TF_CONFIG as the operator writes it) or, with
+``-p trainer=trainjob``, Kubeflow Trainer v2's TrainJob on the mnistkit-tensorflow runtime (one process per node,
+the JobSet env and hostnames; the trainer builds TF_CONFIG), TensorBoard and
 serving Deployments, the Secret the pods read their keys from. S3: the seed's variables (``BUCKET_NAME``,
 ``S3_ENDPOINT``/``AWS_ENDPOINT_URL``, keys, ...) -- upload the data first with ``mnistkit data upload`` -- or,
 when none is set, the embedded S3 server with the offline sample uploaded to it. Exits 0 only when the

@@ -1,7 +1,8 @@
 """``Rehearsal``: one machine playing the cluster -- the object store, Argo, the job operators, Deployments, kubelet.
 
 A controller thread reconciles on every change of the store (and at least every 0.5 s, for deadlines): each
-Workflow object gets a ``WorkflowRun``, each object of a registered job kind (``jobs.JOB_CONTROLLERS``: TFJob)
+Workflow object gets a ``WorkflowRun``, each object of a registered job kind (``jobs.JOB_CONTROLLERS``: TFJob,
+TrainJob)
 and each Deployment is reconciled, and the kubelet starts and stops the pods' processes. Anything that writes
 to ``store`` -- ``mnistkit rehearse``, or the Kubernetes API test double -- sees the cluster react.
 
@@ -20,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import mnistkit.rehearsal.tfjob  # noqa: F401 - registers the TFJob controller
+import mnistkit.rehearsal.trainjob  # noqa: F401 - registers the TrainJob controller (Kubeflow Trainer v2)
 from mnistkit.rehearsal.deployments import DeploymentController
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.kubelet import Kubelet

@@ -2,7 +2,7 @@
 
 * ``substitute(text, scope)`` replaces every ``{{ name }}`` (spaces trimmed, as Argo's ``template.Replace``
   does) with ``scope[name]``; a name the scope lacks is an error naming it, as Argo fails a step with
-  ``failed to resolve {{...}}``.
+  ``failed to resolve {{...}}``. Expression tags ``{{=...}}`` are evaluated by ``exprtags.evaluate_tag``.
 * ``evaluate_when(expr)`` decides a step's ``when`` after substitution, with the semantics of Argo's
   ``shouldExecute`` (workflow/controller/steps.go): a govaluate expression whose bare words are strings,
   so ``Failed != Succeeded`` and ``2 != 0`` both work. Supported: numbers, quoted strings, bare words,
@@ -36,6 +36,10 @@ def placeholders(text: str) -> list[str]:
 def substitute(text: str, scope: Mapping[str, str], where: str = "template") -> str:
     def one(m: re.Match[str]) -> str:
         name = m.group(1).strip()
+        if name.startswith("="):  # an expression tag, {{=asInt(workflow.parameters["tf-worker"]) + 1}}
+            from mnistkit.rehearsal.exprtags import evaluate_tag
+
+            return evaluate_tag(name[1:], scope, where)
         if name not in scope:
             raise ConfigError(f"{where}: failed to resolve {{{{{name}}}}}", field="template", value=name)
         return str(scope[name])

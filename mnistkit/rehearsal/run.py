@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mnistkit.config import S3Config, split_s3_url
-from mnistkit.manifests import ManifestParams, aws_secret, model_deploy_template, model_train_workflow
+from mnistkit.manifests import (
+    ManifestParams,
+    aws_secret,
+    model_deploy_template,
+    model_train_workflow,
+    training_runtime,
+)
 from mnistkit.manifests.common import JOB_LABEL, PART_OF
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
 from mnistkit.rehearsal.cluster import Rehearsal
@@ -57,6 +63,14 @@ def _secret(r: Rehearsal, s3: S3Config, p: ManifestParams) -> None:
         r.store.create(aws_secret(s3, name=p.aws_secret, namespace=p.namespace))
 
 
+def _runtime(r: Rehearsal, p: ManifestParams) -> None:
+    """trainer=trainjob: the mnistkit-tensorflow runtime, installed once in a cluster (docs/cluster.md)."""
+    runtime = training_runtime(p, kind=p.runtime_kind)
+    ns = runtime["metadata"].get("namespace", "")
+    if p.trainer == "trainjob" and r.store.get(runtime["kind"], ns, runtime["metadata"]["name"]) is None:
+        r.store.create(runtime)
+
+
 def rehearse_training(
     r: Rehearsal, s3: S3Config, p: ManifestParams, *, timeout: float, say: Callable[[str], None] = print
 ) -> Outcome:
@@ -69,6 +83,7 @@ def rehearse_training(
             value=p.trainer,
         )
     _secret(r, s3, p)
+    _runtime(r, p)
     wf = model_train_workflow(p, name=p.job_name)
     r.store.create(wf)
     say(f"workflow {p.job_name} submitted to the rehearsal (namespace {p.namespace})")
