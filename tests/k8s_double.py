@@ -670,7 +670,10 @@ _KEY_OF_KIND: dict[str, Key] = {kind: ("", plural) for plural, kind in _KINDS.it
 _KEY_OF_KIND.update({"Deployment": ("apps", "deployments"), "Workflow": WF, "WorkflowTemplate":
                      ("argoproj.io", "workflowtemplates"), "TFJob": TFJOB,
                      "Role": ("rbac.authorization.k8s.io", "roles"),
-                     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings")})
+                     "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
+                     "TrainJob": ("trainer.kubeflow.org", "trainjobs"),
+                     "TrainingRuntime": ("trainer.kubeflow.org", "trainingruntimes"),
+                     "ClusterTrainingRuntime": ("trainer.kubeflow.org", "clustertrainingruntimes")})
 
 
 class DoubleStore(StoreBase):

@@ -93,8 +93,11 @@ def test_unknown_image_or_command_is_a_clear_error() -> None:
 
 
 def test_a_job_kind_without_a_controller_is_refused_before_anything_runs(
-    rehearsal: Rehearsal, s3_config: S3Config
+    rehearsal: Rehearsal, s3_config: S3Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
+
+    monkeypatch.delitem(JOB_CONTROLLERS, "TrainJob")  # as before the TrainJob controller existed
     p = ManifestParams.from_s3(s3_config).with_parameters({"job-name": "mnist-tj", "trainer": "trainjob"})
     with pytest.raises(RehearsalError, match="creates a TrainJob, which the rehearsal does not run yet"):
         rehearse_training(rehearsal, s3_config, p, timeout=10, say=lambda _: None)

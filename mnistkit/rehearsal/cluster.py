@@ -26,7 +26,7 @@ from mnistkit.rehearsal.deployments import DeploymentController
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.kubelet import Kubelet
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import Obj, ObjectStore, StoreBase
+from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore, StoreBase
 from mnistkit.rehearsal.workflow import WorkflowRun
 
 __all__ = ["Rehearsal"]
@@ -90,7 +90,13 @@ class Rehearsal:
                 ns, name = wf["metadata"].get("namespace", ""), wf["metadata"]["name"]
                 self.workflows[uid] = WorkflowRun(self.store, ns, name, poll=self.poll).start()
         for kind, controller in self.controllers.items():
-            for obj in self.store.list(kind):
+            try:
+                objects = self.store.list(kind)
+            except ApiError as exc:  # a store without that kind (an API server without the CRD): nothing to do
+                if f"{kind}: {exc}" not in self.errors:
+                    self.errors.append(f"{kind}: {exc}")
+                continue
+            for obj in objects:
                 try:
                     controller.reconcile(obj)
                 except Exception as exc:  # noqa: BLE001 - one bad object must not stop the others
