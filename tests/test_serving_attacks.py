@@ -243,14 +243,14 @@ def test_grpc_concurrent_rpcs_are_bounded(model_base: Path) -> None:
 
 def test_version_names_are_ascii_digits(server: Any, tmp_path: Path) -> None:
     """'²'.isdigit() is true and int('²') raises: a URL or a folder named so is not a version."""
-    from mnistkit.serving.manager import is_version_name, version_dirs
+    from mnistkit.versions import is_version_name, local_versions
 
     assert is_version_name("12") and not is_version_name("²") and not is_version_name("1²")
     assert not is_version_name("١") and not is_version_name("")
     for name in ("1", "²", "3"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "saved_model.pb").write_bytes(b"x")
-    assert version_dirs(tmp_path) == [3, 1]
+    assert local_versions(tmp_path) == [1, 3]
     status, payload, _closed = _raw_exchange(
         server.rest_port, "GET /v1/models/mnist/versions/² HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistkit.serving.backend import Backend
+from mnistkit.serving.backend import Backend, parse_version
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, Signature, TensorInfo, check_declared, check_outputs, feed
 from mnistkit.serving.status import RequestError
@@ -60,15 +60,6 @@ class V2Input:
     datatype: str
     shape: tuple[int, ...]
     decode: Callable[[np.dtype[Any], tuple[int, ...]], Any]
-
-
-def parse_version(version: str | None) -> int | None:
-    if version is None or version == "":
-        return None
-    if not (version.isascii() and version.isdigit() and len(version) <= 18):
-        raise RequestError(f"model version must be a number, got {version[:50]!r}", field="version",
-                           value=version[:50])
-    return int(version)
 
 
 def _signature(model: LoadedModel) -> Signature:

@@ -19,26 +19,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mnistkit.serving.backend import Backend, signature_def_map
+from mnistkit.serving.backend import Backend, parse_version, signature_def_map
 from mnistkit.serving.http_front import HttpRequest, Reply, Route, json_reply
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.manager import VersionStatus
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, feed
 from mnistkit.serving.status import RequestError
 
-__all__ = ["metadata_json", "parse_json", "parse_version", "predict_json", "routes", "status_json"]
-
-_VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
-
-
-def parse_version(v: str | None) -> int | None:
-    """A version in a URL: ASCII digits only (``'²'.isdigit()`` is true and ``int('²')`` raises)."""
-    if v is None:
-        return None
-    if _VERSION.fullmatch(v) is None:
-        raise RequestError(f"version must be a number, got {v[:50]!r}", field="version", value=v[:50])
-    return int(v)
-
+__all__ = ["metadata_json", "parse_json", "predict_json", "routes", "status_json"]
 
 def status_json(statuses: list[VersionStatus]) -> dict[str, Any]:
     """TF Serving's ``GetModelStatusResponse`` in JSON (versions as strings: proto3 JSON for int64)."""
