@@ -93,11 +93,17 @@ _FRAMING = [
     ("negative length", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
     ("non-decimal length", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n", 400),
     ("plus-signed length", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: +10\r\n\r\n", 400),
-    ("duplicate length", (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
-                          b"Content-Length: 10\r\n\r\n"), 400),
+    (
+        "duplicate length",
+        (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n"),
+        400,
+    ),
     ("chunked", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
-    ("gzip transfer", (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
-                       b"Content-Length: 10\r\n\r\n"), 411),
+    (
+        "gzip transfer",
+        (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nContent-Length: 10\r\n\r\n"),
+        411,
+    ),
     ("get with body", b"GET /v1/models/mnist HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 400),
     ("oversize", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n", 413),
 ]
@@ -141,8 +147,10 @@ def test_idle_connections_hold_no_threads(server: Any) -> None:
         finally:
             for s in socks:
                 s.close()
-    print(f"\nFIGURE attack_idle_connections connections=1000 threads_added={threads} "
-          f"rss_growth_mb={growth['mb']:.1f} good_request_ms={good_ms:.1f}")
+    print(
+        f"\nFIGURE attack_idle_connections connections=1000 threads_added={threads} "
+        f"rss_growth_mb={growth['mb']:.1f} good_request_ms={good_ms:.1f}"
+    )
     assert threads <= 20, threads
 
 
@@ -163,8 +171,9 @@ def test_rest_predictions_run_on_a_fixed_pool(server: Any) -> None:
     try:
         for _ in range(60):
             conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
-            conn.request("POST", "/v1/models/mnist:predict", body, {"Content-Type": "application/json",
-                                                                     "Connection": "close"})
+            conn.request(
+                "POST", "/v1/models/mnist:predict", body, {"Content-Type": "application/json", "Connection": "close"}
+            )
             assert conn.getresponse().status == 200
             conn.close()
     finally:
@@ -193,8 +202,13 @@ def test_grpc_judges_declared_shapes_before_decoding(server: Any) -> None:
 
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server.grpc_target))
     stub.Predict(_declaring([1, 28, 28], 784), 30)  # connected and warm before measuring
-    attacks = [_declaring([16777216]), _declaring([4096, 64, 64]), _declaring([21400, 28, 28]),
-               _declaring([1, 28, 28, 16]), _declaring([1024, 28, 28, 21])]
+    attacks = [
+        _declaring([16777216]),
+        _declaring([4096, 64, 64]),
+        _declaring([21400, 28, 28]),
+        _declaring([1, 28, 28, 16]),
+        _declaring([1024, 28, 28, 21]),
+    ]
     codes: list[str] = []
     with peak_growth() as growth:
         calls = [stub.Predict.future(attacks[i % len(attacks)], 30) for i in range(16)]

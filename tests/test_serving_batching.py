@@ -109,16 +109,25 @@ def test_a_lone_request_does_not_wait_for_the_timeout() -> None:
 
 def test_padding_to_allowed_sizes_and_large_requests_alone() -> None:
     model = FakeModel()
-    batcher = Batcher(BatchingParameters(max_batch_size=4, allowed_batch_sizes=(4,), num_batch_threads=1,
-                                         batch_timeout_micros=200_000))
+    batcher = Batcher(
+        BatchingParameters(
+            max_batch_size=4, allowed_batch_sizes=(4,), num_batch_threads=1, batch_timeout_micros=200_000
+        )
+    )
     try:
         model.hold.clear()
         held = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
         held.start()
         assert model.entered.wait(30)
         outs: list[Any] = []
-        pair = [threading.Thread(target=lambda: outs.append(
-            batcher.run(model, SIG, {"x": np.full((1, 2), 3, np.float32)}, ["y"])["y"].tolist())) for _ in range(2)]
+        pair = [
+            threading.Thread(
+                target=lambda: outs.append(
+                    batcher.run(model, SIG, {"x": np.full((1, 2), 3, np.float32)}, ["y"])["y"].tolist()
+                )
+            )
+            for _ in range(2)
+        ]
         for t in pair:
             t.start()
         while batcher._rows < 2:
@@ -142,8 +151,10 @@ def test_a_full_queue_is_resource_exhausted() -> None:
         t1 = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
         t1.start()
         assert model.entered.wait(30)
-        waiting = [threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
-                   for _ in range(2)]
+        waiting = [
+            threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+            for _ in range(2)
+        ]
         for t in waiting:
             t.start()
         while batcher._rows < 2:

@@ -86,8 +86,9 @@ class Backend:
 
     def status(self, name: str, version: int | None = None) -> list[VersionStatus]:
         if name != self.model_name:
-            raise RequestError(f"Could not find any versions of model {name[:100]}", "NOT_FOUND", field="model_name",
-                               value=name[:100])
+            raise RequestError(
+                f"Could not find any versions of model {name[:100]}", "NOT_FOUND", field="model_name", value=name[:100]
+            )
         return self.manager.status(version)
 
     def run(

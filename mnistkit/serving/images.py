@@ -32,8 +32,9 @@ def to_mnist(gray: Any) -> np.ndarray:
 
     arr = np.asarray(gray)
     if arr.ndim != 2 or arr.size == 0:
-        raise DataError(f"expected a 2-D grayscale image, got shape {list(arr.shape)}", field="image",
-                        value=list(arr.shape))
+        raise DataError(
+            f"expected a 2-D grayscale image, got shape {list(arr.shape)}", field="image", value=list(arr.shape)
+        )
     if arr.dtype != np.uint8:
         arr = (np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0) * 255.0).round().astype(np.uint8)
     if arr.shape == (28, 28):
@@ -110,8 +111,11 @@ def load_test_images(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarra
             if (d / name).exists():
                 labels = data.read_idx(d / name)
         if images is None or labels is None:
-            raise DataError(f"data directory {d} has no test images/labels ({data.FILES['test_images']})",
-                            field="data_dir", value=str(d))
+            raise DataError(
+                f"data directory {d} has no test images/labels ({data.FILES['test_images']})",
+                field="data_dir",
+                value=str(d),
+            )
         return images, labels, str(d)
     official = data.find_official_test_set()
     if official is not None:
@@ -120,14 +124,16 @@ def load_test_images(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarra
     return ds.x_test, ds.y_test, "offline sample (test split)"
 
 
-def pick_test_image(number: int | None, data_dir: str | None = None, rng: np.random.Generator | None = None
-               ) -> tuple[np.ndarray, int, int, str]:
+def pick_test_image(
+    number: int | None, data_dir: str | None = None, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, int, int, str]:
     """Test image ``number`` (random when None): ``(image uint8 [28, 28], label, number, source)``."""
     images, labels, source = load_test_images(data_dir)
     n = len(images)
     if number is None:
         number = int((rng or np.random.default_rng()).integers(n))
     if not 0 <= number < n:
-        raise ConfigError(f"test image number must be 0-{n - 1} for {source}, got {number}", field="test_image",
-                          value=number)
+        raise ConfigError(
+            f"test image number must be 0-{n - 1} for {source}, got {number}", field="test_image", value=number
+        )
     return images[number], int(labels[number]), number, source

@@ -135,7 +135,10 @@ class ModelManager:
         if version is not None:
             if version not in entries:
                 raise RequestError(
-                    f"Could not find version {version} of model {self.name}", "NOT_FOUND", field="version", value=version
+                    f"Could not find version {version} of model {self.name}",
+                    "NOT_FOUND",
+                    field="version",
+                    value=version,
                 )
             return [entries[version]]
         if not entries:
@@ -303,7 +306,10 @@ class ModelManager:
                 still = f"still serving version {cur.version}" if cur else "no version is serving yet"
                 log.warning(
                     "model %s: version %d failed to load (%s); %s; will retry on later polls",
-                    self.name, version, exc, still,
+                    self.name,
+                    version,
+                    exc,
+                    still,
                 )
             return False
         self._failures.pop(version, None)
@@ -316,6 +322,11 @@ class ModelManager:
         was = f" (was version {cur.version})" if cur else ""
         log.info(
             "model %s: loaded version %d from %s in %.2f s; now serving version %d%s",
-            self.name, version, path, time.monotonic() - started, version, was,
+            self.name,
+            version,
+            path,
+            time.monotonic() - started,
+            version,
+            was,
         )
         return True

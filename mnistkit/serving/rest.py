@@ -28,6 +28,7 @@ from mnistkit.serving.status import RequestError
 
 __all__ = ["metadata_json", "parse_json", "predict_json", "routes", "status_json"]
 
+
 def status_json(statuses: list[VersionStatus]) -> dict[str, Any]:
     """TF Serving's ``GetModelStatusResponse`` in JSON (versions as strings: proto3 JSON for int64)."""
     return {
@@ -128,8 +129,9 @@ def predict_json(backend: Backend, model: LoadedModel, raw: bytes) -> bytes:
             raise RequestError('"inputs" must be an object naming every input', field="inputs")
         if any(v is None or v == [] for v in inputs.values()):
             raise RequestError("an input is empty: nothing to predict", field="inputs")
-    outputs = backend.run(model, sig, feed(sig, inputs, strict_dtype=False, max_batch=backend.max_batch),
-                          list(sig.outputs))
+    outputs = backend.run(
+        model, sig, feed(sig, inputs, strict_dtype=False, max_batch=backend.max_batch), list(sig.outputs)
+    )
     if has_rows:
         answer: dict[str, Any] = {"predictions": _rows(outputs)}
     else:
