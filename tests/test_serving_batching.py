@@ -227,3 +227,13 @@ def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
         assert len(calls) < 160 and max(calls) > 1, calls
     finally:
         srv.stop()
+
+
+def test_serve_command_refuses_a_bad_parameters_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+
+    bad = tmp_path / "batching.txt"
+    bad.write_text("max_batch_size { value: 8 }\nbatch_timeout { value: 1 }\n")
+    assert main(["serve", "--model_base_path", str(tmp_path), "--batching_parameters_file", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "batch_timeout" in err and "Traceback" not in err
