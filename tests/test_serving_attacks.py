@@ -84,7 +84,9 @@ def _raw_exchange(port: int, head: bytes, body: bytes = b"", timeout: float = 15
             rest += chunk
         try:
             closed = s.recv(1) == b""
-        except (TimeoutError, ConnectionResetError):
+        except ConnectionResetError:  # closed with our unread bytes in its buffer: closed all the same
+            closed = True
+        except TimeoutError:
             closed = False
         return int(lines[0].split()[1]), json.loads(rest[:length]), closed
 
