@@ -37,8 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mnistkit.serving.client import ModelClient
 
-    versions = sorted((d for d in Path(args.export_base).iterdir() if d.name.isascii() and d.name.isdigit()),
-                      key=lambda d: int(d.name))
+    from mnistkit.versions import local_versions
+
+    versions = [Path(args.export_base) / str(v) for v in local_versions(args.export_base)]
     if not versions:
         p.error(f"no numeric version directory under {args.export_base}")
     inproc = load_predictor(versions[-1])

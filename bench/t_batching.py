@@ -46,7 +46,7 @@ def run(ctx: Context) -> Outcome:
         clients = {k: ModelClient("127.0.0.1", g, "grpc") for k, (_p, g, _r) in servers.items()}
         lat: dict[str, list[float]] = {k: [] for k in clients}
         for i in range(n + 50):
-            for k in list(clients)[i % 2:] + list(clients)[: i % 2]:
+            for k in list(clients)[i % 2 :] + list(clients)[: i % 2]:
                 t = time.perf_counter()
                 clients[k].predict(image)
                 if i >= 50:
@@ -55,8 +55,10 @@ def run(ctx: Context) -> Outcome:
             c.close()
         p50 = {k: median(v) for k, v in lat.items()}
         delta = p50["batching"] - p50["plain"]
-        say(f"one client, batch 1, gRPC p50: plain {p50['plain']:.2f} ms, batching {p50['batching']:.2f} ms "
-            f"({delta:+.2f} ms)")
+        say(
+            f"one client, batch 1, gRPC p50: plain {p50['plain']:.2f} ms, batching {p50['batching']:.2f} ms "
+            f"({delta:+.2f} ms)"
+        )
         rps: dict[str, dict[str, float]] = {}
         p99: dict[str, dict[str, float]] = {}
         errors = 0
@@ -67,8 +69,10 @@ def run(ctx: Context) -> Outcome:
                 rps.setdefault(proto, {})[k] = rate
                 p99.setdefault(proto, {})[k] = percentile(lats, 99)
                 errors += errs
-            say(f"16 clients, batch 1, {proto}: plain {rps[proto]['plain']:.0f} req/s (p99 {p99[proto]['plain']:.1f} "
-                f"ms), batching {rps[proto]['batching']:.0f} req/s (p99 {p99[proto]['batching']:.1f} ms)")
+            say(
+                f"16 clients, batch 1, {proto}: plain {rps[proto]['plain']:.0f} req/s (p99 {p99[proto]['plain']:.1f} "
+                f"ms), batching {rps[proto]['batching']:.0f} req/s (p99 {p99[proto]['batching']:.1f} ms)"
+            )
     finally:
         for proc, _g, _r in servers.values():
             _stop(proc)

@@ -30,8 +30,8 @@ from typing import Any
 
 from mnistkit.config import split_s3_url
 from mnistkit.errors import S3Error
+from mnistkit.versions import MARKER_FILE
 from mnistkit.s3 import (
-    MARKER_FILE,
     STAGING_PREFIX,
     Progress,
     S3Client,

@@ -84,7 +84,9 @@ def _raw_exchange(port: int, head: bytes, body: bytes = b"", timeout: float = 15
             rest += chunk
         try:
             closed = s.recv(1) == b""
-        except (TimeoutError, ConnectionResetError):
+        except ConnectionResetError:  # closed with our unread bytes in its buffer: closed all the same
+            closed = True
+        except TimeoutError:
             closed = False
         return int(lines[0].split()[1]), json.loads(rest[:length]), closed
 
@@ -93,11 +95,17 @@ _FRAMING = [
     ("negative length", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
     ("non-decimal length", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n", 400),
     ("plus-signed length", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: +10\r\n\r\n", 400),
-    ("duplicate length", (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
-                          b"Content-Length: 10\r\n\r\n"), 400),
+    (
+        "duplicate length",
+        (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n"),
+        400,
+    ),
     ("chunked", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
-    ("gzip transfer", (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
-                       b"Content-Length: 10\r\n\r\n"), 411),
+    (
+        "gzip transfer",
+        (b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nContent-Length: 10\r\n\r\n"),
+        411,
+    ),
     ("get with body", b"GET /v1/models/mnist HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 400),
     ("oversize", b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n", 413),
 ]
@@ -141,8 +149,10 @@ def test_idle_connections_hold_no_threads(server: Any) -> None:
         finally:
             for s in socks:
                 s.close()
-    print(f"\nFIGURE attack_idle_connections connections=1000 threads_added={threads} "
-          f"rss_growth_mb={growth['mb']:.1f} good_request_ms={good_ms:.1f}")
+    print(
+        f"\nFIGURE attack_idle_connections connections=1000 threads_added={threads} "
+        f"rss_growth_mb={growth['mb']:.1f} good_request_ms={good_ms:.1f}"
+    )
     assert threads <= 20, threads
 
 
@@ -163,8 +173,9 @@ def test_rest_predictions_run_on_a_fixed_pool(server: Any) -> None:
     try:
         for _ in range(60):
             conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
-            conn.request("POST", "/v1/models/mnist:predict", body, {"Content-Type": "application/json",
-                                                                     "Connection": "close"})
+            conn.request(
+                "POST", "/v1/models/mnist:predict", body, {"Content-Type": "application/json", "Connection": "close"}
+            )
             assert conn.getresponse().status == 200
             conn.close()
     finally:
@@ -193,8 +204,13 @@ def test_grpc_judges_declared_shapes_before_decoding(server: Any) -> None:
 
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server.grpc_target))
     stub.Predict(_declaring([1, 28, 28], 784), 30)  # connected and warm before measuring
-    attacks = [_declaring([16777216]), _declaring([4096, 64, 64]), _declaring([21400, 28, 28]),
-               _declaring([1, 28, 28, 16]), _declaring([1024, 28, 28, 21])]
+    attacks = [
+        _declaring([16777216]),
+        _declaring([4096, 64, 64]),
+        _declaring([21400, 28, 28]),
+        _declaring([1, 28, 28, 16]),
+        _declaring([1024, 28, 28, 21]),
+    ]
     codes: list[str] = []
     with peak_growth() as growth:
         calls = [stub.Predict.future(attacks[i % len(attacks)], 30) for i in range(16)]
@@ -243,14 +259,14 @@ def test_grpc_concurrent_rpcs_are_bounded(model_base: Path) -> None:
 
 def test_version_names_are_ascii_digits(server: Any, tmp_path: Path) -> None:
     """'²'.isdigit() is true and int('²') raises: a URL or a folder named so is not a version."""
-    from mnistkit.serving.manager import is_version_name, version_dirs
+    from mnistkit.versions import is_version_name, local_versions
 
     assert is_version_name("12") and not is_version_name("²") and not is_version_name("1²")
     assert not is_version_name("١") and not is_version_name("")
     for name in ("1", "²", "3"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "saved_model.pb").write_bytes(b"x")
-    assert version_dirs(tmp_path) == [3, 1]
+    assert local_versions(tmp_path) == [1, 3]
     status, payload, _closed = _raw_exchange(
         server.rest_port, "GET /v1/models/mnist/versions/² HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
     )

@@ -109,16 +109,25 @@ def test_a_lone_request_does_not_wait_for_the_timeout() -> None:
 
 def test_padding_to_allowed_sizes_and_large_requests_alone() -> None:
     model = FakeModel()
-    batcher = Batcher(BatchingParameters(max_batch_size=4, allowed_batch_sizes=(4,), num_batch_threads=1,
-                                         batch_timeout_micros=200_000))
+    batcher = Batcher(
+        BatchingParameters(
+            max_batch_size=4, allowed_batch_sizes=(4,), num_batch_threads=1, batch_timeout_micros=200_000
+        )
+    )
     try:
         model.hold.clear()
         held = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
         held.start()
         assert model.entered.wait(30)
         outs: list[Any] = []
-        pair = [threading.Thread(target=lambda: outs.append(
-            batcher.run(model, SIG, {"x": np.full((1, 2), 3, np.float32)}, ["y"])["y"].tolist())) for _ in range(2)]
+        pair = [
+            threading.Thread(
+                target=lambda: outs.append(
+                    batcher.run(model, SIG, {"x": np.full((1, 2), 3, np.float32)}, ["y"])["y"].tolist()
+                )
+            )
+            for _ in range(2)
+        ]
         for t in pair:
             t.start()
         while batcher._rows < 2:
@@ -142,8 +151,10 @@ def test_a_full_queue_is_resource_exhausted() -> None:
         t1 = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
         t1.start()
         assert model.entered.wait(30)
-        waiting = [threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
-                   for _ in range(2)]
+        waiting = [
+            threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+            for _ in range(2)
+        ]
         for t in waiting:
             t.start()
         while batcher._rows < 2:
@@ -216,3 +227,13 @@ def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
         assert len(calls) < 160 and max(calls) > 1, calls
     finally:
         srv.stop()
+
+
+def test_serve_command_refuses_a_bad_parameters_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+
+    bad = tmp_path / "batching.txt"
+    bad.write_text("max_batch_size { value: 8 }\nbatch_timeout { value: 1 }\n")
+    assert main(["serve", "--model_base_path", str(tmp_path), "--batching_parameters_file", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "batch_timeout" in err and "Traceback" not in err

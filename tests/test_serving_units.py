@@ -164,8 +164,20 @@ def test_png_errors(tmp_path: Path) -> None:
         load_png(huge)
 
 
-def test_to_mnist_blank_page_is_blank_digit() -> None:
-    assert to_mnist(np.full((50, 50), 255, np.uint8)).max() == 0
+def test_to_mnist_blank_page_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="blank") as info:
+        to_mnist(np.full((50, 50), 255, np.uint8))
+    assert info.value.field == "image"
+
+
+def test_png_is_framed_exactly_as_the_drawing_pad_frames() -> None:
+    """One owner of MNIST framing: ``predict --image`` sees what the drawing pad's preprocess makes."""
+    from mnistkit.drawing import preprocess
+
+    page = np.full((120, 90), 255, np.uint8)
+    page[20:100, 30:42] = 0
+    page[20:32, 30:70] = 0  # a "7"-ish stroke, off-centre
+    np.testing.assert_array_equal(to_mnist(page), (preprocess(page) * 255.0).round().astype(np.uint8))
 
 
 def test_pick_test_image_range_and_sources() -> None:

@@ -62,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= value < 65536 or (flag == "port" and value == 0):
             raise ConfigError(f"--{flag} must be a port number, got {value}", field=flag, value=value)
     if args.file_system_poll_wait_seconds <= 0:
-        raise ConfigError("--file_system_poll_wait_seconds must be positive", field="file_system_poll_wait_seconds",
-                          value=args.file_system_poll_wait_seconds)
+        raise ConfigError(
+            "--file_system_poll_wait_seconds must be positive",
+            field="file_system_poll_wait_seconds",
+            value=args.file_system_poll_wait_seconds,
+        )
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from mnistkit.serving.batching import read_batching_parameters
     from mnistkit.serving.server import ModelServer

@@ -28,8 +28,9 @@ def ascii_art(image: Any, threshold: float = 0.3) -> str:
     if arr.shape == (1, 28, 28):
         arr = arr[0]
     if arr.shape != (28, 28):
-        raise ServingError(f"ascii_art takes a [28, 28] image, got {list(arr.shape)}", field="image",
-                           value=list(arr.shape))
+        raise ServingError(
+            f"ascii_art takes a [28, 28] image, got {list(arr.shape)}", field="image", value=list(arr.shape)
+        )
     scaled = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
     ink = np.nan_to_num(scaled, nan=0.0) > threshold
     return "\n".join("".join(INK if v else BACKGROUND for v in row) for row in ink)

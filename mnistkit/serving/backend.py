@@ -20,10 +20,20 @@ from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.manager import ModelManager, VersionStatus
 from mnistkit.serving.signature import MAX_BATCH, MAX_DECODED_BYTES, Signature
 from mnistkit.serving.status import RequestError
+from mnistkit.versions import is_version_name
 
-__all__ = ["Backend", "signature_def_map"]
+__all__ = ["Backend", "parse_version", "signature_def_map"]
 
 T = TypeVar("T")
+
+
+def parse_version(text: str | None) -> int | None:
+    """A version a request names as text (a URL, a v2 ``model_version``): ASCII digits, or None for "latest"."""
+    if not text:
+        return None
+    if not is_version_name(text):
+        raise RequestError(f"version must be a number, got {text[:50]!r}", field="version", value=text[:50])
+    return int(text)
 
 
 class Backend:
@@ -76,8 +86,9 @@ class Backend:
 
     def status(self, name: str, version: int | None = None) -> list[VersionStatus]:
         if name != self.model_name:
-            raise RequestError(f"Could not find any versions of model {name[:100]}", "NOT_FOUND", field="model_name",
-                               value=name[:100])
+            raise RequestError(
+                f"Could not find any versions of model {name[:100]}", "NOT_FOUND", field="model_name", value=name[:100]
+            )
         return self.manager.status(version)
 
     def run(

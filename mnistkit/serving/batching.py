@@ -46,11 +46,17 @@ class BatchingParameters:
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"batching parameter {name} must be at least 1, got {getattr(self, name)}",
-                                  field=name, value=getattr(self, name))
+                raise ConfigError(
+                    f"batching parameter {name} must be at least 1, got {getattr(self, name)}",
+                    field=name,
+                    value=getattr(self, name),
+                )
         if self.batch_timeout_micros < 0:
-            raise ConfigError("batching parameter batch_timeout_micros must not be negative",
-                              field="batch_timeout_micros", value=self.batch_timeout_micros)
+            raise ConfigError(
+                "batching parameter batch_timeout_micros must not be negative",
+                field="batch_timeout_micros",
+                value=self.batch_timeout_micros,
+            )
         sizes = self.allowed_batch_sizes
         if sizes and (list(sizes) != sorted(set(sizes)) or sizes[-1] != self.max_batch_size or sizes[0] < 1):
             raise ConfigError(
@@ -68,18 +74,30 @@ def _message_class() -> Any:
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
     fdp = descriptor_pb2.FileDescriptorProto(
-        name="mnistkit/batching_parameters.proto", package="tensorflow.serving", syntax="proto3",
+        name="mnistkit/batching_parameters.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
         dependency=["google/protobuf/wrappers.proto"],
     )
     msg = fdp.message_type.add(name="BatchingParameters")
-    wrapped = {"max_batch_size": (1, "Int64Value"), "batch_timeout_micros": (2, "Int64Value"),
-               "max_enqueued_batches": (3, "Int64Value"), "num_batch_threads": (4, "Int64Value"),
-               "thread_pool_name": (5, "StringValue"), "enable_large_batch_splitting": (9, "BoolValue"),
-               "max_execution_batch_size": (10, "Int64Value")}
+    wrapped = {
+        "max_batch_size": (1, "Int64Value"),
+        "batch_timeout_micros": (2, "Int64Value"),
+        "max_enqueued_batches": (3, "Int64Value"),
+        "num_batch_threads": (4, "Int64Value"),
+        "thread_pool_name": (5, "StringValue"),
+        "enable_large_batch_splitting": (9, "BoolValue"),
+        "max_execution_batch_size": (10, "Int64Value"),
+    }
     fd = descriptor_pb2.FieldDescriptorProto
     for name, (number, kind) in wrapped.items():
-        msg.field.add(name=name, number=number, type=fd.TYPE_MESSAGE, type_name=f".google.protobuf.{kind}",
-                      label=fd.LABEL_OPTIONAL)
+        msg.field.add(
+            name=name,
+            number=number,
+            type=fd.TYPE_MESSAGE,
+            type_name=f".google.protobuf.{kind}",
+            label=fd.LABEL_OPTIONAL,
+        )
     msg.field.add(name="allowed_batch_sizes", number=6, type=fd.TYPE_INT64, label=fd.LABEL_REPEATED)
     msg.field.add(name="pad_variable_length_inputs", number=7, type=fd.TYPE_BOOL, label=fd.LABEL_OPTIONAL)
     pool.Add(fdp)
@@ -110,8 +128,11 @@ def read_batching_parameters(path: str | None) -> BatchingParameters:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read --batching_parameters_file {path}: {exc.strerror}",
-                          field="batching_parameters_file", value=path) from None
+        raise ConfigError(
+            f"cannot read --batching_parameters_file {path}: {exc.strerror}",
+            field="batching_parameters_file",
+            value=path,
+        ) from None
     return parse_batching_parameters(text)
 
 
@@ -129,8 +150,10 @@ class _Task:
 
 def _batchable(sig: Signature) -> bool:
     """Every input and output has an unknown leading (batch) dimension."""
-    return all(t.shape is not None and len(t.shape) >= 1 and t.shape[0] is None
-               for t in (*sig.inputs.values(), *sig.outputs.values()))
+    return all(
+        t.shape is not None and len(t.shape) >= 1 and t.shape[0] is None
+        for t in (*sig.inputs.values(), *sig.outputs.values())
+    )
 
 
 class Batcher:
@@ -156,8 +179,12 @@ class Batcher:
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         if rows >= self.params.max_batch_size or not _batchable(sig):
             return model.run(sig, inputs, wanted)
-        key = (id(model), sig.name, tuple(wanted),
-               tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(inputs.items())))
+        key = (
+            id(model),
+            sig.name,
+            tuple(wanted),
+            tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(inputs.items())),
+        )
         task = _Task(key, model, sig, inputs, wanted, rows)
         with self._cond:
             if self._stopped:

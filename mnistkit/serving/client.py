@@ -69,8 +69,9 @@ def prepare_images(images: Any) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-        raise ServingError(f"images must be [28, 28] or [b, 28, 28], got {list(arr.shape)}", field="images",
-                           value=list(arr.shape))
+        raise ServingError(
+            f"images must be [28, 28] or [b, 28, 28], got {list(arr.shape)}", field="images", value=list(arr.shape)
+        )
     if arr.shape[0] == 0:
         raise ServingError("no images given (batch of 0)", field="images", value=0)
     if arr.dtype == np.uint8:
@@ -95,7 +96,9 @@ def _predictions(classes: np.ndarray, probs: np.ndarray, version: int) -> list[P
     version = int(version)
     return [
         Prediction(c, tuple(row), version)
-        for c, row in zip(np.asarray(classes).reshape(-1).tolist(), np.asarray(probs, np.float64).reshape(-1, 10).tolist())
+        for c, row in zip(
+            np.asarray(classes).reshape(-1).tolist(), np.asarray(probs, np.float64).reshape(-1, 10).tolist()
+        )
     ]
 
 
@@ -185,8 +188,9 @@ class ModelClient:
     def predict_one(self, image: Any) -> Prediction:
         arr = np.asarray(image)
         if arr.shape != (28, 28) and arr.shape != (1, 28, 28):
-            raise ServingError(f"predict_one takes one [28, 28] image, got {list(arr.shape)}", field="image",
-                               value=list(arr.shape))
+            raise ServingError(
+                f"predict_one takes one [28, 28] image, got {list(arr.shape)}", field="image", value=list(arr.shape)
+            )
         return self.predict(arr)[0]
 
     def status(self) -> dict[str, Any]:
@@ -364,15 +368,20 @@ class ModelClient:
             payload = json.loads(data) if data else {}
         except ValueError:
             raise ServingError(
-                f"{self.address} answered HTTP {resp.status} with a body that is not JSON; is it a TF Serving REST port?",
+                f"{self.address} answered HTTP {resp.status} with a body that is not JSON; "
+                "is it a TF Serving REST port?",
                 field="response",
                 value=resp.status,
             ) from None
         if resp.status != 200:
             message = payload.get("error", "") if isinstance(payload, dict) else ""
             code = code_for_http(resp.status)
-            raise RequestError(f"{self.address} answered HTTP {resp.status} ({code}): {message}", code,
-                               field="request", value=resp.status)
+            raise RequestError(
+                f"{self.address} answered HTTP {resp.status} ({code}): {message}",
+                code,
+                field="request",
+                value=resp.status,
+            )
         return resp.status, payload, {k.lower(): v for k, v in resp.getheaders()}
 
     def _rest(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
@@ -402,4 +411,3 @@ class ModelClient:
         entries = self._rest("GET", self._path()).get("model_version_status", [])
         available = [int(e["version"]) for e in entries if e.get("state") == "AVAILABLE"]
         return max(available) if available else 0
-

@@ -84,7 +84,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             unsupported = [f for f in fields if f != "signature_def"]
             if unsupported:
                 raise RequestError(
-                    f"Metadata field {unsupported[0][:100]} is not supported", field="metadata_field",
+                    f"Metadata field {unsupported[0][:100]} is not supported",
+                    field="metadata_field",
                     value=unsupported[0][:100],
                 )
             model = self._backend.resolve(request.model_spec.name, _version(request.model_spec))

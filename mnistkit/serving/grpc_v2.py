@@ -24,9 +24,17 @@ __all__ = ["InferenceServicer", "add_service"]
 
 # v2 datatype -> the InferTensorContents field that holds it.
 _CONTENTS = {
-    "BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
-    "UINT64": "uint64_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
-    "INT64": "int64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents",
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
 }
 
 
@@ -77,8 +85,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         meta = oip.server_metadata()
-        return service_pb2.ServerMetadataResponse(name=meta["name"], version=meta["version"],
-                                                  extensions=meta["extensions"])
+        return service_pb2.ServerMetadataResponse(
+            name=meta["name"], version=meta["version"], extensions=meta["extensions"]
+        )
 
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
@@ -97,8 +106,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
             names = [o.name for o in request.outputs] or None
-            model, outputs = oip.infer(self._backend, request.model_name, request.model_version, _inputs(request),
-                                       names)
+            model, outputs = oip.infer(
+                self._backend, request.model_name, request.model_version, _inputs(request), names
+            )
         except RequestError as exc:
             grpc_abort(context, exc)
         response = service_pb2.ModelInferResponse(

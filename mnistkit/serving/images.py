@@ -1,10 +1,10 @@
 """Images to ask the model about: a PNG of any size, test image N, or a random test digit.
 
 MNIST digits are white on black, 28x28, the ink fitted into a 20x20 box and centred by its centre of
-mass. A photo or a drawing is rarely like that, so ``png_to_mnist`` converts: grayscale (transparent
-pixels count as white paper), inverted when the background is light, and, unless it is already 28x28,
-cropped to the ink, scaled into 20x20 and centred as MNIST does. ``to_mnist`` does the same for an
-array (the drawing pad uses it).
+mass. A photo or a drawing is rarely like that, so ``load_png`` converts: grayscale (transparent pixels
+count as white paper), then ``to_mnist``: a 28x28 image is kept (inverted when its background is light),
+any other is framed by ``mnistkit.drawing.preprocess``, the one owner of MNIST framing, so
+``mnistkit predict --image`` sees a digit exactly as the drawing pad does.
 """
 
 from __future__ import annotations
@@ -24,41 +24,28 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def to_mnist(gray: Any) -> np.ndarray:
-    """A 2-D grayscale array (uint8, or float in [0, 1]) -> uint8 ``[28, 28]`` white-on-black, MNIST-framed."""
-    from PIL import Image
+    """A 2-D grayscale array (uint8, or float in [0, 1]) -> uint8 ``[28, 28]`` white-on-black, MNIST-framed.
+
+    A blank image (no ink) is a ``DataError``: there is nothing to classify.
+    """
+    from mnistkit.drawing import EmptyCanvasError, preprocess
 
     arr = np.asarray(gray)
     if arr.ndim != 2 or arr.size == 0:
-        raise DataError(f"expected a 2-D grayscale image, got shape {list(arr.shape)}", field="image",
-                        value=list(arr.shape))
+        raise DataError(
+            f"expected a 2-D grayscale image, got shape {list(arr.shape)}", field="image", value=list(arr.shape)
+        )
     if arr.dtype != np.uint8:
         arr = (np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    # The border tells paper from ink: a light border means dark ink on light paper, so invert.
-    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
-    if float(border.mean()) > 127.5:
-        arr = 255 - arr
     if arr.shape == (28, 28):
-        return arr
-    ys, xs = np.nonzero(arr > 40)
-    if ys.size == 0:
-        return np.zeros((28, 28), dtype=np.uint8)  # a blank page is a blank digit
-    crop = arr[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    h, w = crop.shape
-    scale = 20.0 / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(crop).resize((nw, nh), Image.LANCZOS), dtype=np.float32)
-    out = np.zeros((28, 28), dtype=np.float32)
-    top, left = (28 - nh) // 2, (28 - nw) // 2
-    out[top : top + nh, left : left + nw] = small
-    # Shift so the centre of mass sits at the centre, as MNIST's preprocessing did.
-    total = out.sum()
-    if total > 0:
-        cy = (out.sum(axis=1) * np.arange(28)).sum() / total
-        cx = (out.sum(axis=0) * np.arange(28)).sum() / total
-        dy = int(np.clip(round(13.5 - cy), -top, 28 - nh - top))
-        dx = int(np.clip(round(13.5 - cx), -left, 28 - nw - left))
-        out = np.roll(out, (dy, dx), axis=(0, 1))
-    return np.clip(out, 0, 255).round().astype(np.uint8)
+        # Already MNIST-sized: kept, only inverted when the border (the paper) is light.
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        return 255 - arr if float(border.mean()) > 127.5 else arr
+    try:
+        framed = preprocess(arr)
+    except EmptyCanvasError:
+        raise DataError("the image is blank: there is no ink to classify", field="image") from None
+    return (framed * 255.0).round().astype(np.uint8)
 
 
 def load_png(path: str | os.PathLike[str]) -> np.ndarray:
@@ -124,8 +111,11 @@ def load_test_images(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarra
             if (d / name).exists():
                 labels = data.read_idx(d / name)
         if images is None or labels is None:
-            raise DataError(f"data directory {d} has no test images/labels ({data.FILES['test_images']})",
-                            field="data_dir", value=str(d))
+            raise DataError(
+                f"data directory {d} has no test images/labels ({data.FILES['test_images']})",
+                field="data_dir",
+                value=str(d),
+            )
         return images, labels, str(d)
     official = data.find_official_test_set()
     if official is not None:
@@ -134,14 +124,16 @@ def load_test_images(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarra
     return ds.x_test, ds.y_test, "offline sample (test split)"
 
 
-def pick_test_image(number: int | None, data_dir: str | None = None, rng: np.random.Generator | None = None
-               ) -> tuple[np.ndarray, int, int, str]:
+def pick_test_image(
+    number: int | None, data_dir: str | None = None, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, int, int, str]:
     """Test image ``number`` (random when None): ``(image uint8 [28, 28], label, number, source)``."""
     images, labels, source = load_test_images(data_dir)
     n = len(images)
     if number is None:
         number = int((rng or np.random.default_rng()).integers(n))
     if not 0 <= number < n:
-        raise ConfigError(f"test image number must be 0-{n - 1} for {source}, got {number}", field="test_image",
-                          value=number)
+        raise ConfigError(
+            f"test image number must be 0-{n - 1} for {source}, got {number}", field="test_image", value=number
+        )
     return images[number], int(labels[number]), number, source

@@ -27,10 +27,10 @@ from mnistkit.serving.signature import (
     tensor_info,
 )
 from mnistkit.serving.status import RequestError
+from mnistkit.versions import MARKER_FILE
 
-__all__ = ["LoadedModel", "load_model", "MARKER"]
+__all__ = ["LoadedModel", "load_model"]
 
-MARKER = "saved_model.pb"
 _SERVE_TAG = "serve"
 _INIT_OP_KEY = "__saved_model_init_op"  # tensorflow.python.saved_model.constants.INIT_OP_SIGNATURE_KEY
 
@@ -221,7 +221,7 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
         tf = import_tensorflow()
         from tensorflow.core.protobuf import saved_model_pb2
 
-        sm = saved_model_pb2.SavedModel.FromString((path / MARKER).read_bytes())
+        sm = saved_model_pb2.SavedModel.FromString((path / MARKER_FILE).read_bytes())
         if not sm.meta_graphs:
             raise ValueError("saved_model.pb has no meta graph")
         meta_graph = _serving_meta_graph(sm)

@@ -31,34 +31,15 @@ from typing import Any
 from mnistkit.config import S3Config
 from mnistkit.errors import MnistkitError
 from mnistkit.serving import loading
-from mnistkit.serving.loading import MARKER, LoadedModel
+from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.status import RequestError
+from mnistkit.versions import local_versions
 
-__all__ = ["RETRY_SECONDS", "VersionStatus", "ModelManager", "version_dirs", "is_version_name", "cache_folder"]
+__all__ = ["RETRY_SECONDS", "ModelManager", "VersionStatus", "cache_folder"]
 
 log = logging.getLogger("mnistkit.serving")
 
 RETRY_SECONDS = 30.0  # a failed version whose files do not change is retried this often
-_VERSION_NAME = re.compile(r"[0-9]+", re.ASCII)
-
-
-# TODO(lead): mnistkit/versions.py becomes the one owner of version discovery; swap these two for it.
-def is_version_name(name: str) -> bool:
-    """A version folder's name: ASCII digits only (``'²'.isdigit()`` is true, and ``int('²')`` raises)."""
-    return _VERSION_NAME.fullmatch(name) is not None
-
-
-def version_dirs(base: Path) -> list[int]:
-    """Numeric version directories under ``base`` that hold a ``saved_model.pb``, newest first.
-
-    Raises ``OSError`` (``FileNotFoundError`` when ``base`` does not exist).
-    """
-    versions = [
-        int(e.name)
-        for e in os.scandir(base)
-        if is_version_name(e.name) and e.is_dir() and os.path.isfile(os.path.join(e.path, MARKER))
-    ]
-    return sorted(versions, reverse=True)
 
 
 def cache_folder(cache_dir: Path, base_url: str) -> Path:
@@ -154,7 +135,10 @@ class ModelManager:
         if version is not None:
             if version not in entries:
                 raise RequestError(
-                    f"Could not find version {version} of model {self.name}", "NOT_FOUND", field="version", value=version
+                    f"Could not find version {version} of model {self.name}",
+                    "NOT_FOUND",
+                    field="version",
+                    value=version,
                 )
             return [entries[version]]
         if not entries:
@@ -210,12 +194,12 @@ class ModelManager:
             log.warning("%s", message)
 
     def _local_versions(self) -> list[int]:
-        """Numeric version directories that hold a saved_model.pb, newest first."""
-        try:
-            return version_dirs(self.local_dir)
-        except FileNotFoundError:
+        """Complete version directories (``mnistkit.versions``), newest first."""
+        if not self.local_dir.is_dir():
             self._warn_once(f"model {self.name}: base path {self.local_dir} does not exist yet; waiting for it")
             return []
+        try:
+            return local_versions(self.local_dir)[::-1]
         except OSError as exc:
             self._warn_once(f"model {self.name}: cannot list {self.local_dir}: {exc.strerror}")
             return []
@@ -322,7 +306,10 @@ class ModelManager:
                 still = f"still serving version {cur.version}" if cur else "no version is serving yet"
                 log.warning(
                     "model %s: version %d failed to load (%s); %s; will retry on later polls",
-                    self.name, version, exc, still,
+                    self.name,
+                    version,
+                    exc,
+                    still,
                 )
             return False
         self._failures.pop(version, None)
@@ -335,6 +322,11 @@ class ModelManager:
         was = f" (was version {cur.version})" if cur else ""
         log.info(
             "model %s: loaded version %d from %s in %.2f s; now serving version %d%s",
-            self.name, version, path, time.monotonic() - started, version, was,
+            self.name,
+            version,
+            path,
+            time.monotonic() - started,
+            version,
+            was,
         )
         return True

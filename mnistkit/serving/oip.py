@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistkit.serving.backend import Backend
+from mnistkit.serving.backend import Backend, parse_version
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, Signature, TensorInfo, check_declared, check_outputs, feed
 from mnistkit.serving.status import RequestError
@@ -60,15 +60,6 @@ class V2Input:
     datatype: str
     shape: tuple[int, ...]
     decode: Callable[[np.dtype[Any], tuple[int, ...]], Any]
-
-
-def parse_version(version: str | None) -> int | None:
-    if version is None or version == "":
-        return None
-    if not (version.isascii() and version.isdigit() and len(version) <= 18):
-        raise RequestError(f"model version must be a number, got {version[:50]!r}", field="version",
-                           value=version[:50])
-    return int(version)
 
 
 def _signature(model: LoadedModel) -> Signature:
@@ -125,8 +116,11 @@ def infer(
     for i in inputs:
         dtype = DATATYPES.get(i.datatype)
         if dtype is None:
-            raise RequestError(f"input {i.name[:100]!r}: unsupported datatype {i.datatype[:20]!r}", field=i.name[:100],
-                               value=i.datatype[:20])
+            raise RequestError(
+                f"input {i.name[:100]!r}: unsupported datatype {i.datatype[:20]!r}",
+                field=i.name[:100],
+                value=i.datatype[:20],
+            )
         declared[i.name] = (dtype, i.shape)
     check_declared(sig, declared, max_batch=backend.max_batch, max_bytes=backend.max_decoded_bytes)
     wanted = check_outputs(sig, output_names)
@@ -148,8 +142,9 @@ def flat_values(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[int, ..
     if arr.dtype.kind not in "fiub":
         raise RequestError(f"input {name!r}: data must be numbers", field=name, value=arr.dtype.name)
     if arr.size != math.prod(shape):
-        raise RequestError(f"input {name!r}: {arr.size} values do not fit shape {list(shape)}", field=name,
-                           value=list(shape))
+        raise RequestError(
+            f"input {name!r}: {arr.size} values do not fit shape {list(shape)}", field=name, value=list(shape)
+        )
     if dtype.kind in "iu" and arr.dtype.kind == "f":
         raise RequestError(f"input {name!r} must hold integers", field=name)
     return arr.reshape(shape).astype(dtype, copy=False)

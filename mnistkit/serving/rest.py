@@ -19,25 +19,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mnistkit.serving.backend import Backend, signature_def_map
+from mnistkit.serving.backend import Backend, parse_version, signature_def_map
 from mnistkit.serving.http_front import HttpRequest, Reply, Route, json_reply
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.manager import VersionStatus
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, feed
 from mnistkit.serving.status import RequestError
 
-__all__ = ["metadata_json", "parse_json", "parse_version", "predict_json", "routes", "status_json"]
-
-_VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
-
-
-def parse_version(v: str | None) -> int | None:
-    """A version in a URL: ASCII digits only (``'²'.isdigit()`` is true and ``int('²')`` raises)."""
-    if v is None:
-        return None
-    if _VERSION.fullmatch(v) is None:
-        raise RequestError(f"version must be a number, got {v[:50]!r}", field="version", value=v[:50])
-    return int(v)
+__all__ = ["metadata_json", "parse_json", "predict_json", "routes", "status_json"]
 
 
 def status_json(statuses: list[VersionStatus]) -> dict[str, Any]:
@@ -140,8 +129,9 @@ def predict_json(backend: Backend, model: LoadedModel, raw: bytes) -> bytes:
             raise RequestError('"inputs" must be an object naming every input', field="inputs")
         if any(v is None or v == [] for v in inputs.values()):
             raise RequestError("an input is empty: nothing to predict", field="inputs")
-    outputs = backend.run(model, sig, feed(sig, inputs, strict_dtype=False, max_batch=backend.max_batch),
-                          list(sig.outputs))
+    outputs = backend.run(
+        model, sig, feed(sig, inputs, strict_dtype=False, max_batch=backend.max_batch), list(sig.outputs)
+    )
     if has_rows:
         answer: dict[str, Any] = {"predictions": _rows(outputs)}
     else:

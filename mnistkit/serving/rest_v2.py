@@ -68,8 +68,9 @@ def _split(request: HttpRequest) -> tuple[bytes, bytes]:
     if header is None:
         return request.body, b""
     if not (header.isascii() and header.isdigit()) or int(header) > len(request.body):
-        raise RequestError(f"{_HEADER_LENGTH} must be a number of bytes within the body, got {header[:30]!r}",
-                           field=_HEADER_LENGTH)
+        raise RequestError(
+            f"{_HEADER_LENGTH} must be a number of bytes within the body, got {header[:30]!r}", field=_HEADER_LENGTH
+        )
     n = int(header)
     return request.body[:n], request.body[n:]
 
@@ -94,8 +95,9 @@ def _inputs(body: dict[str, Any], binary: bytes) -> list[oip.V2Input]:
         size = (t.get("parameters") or {}).get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0 or offset + size > len(binary):
-                raise RequestError(f"input {name!r}: binary_data_size {size!r} exceeds the binary data sent",
-                                   field=name)
+                raise RequestError(
+                    f"input {name!r}: binary_data_size {size!r} exceeds the binary data sent", field=name
+                )
             chunk = binary[offset : offset + size]
             offset += size
             out.append(oip.V2Input(name, t["datatype"], shape, functools.partial(oip.raw_values, name, chunk)))
@@ -115,8 +117,9 @@ def _wanted(body: dict[str, Any]) -> tuple[list[str] | None, dict[str, bool]]:
     outputs = body.get("outputs")
     if outputs is None:
         return None, {"*": all_binary}
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
-                                                 for o in outputs):
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
         raise RequestError('"outputs" must be a list of objects with a "name"', field="outputs")
     binary = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", all_binary)) for o in outputs}
     return [o["name"] for o in outputs], binary
@@ -146,8 +149,9 @@ def _infer(request: HttpRequest, m: re.Match[str], backend: Backend) -> Reply:
     text = orjson.dumps(answer)
     if not blobs:
         return Reply(200, text)
-    return Reply(200, text + b"".join(blobs), ((_HEADER_LENGTH, str(len(text))),
-                                               ("Content-Type", "application/octet-stream")))
+    return Reply(
+        200, text + b"".join(blobs), ((_HEADER_LENGTH, str(len(text))), ("Content-Type", "application/octet-stream"))
+    )
 
 
 def routes(backend: Backend) -> list[Route]:

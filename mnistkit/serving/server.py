@@ -61,7 +61,9 @@ class ModelServer:
         batching: BatchingParameters | None = None,
     ) -> None:
         if not model_name or "/" in model_name or ":" in model_name:
-            raise ServingError(f"model_name must be a plain name, got {model_name!r}", field="model_name", value=model_name)
+            raise ServingError(
+                f"model_name must be a plain name, got {model_name!r}", field="model_name", value=model_name
+            )
         self.model_name = model_name
         self.host = host
         self.max_batch = max_batch

@@ -76,8 +76,10 @@ class Signature:
 def tensor_info(key: str, proto: Any) -> TensorInfo:
     """A ``TensorInfo`` from a SignatureDef's ``TensorInfo`` proto."""
     dtype = DTYPES.get(proto.dtype, (np.dtype(object), ""))[0]
-    shape = None if proto.tensor_shape.unknown_rank else tuple(
-        None if d.size < 0 else int(d.size) for d in proto.tensor_shape.dim
+    shape = (
+        None
+        if proto.tensor_shape.unknown_rank
+        else tuple(None if d.size < 0 else int(d.size) for d in proto.tensor_shape.dim)
     )
     return TensorInfo(key, dtype, DTYPE_NAMES.get(proto.dtype, f"dtype {proto.dtype}"), shape)
 
@@ -105,20 +107,23 @@ def _check_shape(info: TensorInfo, shape: tuple[int, ...], max_batch: int, batch
     """Rank, fixed dimensions, batch bound and batch agreement; returns the batch size (None for scalars)."""
     key = info.key
     if any(d < 0 for d in shape):
-        raise RequestError(f"input {key!r}: negative dimension in shape {list(shape)[:8]}", field=key,
-                           value=list(shape)[:8])
+        raise RequestError(
+            f"input {key!r}: negative dimension in shape {list(shape)[:8]}", field=key, value=list(shape)[:8]
+        )
     if info.shape is not None and (
         len(shape) != len(info.shape) or any(w is not None and w != g for w, g in zip(info.shape, shape))
     ):
-        raise RequestError(f"input {key!r} must have shape {info.shape_text}, got {list(shape)[:8]}", field=key,
-                           value=list(shape)[:8])
+        raise RequestError(
+            f"input {key!r} must have shape {info.shape_text}, got {list(shape)[:8]}", field=key, value=list(shape)[:8]
+        )
     if not shape:
         return batch
     if shape[0] == 0:
         raise RequestError(f"input {key!r} is an empty batch", field=key, value=0)
     if shape[0] > max_batch:
-        raise RequestError(f"input {key!r} has a batch of {shape[0]}; the limit is {max_batch}", field=key,
-                           value=shape[0])
+        raise RequestError(
+            f"input {key!r} has a batch of {shape[0]}; the limit is {max_batch}", field=key, value=shape[0]
+        )
     if batch is not None and shape[0] != batch:
         raise RequestError("all inputs must have the same batch size", field=key, value=shape[0])
     return shape[0]
@@ -143,8 +148,9 @@ def check_declared(
     for key, (dtype, shape) in declared.items():
         info = sig.inputs[key]
         if dtype is not None and dtype != info.dtype:
-            raise RequestError(f"input {key!r} must be {info.dtype_name} ({info.dtype}), got {dtype}", field=key,
-                               value=str(dtype))
+            raise RequestError(
+                f"input {key!r} must be {info.dtype_name} ({info.dtype}), got {dtype}", field=key, value=str(dtype)
+            )
         batch = _check_shape(info, shape, max_batch, batch)
         total += math.prod(shape) * (dtype or info.dtype).itemsize
         if total > max_bytes:
@@ -162,8 +168,11 @@ def check_outputs(sig: Signature, output_filter: list[str] | None) -> list[str]:
         return list(sig.outputs)
     unknown = sorted(set(output_filter) - set(sig.outputs))
     if unknown:
-        raise RequestError(f"output tensor alias not found in signature: {', '.join(unknown)[:200]}",
-                           field="output_filter", value=unknown[:5])
+        raise RequestError(
+            f"output tensor alias not found in signature: {', '.join(unknown)[:200]}",
+            field="output_filter",
+            value=unknown[:5],
+        )
     return list(output_filter)
 
 
@@ -192,8 +201,11 @@ def _coerce(info: TensorInfo, value: Any, strict: bool) -> np.ndarray:
     key = info.key
     if isinstance(value, np.ndarray):
         if strict and value.dtype != info.dtype:
-            raise RequestError(f"input {key!r} must be {info.dtype_name} ({info.dtype}), got {value.dtype}",
-                               field=key, value=str(value.dtype))
+            raise RequestError(
+                f"input {key!r} must be {info.dtype_name} ({info.dtype}), got {value.dtype}",
+                field=key,
+                value=str(value.dtype),
+            )
         if value.dtype == info.dtype:
             return value
     if info.dtype.kind not in "fiu":
@@ -203,12 +215,17 @@ def _coerce(info: TensorInfo, value: Any, strict: bool) -> np.ndarray:
     except ValueError:
         raise RequestError(f"input {key!r} is a ragged list, not a tensor", field=key) from None
     if arr.dtype.kind not in "fiub" or arr.dtype == np.bool_:
-        raise RequestError(f"input {key!r} must hold numbers ({info.dtype_name}), got {arr.dtype.name} values",
-                           field=key, value=arr.dtype.name)
+        raise RequestError(
+            f"input {key!r} must hold numbers ({info.dtype_name}), got {arr.dtype.name} values",
+            field=key,
+            value=arr.dtype.name,
+        )
     if info.dtype.kind in "iu" and arr.dtype.kind == "f":
         raise RequestError(f"input {key!r} must hold integers ({info.dtype_name})", field=key)
-    if info.dtype.kind in "iu" and arr.size and (
-        arr.min() < np.iinfo(info.dtype).min or arr.max() > np.iinfo(info.dtype).max
+    if (
+        info.dtype.kind in "iu"
+        and arr.size
+        and (arr.min() < np.iinfo(info.dtype).min or arr.max() > np.iinfo(info.dtype).max)
     ):
         raise RequestError(f"input {key!r} has values outside {info.dtype}", field=key)
     if info.dtype.kind == "f" and arr.dtype.kind == "f" and arr.size and np.isfinite(arr).all():

@@ -75,7 +75,9 @@ class RequestError(ServingError):
     when the server answers with an error.
     """
 
-    def __init__(self, message: str, code: str = "INVALID_ARGUMENT", *, field: str | None = None, value: object = None) -> None:
+    def __init__(
+        self, message: str, code: str = "INVALID_ARGUMENT", *, field: str | None = None, value: object = None
+    ) -> None:
         super().__init__(message, field=field, value=value)
         self.code = code
 

@@ -17,7 +17,13 @@ import numpy as np
 from mnistkit.serving.status import RequestError
 
 __all__ = [
-    "DTYPES", "DTYPE_NAMES", "MAX_TENSOR_BYTES", "declared", "proto_to_ndarray", "ndarray_to_proto", "fill_proto",
+    "DTYPES",
+    "DTYPE_NAMES",
+    "MAX_TENSOR_BYTES",
+    "declared",
+    "proto_to_ndarray",
+    "ndarray_to_proto",
+    "fill_proto",
 ]
 
 MAX_TENSOR_BYTES = 64 * 1024 * 1024
@@ -37,8 +43,18 @@ DTYPES: dict[int, tuple[np.dtype[Any], str]] = {
     23: (np.dtype(np.uint64), "uint64_val"),
 }
 DTYPE_NAMES: dict[int, str] = {
-    1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16", 6: "DT_INT8",
-    7: "DT_STRING", 9: "DT_INT64", 10: "DT_BOOL", 17: "DT_UINT16", 19: "DT_HALF", 22: "DT_UINT32",
+    1: "DT_FLOAT",
+    2: "DT_DOUBLE",
+    3: "DT_INT32",
+    4: "DT_UINT8",
+    5: "DT_INT16",
+    6: "DT_INT8",
+    7: "DT_STRING",
+    9: "DT_INT64",
+    10: "DT_BOOL",
+    17: "DT_UINT16",
+    19: "DT_HALF",
+    22: "DT_UINT32",
     23: "DT_UINT64",
 }
 _ENUM_OF: dict[np.dtype[Any], int] = {dt: enum for enum, (dt, _field) in DTYPES.items()}
@@ -89,9 +105,7 @@ def proto_to_ndarray(proto: Any, name: str = "input") -> np.ndarray:
         arr[:n] = values
         arr[n:] = values[-1]
         return arr.reshape(shape)
-    raise RequestError(
-        f"input {name!r}: {n} values do not fit shape {list(shape)}", field=name, value=list(shape)
-    )
+    raise RequestError(f"input {name!r}: {n} values do not fit shape {list(shape)}", field=name, value=list(shape))
 
 
 def fill_proto(proto: Any, array: np.ndarray, *, content: bool = False) -> Any:
