@@ -229,3 +229,19 @@ def test_a_participant_still_sees_their_own_recorded_score_unranked(s3_config) -
     board.refresh(checks=False)
     view = board.participant_view("ada")
     assert view.best_score == 0.7 and view.rank is None and "no scored run yet" not in view.to_html()
+
+
+def test_a_failed_room_server_set_up_leaves_no_process(monkeypatch) -> None:
+    from mnistkit.workshop import room_s3
+
+    def boom(*_a, **_k):
+        raise RuntimeError("IAM set-up failed")
+
+    monkeypatch.setattr(room_s3, "create_users", boom)
+    server = room_s3.RoomS3Server("room-bucket", "room1", ["ada"])
+    procs = []
+    real_popen = room_s3.subprocess.Popen
+    monkeypatch.setattr(room_s3.subprocess, "Popen", lambda *a, **k: procs.append(real_popen(*a, **k)) or procs[-1])
+    with pytest.raises(RuntimeError, match="IAM set-up failed"):
+        server.start()
+    assert len(procs) == 1 and procs[0].poll() is not None  # the moto process is gone

@@ -120,7 +120,7 @@ class LocalJob(Job):
             procs.append(
                 subprocess.Popen(
                     self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(_project_root()),
-                    start_new_session=True, preexec_fn=die_with_owner(),  # see mnistkit/engines/owner.py
+                    start_new_session=True, preexec_fn=die_with_owner(),  # noqa: PLW1509 - prctl, getppid only
                 )
             )
             log.close()

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 
 from mnistkit.config import S3Config
 from mnistkit.embedded_s3 import free_port
+from mnistkit.engines.owner import die_with_owner
 from mnistkit.errors import S3Error
-from mnistkit.workshop.access import INSTRUCTOR, Credentials, create_users
+from mnistkit.workshop.access import Credentials, create_users
 
 __all__ = ["RoomS3Server"]
 
@@ -66,6 +67,8 @@ class RoomS3Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
+            # a killed instructor process takes its server along (async-signal-safe: prctl and getppid only)
+            preexec_fn=die_with_owner(),  # noqa: PLW1509
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -77,31 +80,37 @@ class RoomS3Server:
                     self.stop()
                     raise S3Error(f"the room's S3 server did not start on port {self.port}", field="port") from None
                 time.sleep(0.1)
-        setup = S3Config(
-            bucket=self.bucket,
-            endpoint_url=self.endpoint_url,
-            access_key_id=_SETUP_KEY[0],
-            secret_access_key=_SETUP_KEY[1],
-            use_https=False,
-            verify_ssl=False,
-        )
-        s3.ensure_bucket(s3.make_client(setup), self.bucket)
-        iam = boto3.client(
-            "iam",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id=_SETUP_KEY[0],
-            aws_secret_access_key=_SETUP_KEY[1],
-        )
-        self.credentials = create_users(iam, self.bucket, self.room, self.participants)
-        # Enforce from now on: every request must be signed by one of the users above and be allowed.
-        req = urllib.request.Request(
-            f"{self.endpoint_url}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
-        )  # a form type would hide the body
-        with urllib.request.urlopen(req, timeout=10) as r:
-            if r.status != 200:
-                raise S3Error("the room's S3 server did not switch IAM enforcement on", field="server")
-        assert INSTRUCTOR in self.credentials
+        try:
+            setup = S3Config(
+                bucket=self.bucket,
+                endpoint_url=self.endpoint_url,
+                access_key_id=_SETUP_KEY[0],
+                secret_access_key=_SETUP_KEY[1],
+                use_https=False,
+                verify_ssl=False,
+            )
+            s3.ensure_bucket(s3.make_client(setup), self.bucket)
+            iam = boto3.client(
+                "iam",
+                endpoint_url=self.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id=_SETUP_KEY[0],
+                aws_secret_access_key=_SETUP_KEY[1],
+            )
+            self.credentials = create_users(iam, self.bucket, self.room, self.participants)
+            # Enforce from now on: every request must be signed by one of the users above and be allowed.
+            req = urllib.request.Request(
+                f"{self.endpoint_url}/moto-api/reset-auth",
+                data=b"0",
+                method="POST",
+                headers={"Content-Type": "text/plain"},
+            )  # a form type would hide the body
+            with urllib.request.urlopen(req, timeout=10) as r:
+                if r.status != 200:
+                    raise S3Error("the room's S3 server did not switch IAM enforcement on", field="server")
+        except BaseException:
+            self.stop()  # a failed set-up must not leave the server process behind
+            raise
         return self
 
     def stop(self) -> None:
