@@ -21,6 +21,7 @@ __all__ = [
     "S3Config",
     "TrainConfig",
     "MODEL_TYPES",
+    "LR_SCHEDULES",
     "parse_bool",
     "validate_bucket_name",
     "validate_job_name",
@@ -219,7 +220,8 @@ class S3Config:
         return f"s3://{self.bucket}/{path}" if path else f"s3://{self.bucket}"
 
 
-MODEL_TYPES = ("cnn", "small", "linear")
+MODEL_TYPES = ("cnn", "bn", "small", "linear")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,8 @@ class TrainConfig:
     batch_size: int = 100
     learning_rate: float = 0.01
     model_type: str = "cnn"
+    lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
     export_version: int = 0
     augment: bool = False
     peer_timeout: float = 120.0
@@ -249,6 +253,7 @@ class TrainConfig:
         "train_steps": (int, 1, 1_000_000),
         "batch_size": (int, 1, 4096),
         "learning_rate": (float, 1e-6, 10.0),
+        "label_smoothing": (float, 0.0, 0.5),
         "export_version": (int, 0, 2**31 - 1),
         "peer_timeout": (float, 1.0, 86_400.0),
         "sync_seconds": (float, 0.1, 86_400.0),
@@ -282,6 +287,14 @@ class TrainConfig:
                 value=self.model_type,
             )
         object.__setattr__(self, "model_type", model_type)
+        lr_schedule = str(self.lr_schedule).lower()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}",
+                field="lr_schedule",
+                value=self.lr_schedule,
+            )
+        object.__setattr__(self, "lr_schedule", lr_schedule)
         object.__setattr__(self, "augment", parse_bool("augment", self.augment, False))
         for name in ("data_dir", "model_dir", "export_dir"):
             value = getattr(self, name)
