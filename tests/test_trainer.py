@@ -135,15 +135,17 @@ def test_cosine_schedule_warms_up_peaks_and_decays_to_zero() -> None:
         learning_rate(0.003, "step", total_steps=100)
 
 
-def test_bn_model_gives_probabilities_and_learns_with_a_schedule() -> None:
+def test_bn_model_gives_probabilities_and_its_moving_statistics_keep_up() -> None:
     from mnistkit.data import offline_sample
     from trainer.model import build_model, learning_rate
 
     ds = offline_sample(seed=0)
-    x, y = ds.x_train[:512].astype(np.float32) / 255.0, ds.y_train[:512].astype(np.int64)
-    model = build_model("bn", learning_rate(0.003, "cosine", total_steps=24, warmup_steps=4), augment=True)
-    model.fit(x, y, batch_size=64, epochs=3, verbose=0)
-    probs = model.predict(x[:64], verbose=0)
-    assert probs.shape == (64, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
-    # inference (moving BatchNorm statistics, no augmentation) already works after 24 steps
-    assert float((probs.argmax(axis=1) == y[:64]).mean()) > 0.5
+    x, y = ds.x_train[:2048].astype(np.float32) / 255.0, ds.y_train[:2048].astype(np.int64)
+    model = build_model("bn", learning_rate(0.003, "cosine", total_steps=64, warmup_steps=10), augment=True,
+                        label_smoothing=0.1)
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+    probs = model.predict(ds.x_test[:500].astype(np.float32) / 255.0, verbose=0)
+    assert probs.shape == (500, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    # Inference uses BatchNorm's moving statistics: after 64 steps they must describe the trained weights
+    # (with Keras' default momentum 0.99 held-out accuracy is still near chance here).
+    assert float((probs.argmax(axis=1) == ds.y_test[:500]).mean()) > 0.85
