@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     Context,
@@ -35,32 +36,32 @@ AIM, AIM_S = 0.990, 120.0
 # bn: batch-normalized convnet (trainer/model.py); batch 64: twice the updates of 128 for the same
 # samples, which 5,000 digits need more than throughput; cosine: warm-up to 0.003, then decay to 0 so the
 # last epochs fine-tune; label smoothing 0.1: +0.3-0.4 points here. See BENCHMARKS.md for the curve.
-SETTINGS = {"model": "bn", "epochs": 40, "quick_epochs": 3, "batch": 64, "learning_rate": 0.003,
+SETTINGS: dict[str, Any] = {"model": "bn", "epochs": 40, "quick_epochs": 3, "batch": 64, "learning_rate": 0.003,
             "lr_schedule": "cosine", "label_smoothing": 0.1, "augment": True, "held_out": 1000}
 
 
-def write_data_dir(ctx: Context, directory: Path) -> Path:
+def write_data_dir(t10k: Path, directory: Path) -> Path:
     """The trainer's data dir: the 5,000 offline digits to train on, ``held_out`` official test digits."""
     import numpy as np
 
     from mnistkit import data
 
     offline = data.offline_sample(seed=0)
-    x, y = official_test_set(ctx.t10k)  # type: ignore[arg-type] # run() checked it
-    pick = np.random.default_rng(0).permutation(len(y))[: int(SETTINGS["held_out"])]  # type: ignore[call-overload]
-    return data.write_data_dir(
-        data.Dataset(np.concatenate([offline.x_train, offline.x_test]), np.concatenate([offline.y_train, offline.y_test]),
-                     x[pick], y[pick].astype(np.uint8)),
-        directory,
-    )
+    x, y = official_test_set(t10k)
+    pick = np.random.default_rng(0).permutation(len(y))[: int(SETTINGS["held_out"])]
+    train_x = np.concatenate([offline.x_train, offline.x_test])
+    train_y = np.concatenate([offline.y_train, offline.y_test])
+    return data.write_data_dir(data.Dataset(train_x, train_y, x[pick], y[pick].astype(np.uint8)), directory)
 
 
-def train_export(ctx: Context, epochs: int) -> dict[str, object]:
+def train_export(ctx: Context, epochs: int) -> dict[str, Any]:
     """Run the trainer; returns its rows, training seconds and export dir (also stored in ``ctx.shared``)."""
+    if ctx.t10k is None:
+        raise RuntimeError("the accuracy target needs the official test set (--t10k DIR)")
     d = ctx.tmp("accuracy")
-    steps = epochs * -(-5000 // int(SETTINGS["batch"]))  # type: ignore[call-overload]
-    args = ["-m", "trainer.task", f"--tf-data-dir={write_data_dir(ctx, d / 'data')}", f"--tf-model-dir={d / 'model'}",
-            f"--tf-train-steps={steps}", f"--tf-batch-size={SETTINGS['batch']}",
+    steps = epochs * -(-5000 // int(SETTINGS["batch"]))
+    args = ["-m", "trainer.task", f"--tf-data-dir={write_data_dir(ctx.t10k, d / 'data')}",
+            f"--tf-model-dir={d / 'model'}", f"--tf-train-steps={steps}", f"--tf-batch-size={SETTINGS['batch']}",
             f"--tf-learning-rate={SETTINGS['learning_rate']}", f"--tf-lr-schedule={SETTINGS['lr_schedule']}",
             f"--tf-label-smoothing={SETTINGS['label_smoothing']}",
             f"--tf-model-type={SETTINGS['model']}", f"--tf-augment={SETTINGS['augment']}", "--tf-seed=0"]
@@ -87,18 +88,19 @@ def run(ctx: Context) -> Outcome:
     xf = x.astype("float32") / 255.0
     tr = train_export(ctx, int(epochs))
     acc = accuracy(load_predictor(tr["export"]), xf, y)
-    train_s = float(tr["train_s"])  # type: ignore[arg-type]
+    train_s = float(tr["train_s"])
     say(f"trainer  : {SETTINGS['model']}, --tf-augment, {SETTINGS['lr_schedule']} lr {SETTINGS['learning_rate']}, "
         f"label smoothing {SETTINGS['label_smoothing']}, "
         f"batch {SETTINGS['batch']}, {epochs} epochs of the 5,000 offline digits in {train_s:.1f} s of training "
         f"-> official test accuracy {acc:.4f}")
     say(f"           accuracy on {SETTINGS['held_out']} official test digits against training seconds, per epoch:")
-    for i in range(0, len(tr["curve"]), 8):  # type: ignore[arg-type]
-        say("           " + "  ".join(f"{t:6.1f}s {a:.3f}" for t, a in tr["curve"][i : i + 8]))  # type: ignore[index]
+    for i in range(0, len(tr["curve"]), 8):
+        say("           " + "  ".join(f"{t:6.1f}s {a:.3f}" for t, a in tr["curve"][i : i + 8]))
 
     d = ctx.tmp("accuracy-ref")
     rc, _, _ = run_python(["-m", "bench.plain_fit", f"--out={d / 'rows.jsonl'}", f"--budget-s={train_s:.2f}",
-                           "--batch=128", "--lr=0.001", "--train-all", f"--t10k={ctx.t10k}"], timeout=900, log=d / "log.txt")
+                           "--batch=128", "--lr=0.001", "--train-all", f"--t10k={ctx.t10k}"],
+                          timeout=900, log=d / "log.txt")
     if rc != 0:
         raise RuntimeError(f"reference failed (rc {rc}): {(d / 'log.txt').read_text()[-800:]}")
     ref = json.loads((d / "rows.result.json").read_text())

@@ -74,7 +74,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("train_steps", int, "total training steps (default %(default)s)"),
     Flag("batch_size", int, "global batch size (default %(default)s)"),
     Flag("learning_rate", float, "Adam learning rate (default %(default)s)"),
-    Flag("model_type", str, f"one of {', '.join(MODEL_TYPES)} (default %(default)s; small is fast, for tests; bn is the accurate one)"),
+    Flag("model_type", str, f"one of {', '.join(MODEL_TYPES)} (default %(default)s; small is fast, for tests; "
+         "bn is the most accurate)"),
     Flag("lr_schedule", str, f"learning-rate schedule: one of {', '.join(LR_SCHEDULES)} (default %(default)s; cosine: "
          "2 epochs of warm-up to --tf-learning-rate, then a cosine decay to 0 at the last step)"),
     Flag("label_smoothing", float, "weight of the cross-entropy target spread evenly over the ten digits, 0-0.5 "
