@@ -279,22 +279,11 @@ class TrainConfig:
             if not (lo <= coerced <= hi) or coerced != coerced:
                 raise ConfigError(f"{name} must be between {lo} and {hi}, got {coerced!r}", field=name, value=value)
             object.__setattr__(self, name, coerced)
-        model_type = str(self.model_type).lower()
-        if model_type not in MODEL_TYPES:
-            raise ConfigError(
-                f"model_type must be one of {', '.join(MODEL_TYPES)}, got {self.model_type!r}",
-                field="model_type",
-                value=self.model_type,
-            )
-        object.__setattr__(self, "model_type", model_type)
-        lr_schedule = str(self.lr_schedule).lower()
-        if lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}",
-                field="lr_schedule",
-                value=self.lr_schedule,
-            )
-        object.__setattr__(self, "lr_schedule", lr_schedule)
+        for name, choices in (("model_type", MODEL_TYPES), ("lr_schedule", LR_SCHEDULES)):
+            value = getattr(self, name)
+            if str(value).lower() not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}", field=name, value=value)
+            object.__setattr__(self, name, str(value).lower())
         object.__setattr__(self, "augment", parse_bool("augment", self.augment, False))
         for name in ("data_dir", "model_dir", "export_dir"):
             value = getattr(self, name)
