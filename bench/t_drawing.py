@@ -48,7 +48,7 @@ def run(ctx: Context) -> Outcome:
     if "export_dir" not in ctx.shared:
         from bench import t_accuracy
 
-        say("no export from the accuracy target: training the accuracy target's cnn settings for 4 epochs")
+        say("no export from the accuracy target: training with its settings for 4 epochs")
         t_accuracy.train_export(ctx, 2 if ctx.quick else 4)
     predict = load_predictor(ctx.shared["export_dir"])
     x, y = official_test_set(ctx.t10k)

@@ -21,6 +21,7 @@ __all__ = [
     "S3Config",
     "TrainConfig",
     "MODEL_TYPES",
+    "LR_SCHEDULES",
     "parse_bool",
     "validate_bucket_name",
     "validate_job_name",
@@ -219,7 +220,8 @@ class S3Config:
         return f"s3://{self.bucket}/{path}" if path else f"s3://{self.bucket}"
 
 
-MODEL_TYPES = ("cnn", "small", "linear")
+MODEL_TYPES = ("cnn", "bn", "small", "linear")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,8 @@ class TrainConfig:
     batch_size: int = 100
     learning_rate: float = 0.01
     model_type: str = "cnn"
+    lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
     export_version: int = 0
     augment: bool = False
     peer_timeout: float = 120.0
@@ -249,6 +253,7 @@ class TrainConfig:
         "train_steps": (int, 1, 1_000_000),
         "batch_size": (int, 1, 4096),
         "learning_rate": (float, 1e-6, 10.0),
+        "label_smoothing": (float, 0.0, 0.5),
         "export_version": (int, 0, 2**31 - 1),
         "peer_timeout": (float, 1.0, 86_400.0),
         "sync_seconds": (float, 0.1, 86_400.0),
@@ -274,14 +279,11 @@ class TrainConfig:
             if not (lo <= coerced <= hi) or coerced != coerced:
                 raise ConfigError(f"{name} must be between {lo} and {hi}, got {coerced!r}", field=name, value=value)
             object.__setattr__(self, name, coerced)
-        model_type = str(self.model_type).lower()
-        if model_type not in MODEL_TYPES:
-            raise ConfigError(
-                f"model_type must be one of {', '.join(MODEL_TYPES)}, got {self.model_type!r}",
-                field="model_type",
-                value=self.model_type,
-            )
-        object.__setattr__(self, "model_type", model_type)
+        for name, choices in (("model_type", MODEL_TYPES), ("lr_schedule", LR_SCHEDULES)):
+            value = getattr(self, name)
+            if str(value).lower() not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}", field=name, value=value)
+            object.__setattr__(self, name, str(value).lower())
         object.__setattr__(self, "augment", parse_bool("augment", self.augment, False))
         for name in ("data_dir", "model_dir", "export_dir"):
             value = getattr(self, name)

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
-from mnistkit.config import MODEL_TYPES, TrainConfig
+from mnistkit.config import LR_SCHEDULES, MODEL_TYPES, TrainConfig
 
 __all__ = [
     "FLAGS",
@@ -74,7 +74,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag("train_steps", int, "total training steps (default %(default)s)"),
     Flag("batch_size", int, "global batch size (default %(default)s)"),
     Flag("learning_rate", float, "Adam learning rate (default %(default)s)"),
-    Flag("model_type", str, f"one of {', '.join(MODEL_TYPES)} (default %(default)s; small is fast, for tests)"),
+    Flag("model_type", str, f"one of {', '.join(MODEL_TYPES)} (default %(default)s; small is fast, for tests; "
+         "bn is the most accurate)"),
+    Flag("lr_schedule", str, f"learning-rate schedule: one of {', '.join(LR_SCHEDULES)} (default %(default)s; cosine: "
+         "2 epochs of warm-up to --tf-learning-rate, then a cosine decay to 0 at the last step)"),
+    Flag("label_smoothing", float, "weight of the cross-entropy target spread evenly over the ten digits, 0-0.5 "
+         "(default %(default)s; 0.1 helps the bn model on few digits)"),
     Flag("export_version", int, "version number to publish; 0 (default) = one more than the highest existing"),
     Flag("augment", bool, "random shifts/rotations/zoom (helps drawn digits); true/false, 1/0"),
     Flag("peer_timeout", float, "seconds to wait for every peer in TF_CONFIG before failing (default %(default)s)"),

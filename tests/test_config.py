@@ -94,11 +94,13 @@ def test_bad_train_config_names_the_field_and_value(kwargs: dict[str, object], f
 
 def test_train_config_coerces_and_renders_the_seed_flags() -> None:
     cfg = TrainConfig(train_steps="300", batch_size=64.0, learning_rate="0.001", model_type="CNN",  # type: ignore[arg-type]
-                      data_dir="s3://mnist/data/mnist")
+                      lr_schedule="Cosine", label_smoothing="0.1", data_dir="s3://mnist/data/mnist")  # type: ignore[arg-type]
     assert (cfg.train_steps, cfg.batch_size, cfg.learning_rate, cfg.model_type) == (300, 64, 0.001, "cnn")
+    assert (cfg.lr_schedule, cfg.label_smoothing) == ("cosine", 0.1)
     assert cfg.to_flags() == [
         "--tf-data-dir=s3://mnist/data/mnist", "--tf-train-steps=300", "--tf-batch-size=64",
-        "--tf-learning-rate=0.001", "--tf-model-type=cnn", "--tf-export-version=0", "--tf-augment=false",
+        "--tf-learning-rate=0.001", "--tf-model-type=cnn", "--tf-lr-schedule=cosine", "--tf-label-smoothing=0.1",
+        "--tf-export-version=0", "--tf-augment=false",
         "--tf-peer-timeout=120.0", "--tf-sync-seconds=10.0", "--tf-seed=0",
     ]
 

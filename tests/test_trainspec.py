@@ -12,7 +12,8 @@ from mnistkit.errors import ConfigError
 from mnistkit.manifests.params import ManifestParams
 
 NON_DEFAULT = TrainConfig(data_dir="s3://bkt/data/mnist", model_dir="/tmp/m", export_dir="/tmp/e", train_steps=7,
-                          batch_size=3, learning_rate=0.5, model_type="small", export_version=4, augment=True,
+                          batch_size=3, learning_rate=0.5, model_type="bn", lr_schedule="cosine", label_smoothing=0.1,
+                          export_version=4, augment=True,
                           peer_timeout=9.0, sync_seconds=2.5, seed=11)
 
 
@@ -37,7 +38,9 @@ def test_environment_fallbacks_and_flags_win_over_them() -> None:
 
 @pytest.mark.parametrize(("argv", "field"), [(["--tf-seed=x"], "seed"), (["--tf-augment=maybe"], "augment"),
                                              (["--tf-sync-seconds=0"], "sync_seconds"),
-                                             (["--tf-model-type=rnn"], "model_type")])
+                                             (["--tf-model-type=rnn"], "model_type"),
+                                             (["--tf-lr-schedule=step"], "lr_schedule"),
+                                             (["--tf-label-smoothing=0.9"], "label_smoothing")])
 def test_a_bad_flag_is_an_error_naming_the_field(argv: list[str], field: str) -> None:
     with pytest.raises(ConfigError) as err:
         trainspec.config_from_args(trainspec.build_parser({}).parse_args(argv))
@@ -50,7 +53,8 @@ def test_every_flag_reaches_the_tfjob_and_the_manifest_args_parse_back() -> None
     flags = params.trainer_flags()
     assert [f.split("=")[0] for f in flags] == [f.option for f in trainspec.FLAGS]
     back = trainspec.config_from_args(trainspec.build_parser({}).parse_args(flags))
-    for name in ("train_steps", "batch_size", "learning_rate", "model_type", "export_version", "augment",
+    for name in ("train_steps", "batch_size", "learning_rate", "model_type", "lr_schedule", "label_smoothing",
+                 "export_version", "augment",
                  "peer_timeout", "sync_seconds", "seed", "data_dir"):
         assert getattr(back, name) == getattr(NON_DEFAULT, name), name
     assert back.model_dir == params.model_dir and back.export_dir == trainspec.RunLayout(params.model_dir).export_dir()

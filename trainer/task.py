@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tf = import_tensorflow()
     from trainer.callbacks import make_callbacks
-    from trainer.model import build_model, keras
+    from trainer.model import build_model, keras, learning_rate
 
     keras.utils.set_random_seed(cfg.seed)
     if info.multi_worker:
@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(
         f"{info.task_type} {info.task_index}: {READY_LINE} ({info.num_workers} worker(s)) in "
         f"{time.monotonic() - t0:.1f}s; model={cfg.model_type} steps={cfg.train_steps} batch={cfg.batch_size} "
-        f"lr={cfg.learning_rate} augment={cfg.augment} seed={cfg.seed}"
+        f"lr={cfg.learning_rate} schedule={cfg.lr_schedule} label_smoothing={cfg.label_smoothing} "
+        f"augment={cfg.augment} seed={cfg.seed}"
     )
 
     x_train = dataset.x_train.astype(np.float32) / 255.0
@@ -149,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     val_ds = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(512).with_options(options)
 
     with strategy.scope():
-        model = build_model(cfg.model_type, cfg.learning_rate, augment=cfg.augment)
+        rate = learning_rate(cfg.learning_rate, cfg.lr_schedule, total_steps=epochs * steps_per_epoch,
+                             warmup_steps=2 * steps_per_epoch)
+        model = build_model(cfg.model_type, rate, augment=cfg.augment, label_smoothing=cfg.label_smoothing)
 
     callbacks = make_callbacks(keras, local, epochs=epochs, steps_per_epoch=steps_per_epoch, is_chief=info.is_chief,
                                mirror=mirror if info.is_chief else None, started=t0)

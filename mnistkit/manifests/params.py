@@ -96,6 +96,8 @@ _PARAM_OF_FIELD = {
     "model_batch_size": "model-batch-size",
     "model_learning_rate": "model-learning-rate",
     "model_type": "model-type",
+    "model_lr_schedule": "model-lr-schedule",
+    "model_label_smoothing": "model-label-smoothing",
     "model_augment": "model-augment",
     "model_seed": "model-seed",
     "model_sync_seconds": "model-sync-seconds",
@@ -121,6 +123,8 @@ _PARAM_OF_TRAINER_FIELD = {
     "batch_size": "model_batch_size",
     "learning_rate": "model_learning_rate",
     "model_type": "model_type",
+    "lr_schedule": "model_lr_schedule",
+    "label_smoothing": "model_label_smoothing",
     "augment": "model_augment",
     "seed": "model_seed",
     "sync_seconds": "model_sync_seconds",
@@ -146,6 +150,8 @@ class ManifestParams:
     model_batch_size: str = "100"
     model_learning_rate: str = "0.01"
     model_type: str = "cnn"
+    model_lr_schedule: str = "constant"
+    model_label_smoothing: str = "0.0"
     model_augment: str = "false"
     model_seed: str = "0"
     model_sync_seconds: str = "10.0"
