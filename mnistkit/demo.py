@@ -139,6 +139,7 @@ def run_demo(
             x_eval, y_eval = ds.x_test, ds.y_test
         idx = int(test_image if test_image is not None else np.random.default_rng().integers(len(y_eval)))
         image = x_eval[idx].astype(np.float32) / 255.0
+        assert server.grpc_port is not None and server.rest_port is not None  # both bound by start()
         with ModelClient("127.0.0.1", server.grpc_port, "grpc") as g, \
                 ModelClient("127.0.0.1", server.rest_port, "rest") as r:
             pg, pr = g.predict_one(image), r.predict_one(image)

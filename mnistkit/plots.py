@@ -98,7 +98,7 @@ def plot_misclassified(
     if not (len(x) == t.size == p.size):
         raise DataError(f"images ({len(x)}), y_true ({t.size}) and y_pred ({p.size}) differ in length", field="images")
     wrong = np.flatnonzero(t != p)
-    confidence: Sequence[float] | np.ndarray
+    confidence: np.ndarray
     if probs is not None:
         pr = np.asarray(probs, np.float64)
         if pr.shape != (len(x), 10):

@@ -173,7 +173,8 @@ class ClusterClient:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        existing = self.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", "model-deploy")
+        existing: Any = self.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates",
+                                                                 "model-deploy")  # a dict (custom objects are untyped)
         if (existing["metadata"].get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION) == digest:
             return "current"
         # Replace with its resourceVersion: if someone changed it meanwhile, the server says 409, not overwrite.
@@ -348,10 +349,10 @@ class ClusterClient:
                 counts[plural] += gone(self.custom.delete_namespaced_custom_object, *api, self.namespace, plural,
                                        job["metadata"]["name"], body=opts)
         for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items:
-            counts["deployments"] += gone(self.apps.delete_namespaced_deployment, d.metadata.name, self.namespace,
+            counts["deployments"] += gone(self.apps.delete_namespaced_deployment, _name(d), self.namespace,
                                           body=opts)
         for s in self.core.list_namespaced_service(self.namespace, label_selector=selector).items:
-            counts["services"] += gone(self.core.delete_namespaced_service, s.metadata.name, self.namespace, body=opts)
+            counts["services"] += gone(self.core.delete_namespaced_service, _name(s), self.namespace, body=opts)
         return counts
 
     def _training_objects(self, api: tuple[str, str], plural: str, selector: str) -> builtins.list[dict[str, Any]]:
@@ -359,7 +360,8 @@ class ClusterClient:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            found = self.custom.list_namespaced_custom_object(*api, self.namespace, plural, label_selector=selector)
+            found: Any = self.custom.list_namespaced_custom_object(  # a dict: custom objects are untyped
+                *api, self.namespace, plural, label_selector=selector)
         except ApiException as exc:
             if exc.status == 404:
                 return []
@@ -376,11 +378,11 @@ class ClusterClient:
                  for w in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]]
         names += [f"{plural[:-1]}/{j['metadata']['name']}" for api, plural in TRAINING_KINDS
                   for j in self._training_objects(api, plural, selector)]
-        names += [f"deployment/{d.metadata.name}" for d in
+        names += [f"deployment/{_name(d)}" for d in
                   self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items]
-        names += [f"service/{s.metadata.name}" for s in
+        names += [f"service/{_name(s)}" for s in
                   self.core.list_namespaced_service(self.namespace, label_selector=selector).items]
-        names += [f"pod/{p.metadata.name}" for p in
+        names += [f"pod/{_name(p)}" for p in
                   self.core.list_namespaced_pod(self.namespace, label_selector=selector).items]
         return names
 
@@ -399,7 +401,7 @@ class ClusterClient:
 
         from mnistkit.manifests.credentials import aws_secret
 
-        body = aws_secret(s3, name=name, namespace=self.namespace)
+        body: Any = aws_secret(s3, name=name, namespace=self.namespace)  # a dict body: the client accepts one
         with self.explained(f"creating Secret {name!r}", field="secret", value=name):
             try:
                 self.core.create_namespaced_secret(self.namespace, body)
@@ -410,3 +412,8 @@ class ClusterClient:
         with self.explained(f"updating Secret {name!r}", target=f"Secret {name!r}", field="secret", value=name):
             self.core.replace_namespaced_secret(name, self.namespace, body)
             return "updated"
+
+
+def _name(obj: Any) -> str:
+    """A kubernetes model object's name (its ``metadata`` is optional in the client's types, never in practice)."""
+    return str(obj.metadata.name) if obj.metadata is not None else ""

@@ -86,6 +86,10 @@ class ArgoJob(Job):
         """Argo's status message (why it failed), empty while all is well."""
         return str((self._wf().get("status") or {}).get("message") or "")
 
+    @message.setter
+    def message(self, text: str) -> None:  # the workflow's status says it; nothing to keep here
+        pass
+
     def result(self) -> dict[str, Any]:
         """The trainer's ``result.json`` (test accuracy, exported version) once the chief wrote it."""
         text = self._read(RunLayout.RESULT)

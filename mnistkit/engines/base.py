@@ -35,7 +35,16 @@ class Job(abc.ABC):
     """A submitted training. ``name`` is unique within its engine (and namespace)."""
 
     name: str
-    message: str = ""  # the last sentence about the job's state (why it failed, restarts), for people
+    # The last sentence about the job's state (why it failed, restarts), for people: an attribute or a property.
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self._message = text
+
+    _message: str = ""
     config: TrainConfig | None = None  # what was submitted, where the engine knows it
 
     @abc.abstractmethod

@@ -44,6 +44,8 @@ __all__ = ["LocalEngine", "LocalJob", "default_job_name"]
 class LocalJob(Job):
     """A training running as local processes, supervised by a thread of this process."""
 
+    config: TrainConfig  # always known here
+
     def __init__(
         self,
         name: str,

@@ -18,6 +18,7 @@ import secrets as _secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from mnistkit.config import (
     S3Config,
@@ -183,7 +184,8 @@ class ManifestParams:
     @classmethod
     def placeholders(cls) -> ManifestParams:
         """Every parameter as ``{{workflow.parameters.<name>}}``: what the workflow's inline manifests use."""
-        return cls(**{f: f"{{{{workflow.parameters.{p}}}}}" for f, p in _PARAM_OF_FIELD.items()})
+        values: dict[str, Any] = {f: f"{{{{workflow.parameters.{p}}}}}" for f, p in _PARAM_OF_FIELD.items()}
+        return cls(**values)
 
     @classmethod
     def from_s3(cls, s3: S3Config, base: ManifestParams | None = None, **overrides: str) -> ManifestParams:
@@ -192,7 +194,7 @@ class ManifestParams:
         The data URL is where ``mnistkit data upload`` writes (``s3://<bucket>/data/mnist``), the models go to
         ``s3://<bucket>/models``; every other field comes from ``base`` (default: ``ManifestParams()``).
         """
-        values: dict[str, str] = {
+        values: dict[str, Any] = {
             "s3_data_url": s3.url(DATA_PREFIX),
             "s3_train_base_url": s3.url("models"),
             "aws_endpoint_url": s3.endpoint_url,
@@ -206,7 +208,7 @@ class ManifestParams:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, base: ManifestParams | None = None,
-                 **overrides: str) -> ManifestParams:
+                 **overrides: Any) -> ManifestParams:
         """The defaults with S3 settings from the seed's variables (``SEED_S3_VARIABLES``, ``S3_DATA_URL``).
 
         What ``render``, ``submit``, ``rehearse``, ``ArgoEngine`` and notebook 03 start from, so a user who set
@@ -223,7 +225,7 @@ class ManifestParams:
 
     def with_parameters(self, pairs: Mapping[str, str]) -> ManifestParams:
         """Apply ``{"tf-worker": "2", ...}`` (workflow parameter names; ``_`` spelling also accepted)."""
-        changes: dict[str, str] = {}
+        changes: dict[str, Any] = {}
         for name, value in pairs.items():
             key = _FIELD_OF_PARAM.get(name) or (name if name in _PARAM_OF_FIELD else None)
             if key is None:
@@ -244,7 +246,7 @@ class ManifestParams:
     def from_train_config(cls, cfg: TrainConfig, base: ManifestParams | None = None) -> ManifestParams:
         """Map a ``TrainConfig`` (``workers`` = processes in all) onto the parameters (Chief + tf-worker)."""
         base = base or cls()
-        changes = {"tf_worker": str(cfg.workers - 1)}
+        changes: dict[str, Any] = {"tf_worker": str(cfg.workers - 1)}
         for trainer_field, param_field in _PARAM_OF_TRAINER_FIELD.items():
             value = getattr(cfg, trainer_field)
             changes[param_field] = ("true" if value else "false") if isinstance(value, bool) else str(value)

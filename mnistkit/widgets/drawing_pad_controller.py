@@ -40,10 +40,10 @@ class Predictor(Protocol):
 def _as_predictions(raw: Any, n: int) -> list[Predicted]:
     """Accept what predictors return: ``Prediction`` objects, or a ``[b, 10]`` probability array (Keras)."""
     if isinstance(raw, np.ndarray) or (hasattr(raw, "numpy") and not isinstance(raw, (list, tuple))):
-        probs = np.asarray(raw.numpy() if hasattr(raw, "numpy") else raw, dtype=np.float64)
-        if probs.ndim != 2 or probs.shape != (n, 10):
-            raise ServingError(f"the predictor returned shape {list(probs.shape)}, expected [{n}, 10]", field="predict")
-        return [Predicted(int(p.argmax()), tuple(float(v) for v in p)) for p in probs]
+        array = np.asarray(raw.numpy() if hasattr(raw, "numpy") else raw, dtype=np.float64)
+        if array.ndim != 2 or array.shape != (n, 10):
+            raise ServingError(f"the predictor returned shape {list(array.shape)}, expected [{n}, 10]", field="predict")
+        return [Predicted(int(p.argmax()), tuple(float(v) for v in p)) for p in array]
     out = []
     for item in raw:
         probs = tuple(float(v) for v in getattr(item, "probabilities", ()))

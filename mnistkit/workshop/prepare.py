@@ -78,7 +78,7 @@ def requirements_for(extras: Sequence[str] = DEFAULT_EXTRAS) -> list[str]:
                 keep = any(Marker(marker).evaluate({"extra": e}) for e in wanted)
             except ImportError:  # packaging is nearly always there; if not, read the extra by hand
                 found = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
-                keep = bool(found) and found.group(1) in wanted
+                keep = found is not None and found.group(1) in wanted
             if not keep:
                 continue
         if spec not in out:
