@@ -107,11 +107,14 @@ def ensure_bucket(client: S3Client, bucket: str, region: str = "us-east-1") -> b
     return True
 
 
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+
+
 def _transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
     # Threads help a remote store; on loopback they mostly add overhead, but 4 keeps large files fast.
-    return TransferConfig(multipart_threshold=16 * 1024 * 1024, max_concurrency=4, use_threads=True)
+    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=4, use_threads=True)
 
 
 class _Counter:
@@ -133,10 +136,16 @@ def upload_file(
     path = Path(path)
     if not path.is_file():
         raise S3Error(f"cannot upload {path}: no such file", field="path", value=str(path))
+    size = path.stat().st_size
     try:
-        client.upload_file(
-            str(path), bucket, key, Callback=_Counter(path.stat().st_size, progress), Config=_transfer_config()
-        )
+        if size < MULTIPART_THRESHOLD:
+            # One PUT, as the transfer manager would send, without starting its thread pool for each file
+            # (most of the time of a small upload: the dataset's four files, checkpoints, event files).
+            with path.open("rb") as body:
+                client.put_object(Bucket=bucket, Key=key, Body=body)
+            _Counter(size, progress)(size)
+        else:
+            client.upload_file(str(path), bucket, key, Callback=_Counter(size, progress), Config=_transfer_config())
     except Exception as exc:  # boto3 raises S3UploadFailedError, ClientError, EndpointConnectionError...
         raise _wrap("upload", f"s3://{bucket}/{key}", exc) from None
 
