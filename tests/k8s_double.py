@@ -712,6 +712,8 @@ class DoubleStore(StoreBase):
         return self.k8s.delete(self._key(kind), namespace, name)
 
     def list(self, kind: str | None = None, namespace: str | None = None, labels: Any = None) -> list[dict[str, Any]]:
+        if kind is not None and kind not in _KEY_OF_KIND:
+            return []  # a kind the double does not serve has no objects
         selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
         keys = [self._key(kind)] if kind else list(self.k8s.state.objects)
         return [o for key in keys for o in self.k8s.list(key, namespace, selector)]

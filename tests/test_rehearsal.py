@@ -327,6 +327,20 @@ def test_workflow_steps_when_outputs_retries_and_exit_handler(rehearsal: Rehears
     assert nodes["report"]["phase"] == "Succeeded"
 
 
+def test_a_workflow_that_outlives_the_timeout_is_a_clear_error(rehearsal: Rehearsal) -> None:
+    from mnistkit.rehearsal.run import _follow
+
+    wf = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "long", "namespace": NS},
+        "spec": {"entrypoint": "sleep", "templates": [_sh_template("sleep", "sleep 60")]},
+    }
+    rehearsal.store.create(wf)
+    with pytest.raises(RehearsalError, match=r"workflow long did not finish within 1 s \(--timeout\)"):
+        _follow(rehearsal, NS, "long", 1, lambda _: None)
+
+
 def test_workflow_deadline_fails_it_and_the_exit_handler_still_runs(rehearsal: Rehearsal, tmp_path: Path) -> None:
     seen = tmp_path / "exit"
     wf = {

@@ -20,13 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import mnistkit.rehearsal.tfjob  # noqa: F401 - registers the TFJob controller
+import mnistkit.rehearsal.tfjob
 import mnistkit.rehearsal.trainjob  # noqa: F401 - registers the TrainJob controller (Kubeflow Trainer v2)
 from mnistkit.rehearsal.deployments import DeploymentController
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.kubelet import Kubelet
 from mnistkit.rehearsal.pods import Addresses
-from mnistkit.rehearsal.store import ApiError, Obj, ObjectStore, StoreBase
+from mnistkit.rehearsal.store import Obj, ObjectStore, StoreBase
 from mnistkit.rehearsal.workflow import WorkflowRun
 
 __all__ = ["Rehearsal"]
@@ -92,20 +92,28 @@ class Rehearsal:
         for kind, controller in self.controllers.items():
             try:
                 objects = self.store.list(kind)
-            except ApiError as exc:  # a store without that kind (an API server without the CRD): nothing to do
-                if f"{kind}: {exc}" not in self.errors:
-                    self.errors.append(f"{kind}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a backend without this kind must not stop the others
+                self._error(f"{kind}: {type(exc).__name__}: {exc}")
                 continue
             for obj in objects:
                 try:
                     controller.reconcile(obj)
                 except Exception as exc:  # noqa: BLE001 - one bad object must not stop the others
-                    msg = f"{kind} {obj['metadata']['name']}: {type(exc).__name__}: {exc}"
-                    if msg not in self.errors:
-                        self.errors.append(msg)
+                    self._error(f"{kind} {obj['metadata']['name']}: {type(exc).__name__}: {exc}")
         self.kubelet.sync()
 
+    def _error(self, msg: str) -> None:
+        if msg not in self.errors:
+            self.errors.append(msg)
+
     def _loop(self) -> None:
+        try:
+            self._loop_forever()
+        except Exception as exc:
+            self._error(f"controller loop stopped: {type(exc).__name__}: {exc}")
+            raise
+
+    def _loop_forever(self) -> None:
         seen = -1
         while not self._stop.is_set():
             version = self._version()

@@ -54,7 +54,14 @@ def _follow(r: Rehearsal, ns: str, name: str, timeout: float, say: Callable[[str
                 say(f"  {step:<28} {phase}" + (f"  ({message})" if message and phase != "Running" else ""))
         return (wf.get("status") or {}).get("phase") in DONE_PHASES
 
-    wf = r.wait("Workflow", ns, name, progress, timeout)
+    try:
+        wf = r.wait("Workflow", ns, name, progress, timeout)
+    except TimeoutError:
+        raise RehearsalError(
+            f"workflow {name} did not finish within {timeout:.0f} s (--timeout); its steps so far are printed above",
+            field="timeout",
+            value=timeout,
+        ) from None
     return Outcome(wf, time.monotonic() - t0)
 
 
@@ -118,13 +125,20 @@ def rehearse_deploy(
     outcome = _follow(r, p.namespace, name, timeout, say)
     ports: dict[str, int] = {}
     if outcome.phase == "Succeeded":
-        r.wait(
-            "Deployment",
-            p.namespace,
-            p.serving_name,
-            lambda d: (d.get("status") or {}).get("readyReplicas", 0) >= 1,
-            timeout,
-        )
+        try:
+            r.wait(
+                "Deployment",
+                p.namespace,
+                p.serving_name,
+                lambda d: (d.get("status") or {}).get("readyReplicas", 0) >= 1,
+                timeout,
+            )
+        except TimeoutError:
+            raise RehearsalError(
+                f"serving Deployment {p.serving_name} not ready within {timeout:.0f} s: see its pod's logs",
+                field="timeout",
+                value=timeout,
+            ) from None
         for key, port in (("grpc", GRPC_PORT), ("rest", REST_PORT)):
             local = r.addresses.service(r.store, p.namespace, p.serving_name, port)
             if local is not None:
