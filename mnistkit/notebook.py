@@ -84,7 +84,7 @@ def run_notebook(
             f"{path}: cell {exc.exec_count} failed with {exc.ename}: {exc.evalue} (output in {output})",
             field="notebook", value=str(path),
         ) from None
-    except Exception as exc:  # DeadKernelError, CellTimeoutError, ...
+    except Exception as exc:  # noqa: BLE001 - DeadKernelError, CellTimeoutError, ...
         what = type(exc).__name__
         if "Timeout" in what or "timed out" in str(exc).lower():
             msg = f"{path}: a cell ran longer than {cell_timeout:.0f}s and was stopped (output in {output})"

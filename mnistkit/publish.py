@@ -30,7 +30,6 @@ from typing import Any
 
 from mnistkit.config import split_s3_url
 from mnistkit.errors import S3Error
-from mnistkit.versions import MARKER_FILE
 from mnistkit.s3 import (
     STAGING_PREFIX,
     Progress,
@@ -45,7 +44,7 @@ from mnistkit.s3 import (
     sweep_stale_staging,
     upload_dir,
 )
-from mnistkit.versions import is_version_name
+from mnistkit.versions import MARKER_FILE, is_version_name
 
 __all__ = ["CLAIMS_PREFIX", "VersionTaken", "publish_model_version", "publish_with_retries"]
 

@@ -91,7 +91,7 @@ def ensure_bucket(client: S3Client, bucket: str, region: str = "us-east-1") -> b
         code = exc.response.get("Error", {}).get("Code", "")
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise _wrap("head_bucket", f"s3://{bucket}", exc) from None
-    except Exception as exc:  # EndpointConnectionError, NoCredentialsError...: not ClientErrors, same story
+    except Exception as exc:  # noqa: BLE001 - EndpointConnectionError, NoCredentialsError...: not ClientErrors, same story
         raise _wrap("head_bucket", f"s3://{bucket}", exc) from None
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if region and region != "us-east-1":
@@ -102,7 +102,7 @@ def ensure_bucket(client: S3Client, bucket: str, region: str = "us-east-1") -> b
         if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise _wrap("create_bucket", f"s3://{bucket}", exc) from None
         return False
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
         raise _wrap("create_bucket", f"s3://{bucket}", exc) from None
     return True
 
@@ -146,7 +146,7 @@ def upload_file(
             _Counter(size, progress)(size)
         else:
             client.upload_file(str(path), bucket, key, Callback=_Counter(size, progress), Config=_transfer_config())
-    except Exception as exc:  # boto3 raises S3UploadFailedError, ClientError, EndpointConnectionError...
+    except Exception as exc:  # noqa: BLE001 - boto3 raises S3UploadFailedError, ClientError, EndpointConnectionError...
         raise _wrap("upload", f"s3://{bucket}/{key}", exc) from None
 
 
@@ -168,7 +168,7 @@ def _etag_check(client: S3Client, bucket: str, key: str, head: dict[str, Any]) -
         return None
     try:
         part_size = int(client.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
-    except Exception:  # a store without per-part HEAD: the size check still applies
+    except Exception:  # noqa: BLE001 - a store without per-part HEAD: the size check still applies
         return None
     return (etag, part_size) if part_size > 0 else None
 
@@ -232,7 +232,7 @@ def download_file(
         raise S3Error(f"s3://{bucket}/{key}: {problem} after {attempts} attempts", field="key", value=key)
     except S3Error:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
         raise _wrap("download", f"s3://{bucket}/{key}", exc) from None
     finally:
         tmp.unlink(missing_ok=True)
@@ -243,7 +243,7 @@ def list_keys(client: S3Client, bucket: str, prefix: str = "") -> Iterator[dict[
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", [])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
         raise _wrap("list", f"s3://{bucket}/{prefix}", exc) from None
 
 
@@ -334,7 +334,7 @@ def delete_prefix(client: S3Client, bucket: str, prefix: str) -> int:
         chunk = keys[i : i + 1000]
         try:
             client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
             raise _wrap("delete", f"s3://{bucket}/{prefix}", exc) from None
     return len(keys)
 
@@ -349,7 +349,7 @@ def abort_incomplete_uploads(client: S3Client, bucket: str, prefix: str = "") ->
         for up in uploads:
             client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
             aborted += 1
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
         raise _wrap("abort multipart uploads", f"s3://{bucket}/{prefix}", exc) from None
     return aborted
 
@@ -397,7 +397,7 @@ def probe_bucket(client: S3Client, bucket: str) -> None:
         client.delete_object(Bucket=bucket, Key=key)
     except S3Error:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
         raise _wrap("probe", f"s3://{bucket}", exc) from None
 
 

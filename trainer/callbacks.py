@@ -33,7 +33,7 @@ def make_callbacks(
     )
     hold_after = int(os.environ.get(HOLD_ENV) or 0)
 
-    class GuardedBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc,name-defined]
+    class GuardedBackup(keras.callbacks.BackupAndRestore):
         """Writes and rotates checkpoints only while no sync to S3 reads them."""
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -44,7 +44,7 @@ def make_callbacks(
             with guard():
                 super().on_train_end(logs)
 
-    class Report(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    class Report(keras.callbacks.Callback):
         """One line per epoch on stdout and, from the chief, in metrics.jsonl (what monitors read)."""
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:

@@ -37,7 +37,7 @@ def export_saved_model(model: Any, path: str | os.PathLike[str]) -> Path:
 
     tf = import_tensorflow()
 
-    class MnistServing(tf.Module):  # type: ignore[name-defined,misc]  # tf is imported at run time, untyped
+    class MnistServing(tf.Module):  # type: ignore[name-defined]  # tf is imported at run time, untyped
         def __init__(self, m: Any) -> None:
             super().__init__()
             self.model = m

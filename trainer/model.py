@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __all__ = ["build_model", "learning_rate", "keras"]
 
-from mnistkit.tf_runtime import import_tensorflow  # noqa: E402
+from mnistkit.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()  # TensorFlow's start-up noise silenced before tf_keras loads it
 import tf_keras as keras  # noqa: E402

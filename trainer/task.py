@@ -32,10 +32,10 @@ from trainer.jobset import JobSetError, set_tf_config_from_jobset
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnistkit.trainspec import READY_LINE, RunLayout, build_parser, config_from_args  # noqa: E402
-from trainer.cluster import ClusterInfo, cluster_info  # noqa: E402
-from trainer.data_order import epoch_order, resume_epoch  # noqa: E402
-from trainer.mirror import S3Mirror, log  # noqa: E402
+from mnistkit.trainspec import READY_LINE, RunLayout, build_parser, config_from_args
+from trainer.cluster import ClusterInfo, cluster_info
+from trainer.data_order import epoch_order, resume_epoch
+from trainer.mirror import S3Mirror, log
 
 __all__ = ["main", "build_parser", "ClusterInfo", "cluster_info", "epoch_order", "S3Mirror"]
 

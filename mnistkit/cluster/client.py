@@ -208,7 +208,7 @@ class ClusterClient:
 
         for attempt in range(4):
             try:
-                return self._wf_call("get_namespaced_custom_object", name)  # type: ignore[no-any-return]
+                return self._wf_call("get_namespaced_custom_object", name)
             except ApiException as exc:
                 if exc.status == 404 and not unknown_resource(exc):
                     return None

@@ -111,7 +111,7 @@ def explained(
         yield
     except ClusterError:
         raise
-    except Exception as exc:  # noqa: BLE001 - sorted by explain(); anything else is re-raised as it was
+    except Exception as exc:
         err = explain(exc, server=server, namespace=namespace, action=action, target=target, field=field, value=value)
         if err is None:
             raise

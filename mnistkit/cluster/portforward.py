@@ -73,7 +73,7 @@ def forward(client: Any, job_name: str, target: str = "tensorboard", local_port:
         while not stop.is_set():
             try:
                 conn, _ = server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             with client.explained(f"forwarding to pod {pod!r}", target=f"pod {pod!r}", value=job_name):
                 pf = portforward(client.core.connect_get_namespaced_pod_portforward, pod, client.namespace,

@@ -9,7 +9,7 @@ from pathlib import Path
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="prepare the MNIST dataset (local dir or S3)")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=lambda a: p.print_help() or 2)
 
 
-def load_source(source: str, sha256: str | None = None):  # type: ignore[no-untyped-def]
+def load_source(source: str, sha256: str | None = None):
     from mnistkit import data
 
     if source == "sample":

@@ -7,7 +7,7 @@ import argparse
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="run the whole loop locally: S3, data, 2-worker training, serving, prediction",

@@ -10,7 +10,7 @@ from pathlib import Path
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("workshop", help="run a workshop: offline folder, laptop check, leaderboard, workspaces")
     wsub = p.add_subparsers(dest="workshop_command", metavar="ACTION")
 
@@ -98,7 +98,7 @@ def check(args: argparse.Namespace) -> int:
     return 1 if any(c.essential_failure for c in checks) else 0
 
 
-def _workspace(room: str | None, participant: str | None = None):  # type: ignore[no-untyped-def]
+def _workspace(room: str | None, participant: str | None = None):
     from mnistkit.workshop.workspace import Workspace
 
     return Workspace.from_env(room, participant)

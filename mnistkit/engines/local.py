@@ -122,7 +122,7 @@ class LocalJob(Job):
             procs.append(
                 subprocess.Popen(
                     self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(_project_root()),
-                    start_new_session=True, preexec_fn=die_with_owner(),  # noqa: PLW1509 - prctl, getppid only
+                    start_new_session=True, preexec_fn=die_with_owner(),
                 )
             )
             log.close()
@@ -169,7 +169,7 @@ class LocalJob(Job):
                     return
                 self.restarts += 1
                 self._set(JobState.RUNNING, f"{failed}; restarting all workers ({self.restarts}/{self.max_restarts})")
-        except Exception as exc:  # never leave a job RUNNING with nobody watching it
+        except Exception as exc:  # noqa: BLE001 - never leave a job RUNNING with nobody watching it
             self._kill_group()
             self._set(JobState.FAILED, f"supervisor error: {exc}")
         finally:

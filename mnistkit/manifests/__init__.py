@@ -21,6 +21,7 @@ from mnistkit.manifests.credentials import POD_DEFAULT_LABEL, aws_secret, pod_de
 from mnistkit.manifests.netpol import network_policies
 from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams, current_user, default_job_name
 from mnistkit.manifests.rbac import role, role_binding, service_account, user_role
+from mnistkit.manifests.runtime import training_runtime
 from mnistkit.manifests.serving import (
     inference_service,
     kserve_service_account,
@@ -28,7 +29,6 @@ from mnistkit.manifests.serving import (
     serving_service,
 )
 from mnistkit.manifests.tensorboard import tensorboard_deployment, tensorboard_service
-from mnistkit.manifests.runtime import training_runtime
 from mnistkit.manifests.tfjob import tfjob
 from mnistkit.manifests.trainjob import trainjob
 from mnistkit.manifests.workflow import model_deploy_template, model_train_workflow

@@ -19,9 +19,9 @@ from mnistkit.manifests.common import (
     metadata,
     pod_metadata,
     pod_security,
-    selector,
     resources,
     s3_env,
+    selector,
 )
 from mnistkit.manifests.params import ManifestParams
 

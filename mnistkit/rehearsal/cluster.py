@@ -72,7 +72,7 @@ class Rehearsal:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def __enter__(self) -> Rehearsal:  # noqa: PYI034 - returns what start() returns, this object
+    def __enter__(self) -> Rehearsal:
         return self.start()
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:

@@ -25,7 +25,7 @@ _TOKEN_RE = re.compile(
     r"|(?P<op>==|!=|>=|<=|&&|\|\||[<>!+\-*/%(),])|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))"
 )
 
-Value = float | str | bool | tuple  # type: ignore[type-arg]  # tuple: an `in` list
+Value = float | str | bool | tuple  # tuple: an `in` list
 
 
 def placeholders(text: str) -> list[str]:

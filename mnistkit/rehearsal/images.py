@@ -79,7 +79,7 @@ class LocalImage:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _SH() -> list[str]:  # noqa: N802 - a table entry, named like the others' constants
+def _SH() -> list[str]:
     return ["/bin/sh"]
 
 IMAGES: tuple[LocalImage, ...] = (

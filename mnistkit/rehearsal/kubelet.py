@@ -104,7 +104,7 @@ class _PodRun:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                     preexec_fn=die_with_owner(),
-                )  # noqa: PLW1509 - as engines/local.py does
+                )
             finally:
                 log.close()
             self.procs[plan.name] = proc

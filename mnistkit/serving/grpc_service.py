@@ -49,7 +49,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC's name
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
         b = self._backend
         try:
             model = b.resolve(request.model_spec.name, _version(request.model_spec))
@@ -74,7 +74,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             fill_proto(response.outputs[key], value)
         return response
 
-    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             fields = list(request.metadata_field)
             if not fields:
@@ -104,7 +104,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             statuses = self._backend.status(request.model_spec.name, _version(request.model_spec))
         except RequestError as exc:

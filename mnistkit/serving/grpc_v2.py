@@ -71,25 +71,25 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC's name
+    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:
         return service_pb2.ServerLiveResponse(live=True)
 
-    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         return service_pb2.ServerReadyResponse(ready=self._backend.manager.current is not None)
 
-    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return service_pb2.ModelReadyResponse(ready=oip.model_ready(self._backend, request.name, request.version))
         except RequestError as exc:
             grpc_abort(context, exc)
 
-    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         meta = oip.server_metadata()
         return service_pb2.ServerMetadataResponse(
             name=meta["name"], version=meta["version"], extensions=meta["extensions"]
         )
 
-    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             meta = oip.model_metadata(self._backend, request.name, request.version)
         except RequestError as exc:
@@ -103,7 +103,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(**t) for t in meta["outputs"]],
         )
 
-    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             names = [o.name for o in request.outputs] or None
             model, outputs = oip.infer(

@@ -298,7 +298,7 @@ class HttpFrontEnd:
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        except Exception:  # noqa: BLE001 - stopping anyway: logged, and the loop is ended below
+        except Exception:
             log.exception("stopping the REST server")
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)

@@ -76,7 +76,7 @@ class LoadedModel:
         """Call ``sig`` on inputs already checked by ``signature.feed``; the outputs named ``wanted``."""
         try:
             result = sig.fn(**inputs)
-        except Exception as exc:  # tf.errors.InvalidArgumentError and friends
+        except Exception as exc:  # noqa: BLE001 - tf.errors.InvalidArgumentError and friends
             kind = type(exc).__name__
             code = "INVALID_ARGUMENT" if "InvalidArgument" in kind else "INTERNAL"
             first = _first_line(exc) or kind
@@ -239,7 +239,7 @@ def load_model(path: str | os.PathLike[str], version: int = 0) -> LoadedModel:
             raise ValueError("the SavedModel has no signatures")
         _warm_up(model)
         return model
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported, never raised at the user
         # The message reaches clients (GetModelStatus): no local paths in it; the server's log names the path.
         detail = _first_line(exc)
         for local in {str(path), str(path.resolve())}:

@@ -7,7 +7,8 @@ syncs the result back. With no browser (papermill), use ``pad.controller.submit(
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anywidget
 import numpy as np

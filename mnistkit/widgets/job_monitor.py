@@ -102,7 +102,7 @@ class JobMonitor:
                     log_tail=logs,
                     steps=_steps_of(self.job),
                 )
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a panel shows the sentence; the kernel keeps running
                 snap = replace(self.snapshot, error=describe_error(exc))
             self.snapshot = snap
         self._notify(snap)
@@ -112,7 +112,7 @@ class JobMonitor:
         for cb in list(self._listeners):
             try:
                 cb(snap)
-            except Exception:  # a broken view must not kill the poller
+            except Exception:  # noqa: BLE001 - a broken view must not kill the poller
                 pass
 
     def _run(self) -> None:
@@ -139,21 +139,21 @@ class JobMonitor:
         """Block until the job is done (or ``timeout``), then poll once more: for papermill and scripts."""
         try:
             self.job.wait(timeout)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a panel shows the sentence; the kernel keeps running
             return replace(self.poll(), error=describe_error(exc))
         return self.poll()
 
     def stop(self) -> MonitorSnapshot:
         try:
             self.job.stop()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, never raised at the user
             return self._with_error(exc)
         return self.poll()
 
     def delete(self) -> MonitorSnapshot:
         try:
             self.job.delete()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, never raised at the user
             return self._with_error(exc)
         self.close()
         return self.poll()

@@ -84,7 +84,7 @@ class S3PanelController:
             if url:
                 v["use_https"] = url.startswith("https://")
             self.config = S3Config(**v)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, never raised at the user
             self.config = None
             self._fail(exc)
             return None
@@ -100,7 +100,7 @@ class S3PanelController:
             return False
         try:
             s3.probe_bucket(s3.make_client(cfg, max_attempts=2, connect_timeout=3.0), cfg.bucket)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, never raised at the user
             self._fail(exc)
             return False
         self.message, self.error = f"connected: {cfg.url()} is reachable and writable", ""
@@ -127,7 +127,7 @@ class S3PanelController:
                 ds = dataset
             url = cfg.url(prefix)
             keys = data.upload_dataset(ds, url, cfg, progress)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, never raised at the user
             self._fail(exc)
             return None
         self.message, self.error = f"uploaded {len(keys)} files to {url}", ""
@@ -153,14 +153,14 @@ class S3PanelController:
         if cfg is None:
             return False
         try:
-            from mnistkit.cluster.secrets import create_aws_secret  # type: ignore[import-not-found]
+            from mnistkit.cluster.secrets import create_aws_secret
 
             if namespace is None:
                 from mnistkit.cluster.connect import connect
 
                 namespace = connect().namespace
             result = create_aws_secret(cfg, namespace)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, never raised at the user
             self._fail(exc)
             return False
         name = getattr(result, "name", None) or (result if isinstance(result, str) else "the AWS secret")

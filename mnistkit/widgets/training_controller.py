@@ -58,7 +58,7 @@ class TrainingController:
                 out[name] = "ready"
             except ImportError:
                 out[name] = "not configured: its module is not installed"
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a panel shows the sentence; the kernel keeps running
                 out[name] = f"not configured: {describe_error(exc)}"
         return out
 
@@ -75,7 +75,7 @@ class TrainingController:
 
         try:
             cfg = TrainConfig(**{k: v for k, v in values.items() if v is not None})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a panel shows the sentence; the kernel keeps running
             self.error, self.message = describe_error(exc), ""
             return None
         self.error = ""
@@ -91,7 +91,7 @@ class TrainingController:
         try:
             name = validate_job_name(job_name or default_job_name())
             self.job = self.engine(engine).submit(cfg, name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a panel shows the sentence; the kernel keeps running
             self.error, self.message = describe_error(exc), ""
             return None
         self.error, self.message = "", f"submitted {self.job.name} to the {engine} engine"

@@ -72,7 +72,7 @@ def _ok(name: str, message: str, hint: str = "") -> CheckResult:
 def _guard(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
     try:
         return fn()
-    except Exception as exc:  # the participant sees a sentence, the notebook keeps running
+    except Exception as exc:  # noqa: BLE001 - the participant sees a sentence, the notebook keeps running
         return _fail(name, f"the check could not run: {type(exc).__name__}: {exc}",
                      "read the error above; ask a helper if it is not about your code")
 

@@ -68,7 +68,7 @@ class RoomS3Server:
             stderr=subprocess.DEVNULL,
             env=env,
             # a killed instructor process takes its server along (async-signal-safe: prctl and getppid only)
-            preexec_fn=die_with_owner(),  # noqa: PLW1509
+            preexec_fn=die_with_owner(),
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -119,7 +119,7 @@ class RoomS3Server:
             self._proc.wait(timeout=30)
             self._proc = None
 
-    def __enter__(self) -> RoomS3Server:  # noqa: PYI034 - Self needs Python 3.11; subclassing is not planned
+    def __enter__(self) -> RoomS3Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
