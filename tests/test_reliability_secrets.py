@@ -1,6 +1,6 @@
 """Secrets: with a canary secret key in the environment, run every command that reads S3 settings and look
 for the canary everywhere it could leak: stdout, stderr, every file written (logs, metrics, result.json,
-state.json, TensorBoard events, manifests), every object written to S3, exception messages and reprs.
+metrics.jsonl, TensorBoard events, manifests), every object written to S3, exception messages and reprs.
 
 ``find_canary`` (tests/faults.py) is the shared search, reused by the notebook tests.
 """
@@ -129,7 +129,7 @@ def test_canary_secret_never_leaks_from_training_and_demo(s3_config: S3Config, t
     run.commands.append("serve")
     assert list((tmp_path / "serve-cache").iterdir()), "serve downloaded nothing from S3"
     files = sorted(p.name for p in (tmp_path / "runs").rglob("*") if p.is_file())
-    assert "state.json" in files and any(f.endswith(".log") for f in files), files
+    assert "metrics.jsonl" in files and any(f.endswith(".log") for f in files), files
     found = find_canary([*run.texts, tmp_path, _bucket_dump(s3_config, tmp_path / "bucket")], CANARY)
     print(f"FIGURE secrets_training_demo commands={len(run.commands)} files_searched="
           f"{sum(1 for p in tmp_path.rglob('*') if p.is_file())} canary_occurrences={len(found)}")

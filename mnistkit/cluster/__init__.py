@@ -18,9 +18,10 @@ def __getattr__(name: str) -> Any:
 
         return ClusterClient
     if name in ("connect", "cluster_status", "pod_namespace"):
-        from mnistkit.cluster import connect as _connect
+        from importlib import import_module
 
-        return getattr(_connect, name)
+        # the submodule by its full name: `from mnistkit.cluster import connect` would ask this hook again
+        return getattr(import_module("mnistkit.cluster.connect"), name)
     if name == "doctor":
         from mnistkit.cluster.doctor import doctor
 
