@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_double import PODS, WF, K8sDouble
-from test_cluster import _kubeconfig
-from test_manifests import _substitute
 
+from k8s_double import PODS, WF, K8sDouble
 from mnistkit.cluster.client import ClusterClient
 from mnistkit.errors import ClusterError
 from mnistkit.manifests import ManifestParams, training_runtime
 from mnistkit.manifests.conditions import resource_outcome
+from test_cluster import _kubeconfig
+from test_manifests import _substitute
 
 NS = "kubeflow-user-jane"
 TRAINJOBS = ("trainer.kubeflow.org", "trainjobs")

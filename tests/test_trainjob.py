@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
-from test_manifests import _crd, _inline, _json, _when, argo_errors, core_errors
 
 from mnistkit.errors import ConfigError
 from mnistkit.manifests import ManifestParams, all_manifests, model_train_workflow, to_yaml, trainjob
 from mnistkit.manifests.conditions import parse_requirements, resource_outcome
 from mnistkit.manifests.runtime import ANCESTOR_LABEL, NODE, RUNTIME_NAME
 from mnistkit.manifests.trainjob import FAILURE_CONDITION, SUCCESS_CONDITION
+from test_manifests import _crd, _inline, _json, _when, argo_errors, core_errors
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden" / "trainjob"

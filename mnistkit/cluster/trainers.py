@@ -23,8 +23,16 @@ from typing import Any
 
 from mnistkit.errors import ClusterError
 
-__all__ = ["TFJOB_CRD", "TRAINJOB_CRD", "RUNTIME_FIX", "TrainerSupport", "crd_installed", "runtime_kind", "probe",
-           "pick"]
+__all__ = [
+    "TFJOB_CRD",
+    "TRAINJOB_CRD",
+    "RUNTIME_FIX",
+    "TrainerSupport",
+    "crd_installed",
+    "runtime_kind",
+    "probe",
+    "pick",
+]
 
 TFJOB_CRD = "tfjobs.kubeflow.org"
 TRAINJOB_CRD = "trainjobs.trainer.kubeflow.org"
@@ -78,10 +86,16 @@ def runtime_kind(client: Any) -> tuple[str | None, bool]:
 
     known = True
     lookups = (
-        ("ClusterTrainingRuntime", lambda: client.custom.get_cluster_custom_object(
-            *TRAINER_API, "clustertrainingruntimes", RUNTIME_NAME)),
-        ("TrainingRuntime", lambda: client.custom.get_namespaced_custom_object(
-            *TRAINER_API, client.namespace, "trainingruntimes", RUNTIME_NAME)),
+        (
+            "ClusterTrainingRuntime",
+            lambda: client.custom.get_cluster_custom_object(*TRAINER_API, "clustertrainingruntimes", RUNTIME_NAME),
+        ),
+        (
+            "TrainingRuntime",
+            lambda: client.custom.get_namespaced_custom_object(
+                *TRAINER_API, client.namespace, "trainingruntimes", RUNTIME_NAME
+            ),
+        ),
     )
     for kind, get in lookups:
         try:
@@ -115,15 +129,21 @@ def pick(support: TrainerSupport, requested: str | None = None) -> tuple[str, st
             raise ClusterError(
                 f"neither {TFJOB_CRD} (Kubeflow training operator v1) nor {TRAINJOB_CRD} (Kubeflow Trainer v2) "
                 "is installed here; `mnistkit doctor` says how to install one",
-                field="trainer", value="",
+                field="trainer",
+                value="",
             )
         trainer = "trainjob" if support.tfjob is not True and support.trainjob is True else "tfjob"
     kind = support.runtime or "ClusterTrainingRuntime"
     if trainer == "trainjob":
         if support.trainjob is False:
-            raise ClusterError(f"trainer=trainjob but {TRAINJOB_CRD} is not installed; use -p trainer=tfjob "
-                               "or install Kubeflow Trainer v2", field="trainer", value=trainer)
+            raise ClusterError(
+                f"trainer=trainjob but {TRAINJOB_CRD} is not installed; use -p trainer=tfjob "
+                "or install Kubeflow Trainer v2",
+                field="trainer",
+                value=trainer,
+            )
         if support.runtime is None and support.runtime_known and support.trainjob is True:
-            raise ClusterError(f"the mnistkit-tensorflow training runtime is missing: {RUNTIME_FIX}",
-                               field="trainer", value=trainer)
+            raise ClusterError(
+                f"the mnistkit-tensorflow training runtime is missing: {RUNTIME_FIX}", field="trainer", value=trainer
+            )
     return trainer, kind

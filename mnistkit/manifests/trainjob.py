@@ -1,4 +1,4 @@
-"""The TrainJob (Kubeflow Trainer v2, ``trainer.kubeflow.org/v1alpha1``) of one run, on the ``mnistkit-tensorflow`` runtime.
+"""The TrainJob (Kubeflow Trainer v2, ``trainer.kubeflow.org/v1alpha1``) of one run, on ``mnistkit-tensorflow``.
 
 ``tf-worker`` keeps its TFJob meaning, "workers besides the chief", so a run has the same number of
 processes either way: ``numNodes = tf-worker + 1``, and node 0 plays the chief (``trainer/jobset.py``).
