@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test test-fast bench reruns browser clean
+.PHONY: venv demo test test-fast lint bench reruns browser clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,10 +26,16 @@ browser:
 demo: venv
 	$(BIN)/mnistkit demo
 
-test: venv browser
+# ruff (lint and format) and mypy over the library and the trainer, configured in pyproject.toml.
+lint: venv
+	$(BIN)/ruff check mnistkit trainer
+	$(BIN)/ruff format --check mnistkit trainer
+	$(BIN)/mypy
+
+test: venv browser lint
 	$(BIN)/python -m pytest -q
 
-test-fast: venv
+test-fast: venv lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: venv

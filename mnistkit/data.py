@@ -73,9 +73,7 @@ class Dataset:
             if x.ndim != 3 or x.shape[1:] != (28, 28):
                 raise DataError(f"{split} images must be [n, 28, 28], got {list(x.shape)}", field=f"x_{split}")
             if y.shape != (x.shape[0],):
-                raise DataError(
-                    f"{split} labels must be [{x.shape[0]}], got {list(y.shape)}", field=f"y_{split}"
-                )
+                raise DataError(f"{split} labels must be [{x.shape[0]}], got {list(y.shape)}", field=f"y_{split}")
             if y.size and (y.min() < 0 or y.max() > 9):
                 raise DataError(f"{split} labels must be digits 0-9", field=f"y_{split}")
 
@@ -106,8 +104,11 @@ def _idx_size(path: Path, head: bytes) -> int:
     dims = (count, *struct.unpack(f">{ndim - 1}I", head[8:header])) if ndim > 1 else (count,)
     size = header + int(np.prod(dims, dtype=object))
     if size > MAX_IDX_BYTES:
-        raise DataError(f"{path}: its header promises {list(dims)} ({size} bytes), over the {MAX_IDX_BYTES} bytes "
-                        "mnistkit reads", field="path", value=str(path))
+        raise DataError(
+            f"{path}: its header promises {list(dims)} ({size} bytes), over the {MAX_IDX_BYTES} bytes mnistkit reads",
+            field="path",
+            value=str(path),
+        )
     return size
 
 
@@ -141,8 +142,9 @@ def _open_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_IDX_BYTES:
-            raise DataError(f"{path} is {size} bytes, over the {MAX_IDX_BYTES} bytes mnistkit reads", field="path",
-                            value=str(path))
+            raise DataError(
+                f"{path} is {size} bytes, over the {MAX_IDX_BYTES} bytes mnistkit reads", field="path", value=str(path)
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}", field="path", value=str(path)) from None
@@ -194,7 +196,9 @@ def read_npz(path: str | os.PathLike[str]) -> Dataset:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as exc:
-        raise DataError(f"{path} lacks array {exc}; expected Keras' mnist.npz layout", field="path", value=str(path)) from None
+        raise DataError(
+            f"{path} lacks array {exc}; expected Keras' mnist.npz layout", field="path", value=str(path)
+        ) from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable .npz file ({exc})", field="path", value=str(path)) from None
     return Dataset(**{k: v.astype(np.uint8) for k, v in arrays.items()})
@@ -267,8 +271,9 @@ def download(
             raise DataError(f"download of {url} failed: HTTP {exc.code} {exc.reason}", field="url", value=url) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        have = part.stat().st_size if part.exists() else 0
         raise DataError(
-            f"download of {url} failed ({reason}); run again to resume from {part.stat().st_size if part.exists() else 0} bytes",
+            f"download of {url} failed ({reason}); run again to resume from {have} bytes",
             field="url",
             value=url,
         ) from None
@@ -354,8 +359,11 @@ def stage_data_dir(url: str, cache_dir: str | os.PathLike[str], s3_config: S3Con
         key = f"{prefix}/{filename}".lstrip("/")
         size = listed.get(key, {}).get("Size", 0)
         if size > MAX_IDX_BYTES:  # checked before downloading: a huge object never reaches the disk
-            raise DataError(f"s3://{bucket}/{key} is {size} bytes, over the {MAX_IDX_BYTES} bytes mnistkit reads",
-                            field="data_dir", value=url)
+            raise DataError(
+                f"s3://{bucket}/{key} is {size} bytes, over the {MAX_IDX_BYTES} bytes mnistkit reads",
+                field="data_dir",
+                value=url,
+            )
         s3.download_file(client, bucket, key, local / filename, listed=listed.get(key))
     return local
 
@@ -368,9 +376,7 @@ def load_data_dir(url: str, s3_config: S3Config | None = None) -> Dataset:
         return read_data_dir(stage_data_dir(url, tmp, s3_config))
 
 
-def upload_dataset(
-    dataset: Dataset, url: str, s3_config: S3Config, progress: Progress | None = None
-) -> list[str]:
+def upload_dataset(dataset: Dataset, url: str, s3_config: S3Config, progress: Progress | None = None) -> list[str]:
     """Write ``dataset`` as IDX gz under ``url`` (e.g. ``s3://mnist/data/mnist``); returns the keys."""
     from mnistkit import s3
     from mnistkit.config import split_s3_url

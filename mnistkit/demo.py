@@ -86,8 +86,10 @@ def run_demo(
         data.write_data_dir(ds, run / "data")
         data_url = cfg.url("data/mnist")
         data.upload_dataset(ds, data_url, cfg)
-        say(f"[2/6] data: {len(ds.y_train)} training + {len(ds.y_test)} held-out real MNIST digits "
-            f"(offline sample) -> {data_url} (kept in {run / 'data'})")
+        say(
+            f"[2/6] data: {len(ds.y_train)} training + {len(ds.y_test)} held-out real MNIST digits "
+            f"(offline sample) -> {data_url} (kept in {run / 'data'})"
+        )
         timings["data_s"] = time.monotonic() - t0
 
         # 3. Train
@@ -101,11 +103,14 @@ def run_demo(
         except ConfigError as exc:  # the demo must run anywhere: one worker opens no port
             say(f"[3/6] not {workers} workers: {exc}. Training with 1 worker.")
             workers = 1
-        tcfg = TrainConfig(data_dir=data_url, model_dir=model_url, train_steps=train_steps, model_type=model_type,
-                           workers=workers)
+        tcfg = TrainConfig(
+            data_dir=data_url, model_dir=model_url, train_steps=train_steps, model_type=model_type, workers=workers
+        )
         engine = LocalEngine(run_dir=run / "jobs", s3_config=cfg)
-        say(f"[3/6] train: {workers} local worker(s) running `python -m trainer.task` with TF_CONFIG "
-            f"({model_type}, {train_steps} steps); logs in {run / 'jobs' / job_name}")
+        say(
+            f"[3/6] train: {workers} local worker(s) running `python -m trainer.task` with TF_CONFIG "
+            f"({model_type}, {train_steps} steps); logs in {run / 'jobs' / job_name}"
+        )
         t_train = time.monotonic()
         job = engine.submit(tcfg, job_name)
         for m in job.follow(interval=0.5):
@@ -113,8 +118,11 @@ def run_demo(
             bar = "#" * int(20 * m.epoch / m.epochs)
             say(f"      epoch {m.epoch}/{m.epochs} [{bar:<20}] loss {m.loss:.3f}  accuracy {m.accuracy:.3f}{val}")
         if job.state() != JobState.SUCCEEDED:
-            raise TrainingError(f"training {job_name} ended {job.state().value}: {job.message}\n{job.logs(tail=15)}",
-                                field="job", value=job_name)
+            raise TrainingError(
+                f"training {job_name} ended {job.state().value}: {job.message}\n{job.logs(tail=15)}",
+                field="job",
+                value=job_name,
+            )
         result = job.result()
         version = int(result["version"])
         timings["train_s"] = time.monotonic() - t_train
@@ -123,12 +131,15 @@ def run_demo(
         # 4. Keep the export locally and serve it
         keep = run / "models" / "mnist"
         s3.download_prefix(client, cfg.bucket, f"runs/{job_name}/export/mnist/{version}", keep / str(version))
-        server = ModelServer(job.export_dir, port=0, rest_api_port=0, s3_config=cfg,
-                             cache_dir=run / "serving-cache").start()
+        server = ModelServer(
+            job.export_dir, port=0, rest_api_port=0, s3_config=cfg, cache_dir=run / "serving-cache"
+        ).start()
         if not server.wait_for_version(version, timeout=60):
             raise TrainingError(f"the server did not load version {version}", field="version", value=version)
-        say(f"[4/6] serve: TF Serving protocol on gRPC {server.grpc_target} and REST {server.rest_url} "
-            f"(model mnist, version {version}, read from {job.export_dir})")
+        say(
+            f"[4/6] serve: TF Serving protocol on gRPC {server.grpc_target} and REST {server.rest_url} "
+            f"(model mnist, version {version}, read from {job.export_dir})"
+        )
 
         # 5. Predict one digit over gRPC and REST, like the seed's mnist_client.py
         official = data.find_official_test_set()
@@ -140,8 +151,10 @@ def run_demo(
         idx = int(test_image if test_image is not None else np.random.default_rng().integers(len(y_eval)))
         image = x_eval[idx].astype(np.float32) / 255.0
         assert server.grpc_port is not None and server.rest_port is not None  # both bound by start()
-        with ModelClient("127.0.0.1", server.grpc_port, "grpc") as g, \
-                ModelClient("127.0.0.1", server.rest_port, "rest") as r:
+        with (
+            ModelClient("127.0.0.1", server.grpc_port, "grpc") as g,
+            ModelClient("127.0.0.1", server.rest_port, "rest") as r,
+        ):
             pg, pr = g.predict_one(image), r.predict_one(image)
             say(f"[5/6] predict: test image {idx} (label {int(y_eval[idx])}) over gRPC and REST")
             say(ascii_art(image))
@@ -157,9 +170,11 @@ def run_demo(
             msg += f"; {off_acc:.4f} on the official 10,000-image MNIST test set"
         say(msg)
         timings["total_s"] = time.monotonic() - t0
-        say(f"The model is kept in {keep}. Serve it again with:\n"
+        say(
+            f"The model is kept in {keep}. Serve it again with:\n"
             f"  mnistkit serve --model_base_path={keep}\n"
-            f"and ask it with:  mnistkit predict --port 8500")
+            f"and ask it with:  mnistkit predict --port 8500"
+        )
         return DemoResult(run, job_name, version, idx, int(y_eval[idx]), pg.digit, pr.digit, heldout, off_acc, timings)
     finally:
         if server is not None:

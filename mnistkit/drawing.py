@@ -35,7 +35,7 @@ BOX = 20  # the box MNIST fits each digit into
 CENTRE = 14.0  # where MNIST puts the centre of mass (row and column index)
 _INK_THRESHOLD = 0.1  # ink below this (after background removal) is paper noise, not a stroke
 
-Canvas = Union[np.ndarray, bytes, bytearray, str]
+Canvas = Union[np.ndarray, bytes, bytearray, str]  # noqa: UP007 - a runtime alias: `|` needs Python 3.10 objects
 
 
 class EmptyCanvasError(DataError):
@@ -67,7 +67,8 @@ def _decode(canvas: Canvas) -> np.ndarray:
                     raise DataError(
                         f"the canvas image is {img.width}x{img.height} pixels; at most {MAX_CANVAS_PIXELS:,} "
                         "(e.g. 4096x4096) are accepted",
-                        field="canvas", value=[img.width, img.height],
+                        field="canvas",
+                        value=[img.width, img.height],
                     )
                 img.load()
                 mode = "RGBA" if img.mode in ("RGBA", "LA", "P", "PA") else "L"
@@ -99,15 +100,15 @@ def to_ink(canvas: Canvas) -> np.ndarray:
             gray = 1.0 - a[..., -1]
         else:
             rgb = a[..., :3] if channels >= 3 else a[..., :1]
-            gray = (
-                rgb @ np.array([0.299, 0.587, 0.114], np.float32) if rgb.shape[-1] == 3 else rgb[..., 0]
-            )
+            gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32) if rgb.shape[-1] == 3 else rgb[..., 0]
     elif a.ndim == 2:
         gray = a.astype(np.float32)
         if gray.max() > 1.0:
             gray = gray / 255.0
     else:
-        raise DataError(f"the canvas must be a 2-D image (gray, RGB or RGBA), got shape {list(a.shape)}", field="canvas")
+        raise DataError(
+            f"the canvas must be a 2-D image (gray, RGB or RGBA), got shape {list(a.shape)}", field="canvas"
+        )
     gray = np.clip(np.nan_to_num(gray.astype(np.float32)), 0.0, 1.0)
     border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
     paper = float(np.median(border))

@@ -76,13 +76,19 @@ def run_notebook(
             )
     try:
         papermill.execute_notebook(
-            str(path), str(output), parameters=parameters, cwd=str(cwd) if cwd else None,
-            kernel_name=kernel_name, execution_timeout=cell_timeout, progress_bar=False,
+            str(path),
+            str(output),
+            parameters=parameters,
+            cwd=str(cwd) if cwd else None,
+            kernel_name=kernel_name,
+            execution_timeout=cell_timeout,
+            progress_bar=False,
         )
     except PapermillExecutionError as exc:
         raise MnistkitError(
             f"{path}: cell {exc.exec_count} failed with {exc.ename}: {exc.evalue} (output in {output})",
-            field="notebook", value=str(path),
+            field="notebook",
+            value=str(path),
         ) from None
     except Exception as exc:  # noqa: BLE001 - DeadKernelError, CellTimeoutError, ...
         what = type(exc).__name__

@@ -83,7 +83,15 @@ def plot_confusion_matrix(y_true: Any, y_pred: Any, *, normalize: bool = False, 
         for j in range(10):
             if cm[i, j]:
                 text = f"{shown[i, j]:.2f}" if normalize else str(cm[i, j])
-                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if shown[i, j] > top / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if shown[i, j] > top / 2 else "black",
+                )
     return fig
 
 

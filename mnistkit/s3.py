@@ -271,10 +271,10 @@ def upload_dir(
     """Upload every file under ``root`` to ``prefix``; returns the keys written, in upload order.
 
     ``only_changed`` skips files the store already holds byte for byte: same size and, where the ETag
-    is an MD5 (plain or multipart, as downloads verify), same content (used by the trainer's periodic sync of TensorBoard events and checkpoints,
-    where most files are unchanged between syncs; a checkpoint's ``checkpoint`` index changes from
-    ``ckpt-2`` to ``ckpt-3`` without changing size). Files named in ``last`` go after all others, so an
-    index is never in the store before the files it points to.
+    is an MD5 (plain or multipart, as downloads verify), same content (used by the trainer's periodic
+    sync of TensorBoard events and checkpoints, where most files are unchanged between syncs; a checkpoint's
+    ``checkpoint`` index changes from ``ckpt-2`` to ``ckpt-3`` without changing size). Files named in
+    ``last`` go after all others, so an index is never in the store before the files it points to.
     """
     root = Path(root)
     files = sorted(_files(root), key=lambda f: f.name in last)  # stable: the others keep their order
@@ -344,8 +344,11 @@ def abort_incomplete_uploads(client: S3Client, bucket: str, prefix: str = "") ->
     aborted = 0
     try:
         # paginated: one listing returns at most 1000 uploads, and a crash loop can leave more
-        uploads = [up for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
-                   for up in page.get("Uploads", [])]
+        uploads = [
+            up
+            for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+            for up in page.get("Uploads", [])
+        ]
         for up in uploads:
             client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
             aborted += 1
@@ -402,7 +405,10 @@ def probe_bucket(client: S3Client, bucket: str) -> None:
 
 
 def publish_model_version(
-    client: S3Client, local_dir: str | os.PathLike[str], base_url: str, version: int | None = None,
+    client: S3Client,
+    local_dir: str | os.PathLike[str],
+    base_url: str,
+    version: int | None = None,
     progress: Progress | None = None,
 ) -> str:
     """See ``mnistkit.publish.publish_model_version`` (claimed, verified, complete or not at all)."""

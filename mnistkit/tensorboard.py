@@ -175,7 +175,9 @@ def start(logdir: str | os.PathLike[str], port: int | None = None, timeout: floa
                 _servers.pop(key, None)
             tail = log_path.read_text(errors="replace")[-800:] if log_path.exists() else ""
             why = "exited" if server.process.poll() is not None else f"did not answer within {timeout:.0f} s"
-            raise TensorBoardError(f"TensorBoard on port {chosen} {why}; its log ends:\n{tail}", field="port", value=chosen)
+            raise TensorBoardError(
+                f"TensorBoard on port {chosen} {why}; its log ends:\n{tail}", field="port", value=chosen
+            )
         time.sleep(0.3)
     return server
 

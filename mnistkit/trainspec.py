@@ -74,16 +74,29 @@ FLAGS: tuple[Flag, ...] = (
     Flag("train_steps", int, "total training steps (default %(default)s)"),
     Flag("batch_size", int, "global batch size (default %(default)s)"),
     Flag("learning_rate", float, "Adam learning rate (default %(default)s)"),
-    Flag("model_type", str, f"one of {', '.join(MODEL_TYPES)} (default %(default)s; small is fast, for tests; "
-         "bn is the most accurate)"),
-    Flag("lr_schedule", str, f"learning-rate schedule: one of {', '.join(LR_SCHEDULES)} (default %(default)s; cosine: "
-         "2 epochs of warm-up to --tf-learning-rate, then a cosine decay to 0 at the last step)"),
-    Flag("label_smoothing", float, "weight of the cross-entropy target spread evenly over the ten digits, 0-0.5 "
-         "(default %(default)s; 0.1 helps the bn model on few digits)"),
+    Flag(
+        "model_type",
+        str,
+        f"one of {', '.join(MODEL_TYPES)} (default %(default)s; small is fast, for tests; bn is the most accurate)",
+    ),
+    Flag(
+        "lr_schedule",
+        str,
+        f"learning-rate schedule: one of {', '.join(LR_SCHEDULES)} (default %(default)s; cosine: "
+        "2 epochs of warm-up to --tf-learning-rate, then a cosine decay to 0 at the last step)",
+    ),
+    Flag(
+        "label_smoothing",
+        float,
+        "weight of the cross-entropy target spread evenly over the ten digits, 0-0.5 "
+        "(default %(default)s; 0.1 helps the bn model on few digits)",
+    ),
     Flag("export_version", int, "version number to publish; 0 (default) = one more than the highest existing"),
     Flag("augment", bool, "random shifts/rotations/zoom (helps drawn digits); true/false, 1/0"),
     Flag("peer_timeout", float, "seconds to wait for every peer in TF_CONFIG before failing (default %(default)s)"),
-    Flag("sync_seconds", float, "how often logs and checkpoints are synced to an s3:// model dir (default %(default)s)"),
+    Flag(
+        "sync_seconds", float, "how often logs and checkpoints are synced to an s3:// model dir (default %(default)s)"
+    ),
     Flag("seed", int, "random seed: initial weights and the per-epoch data order (default %(default)s)"),
 )
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
@@ -124,12 +137,24 @@ def build_parser(env: Mapping[str, str] | None = None, prog: str = "python -m tr
         default = _env_value(flag, env)
         if flag.kind is bool:
             # `--tf-augment` alone means true; `--tf-augment=false` lets a manifest pass a parameter through.
-            p.add_argument(flag.option, dest=flag.field, nargs="?", const="true", default=default,
-                           metavar="BOOL", help=flag.help + f" [env {flag.env}]")
+            p.add_argument(
+                flag.option,
+                dest=flag.field,
+                nargs="?",
+                const="true",
+                default=default,
+                metavar="BOOL",
+                help=flag.help + f" [env {flag.env}]",
+            )
         else:
             # Strings, so that TrainConfig (not argparse) checks them and names the field in its error.
-            p.add_argument(flag.option, dest=flag.field, default=default, metavar=flag.kind.__name__.upper(),
-                           help=flag.help + f" [env {flag.env}]")
+            p.add_argument(
+                flag.option,
+                dest=flag.field,
+                default=default,
+                metavar=flag.kind.__name__.upper(),
+                help=flag.help + f" [env {flag.env}]",
+            )
     return p
 
 
@@ -142,11 +167,11 @@ def config_from_args(args: argparse.Namespace, **engine_fields: object) -> Train
 class RunLayout:
     """What the trainer writes under its model dir (a local path or an ``s3://`` URL)::
 
-        <model-dir>/logs/                         TensorBoard events (train/, validation/)
-        <model-dir>/backup/                       checkpoints (BackupAndRestore), restored on restart
-        <model-dir>/metrics.jsonl                 one EpochMetrics line per epoch (the chief's)
-        <model-dir>/result.json                   test accuracy, export URL and version (the chief's)
-        <model-dir>/export/mnist/<version>/       the default export dir (--tf-export-dir)
+    <model-dir>/logs/                         TensorBoard events (train/, validation/)
+    <model-dir>/backup/                       checkpoints (BackupAndRestore), restored on restart
+    <model-dir>/metrics.jsonl                 one EpochMetrics line per epoch (the chief's)
+    <model-dir>/result.json                   test accuracy, export URL and version (the chief's)
+    <model-dir>/export/mnist/<version>/       the default export dir (--tf-export-dir)
     """
 
     model_dir: str

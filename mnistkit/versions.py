@@ -33,7 +33,9 @@ def local_versions(base: str | os.PathLike[str], *, complete: bool = True) -> li
     return sorted(
         int(e.name)
         for e in entries
-        if is_version_name(e.name) and e.is_dir() and (not complete or os.path.isfile(os.path.join(e.path, MARKER_FILE)))
+        if is_version_name(e.name)
+        and e.is_dir()
+        and (not complete or os.path.isfile(os.path.join(e.path, MARKER_FILE)))
     )
 
 

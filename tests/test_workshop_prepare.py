@@ -86,7 +86,7 @@ def test_prepare_with_wheels_runs_pip_with_the_right_command(tmp_path: Path, not
 
 def test_requirements_follow_the_extras() -> None:
     core = requirements_for(())
-    assert {r.split("<")[0].split(">")[0] for r in core} == {"numpy", "boto3", "pyyaml"}
+    assert {r.split("<")[0].split(">")[0] for r in core} == {"numpy", "boto3", "pyyaml", "psutil"}
     notebook = requirements_for(("notebook",))
     assert any(r.startswith("anywidget") for r in notebook) and not any(r.startswith("tensorflow") for r in notebook)
     cmd = pip_download_command(Path("w"), Path("r.txt"))

@@ -83,8 +83,9 @@ def next_local_version(base_dir: str | os.PathLike[str]) -> int:
     return max(local_versions(base_dir, complete=False), default=0) + 1
 
 
-def publish_export(saved_model_dir: Path, export_dir: str, version: int | None = None, *,
-                   retry_s: float | None = None) -> str:
+def publish_export(
+    saved_model_dir: Path, export_dir: str, version: int | None = None, *, retry_s: float | None = None
+) -> str:
     """Publish a finished export (local or ``s3://``); on failure raise one sentence saying where it is kept.
 
     S3 publishes retry with backoff through an outage (``MNISTKIT_PUBLISH_RETRY_S``, default 600 s). The
@@ -108,8 +109,9 @@ def publish_export(saved_model_dir: Path, export_dir: str, version: int | None =
             def say(delay: float, exc: BaseException) -> None:
                 print(f"[trainer] publish failed ({exc}); retrying in {delay:.0f}s", flush=True)
 
-            published = publish_with_retries(client, saved_model_dir, export_dir, version, retry_for_s=retry_s,
-                                             on_retry=say)
+            published = publish_with_retries(
+                client, saved_model_dir, export_dir, version, retry_for_s=retry_s, on_retry=say
+            )
         else:
             for _attempt in range(20):
                 try:
@@ -125,10 +127,16 @@ def publish_export(saved_model_dir: Path, export_dir: str, version: int | None =
         later = f"mnistkit publish {saved_model_dir} {export_dir}" + (f" --version {version}" if version else "")
         pod = ""
         if os.environ.get("KUBERNETES_SERVICE_HOST"):  # a TFJob/TrainJob pod: its emptyDir dies with it
-            pod = (" (in this pod, whose disk goes with it: what survives is the model dir's backup/ on S3, and "
-                   "resubmitting the same job resumes from its last epoch and exports again)")
-        raise TrainingError(f"could not publish the model to {export_dir} ({exc}); it is kept in {saved_model_dir}"
-                            f"{pod}, publish it later with: {later}", field="tf_export_dir", value=export_dir) from None
+            pod = (
+                " (in this pod, whose disk goes with it: what survives is the model dir's backup/ on S3, and "
+                "resubmitting the same job resumes from its last epoch and exports again)"
+            )
+        raise TrainingError(
+            f"could not publish the model to {export_dir} ({exc}); it is kept in {saved_model_dir}"
+            f"{pod}, publish it later with: {later}",
+            field="tf_export_dir",
+            value=export_dir,
+        ) from None
     shutil.rmtree(saved_model_dir, ignore_errors=True)
     return published
 

@@ -40,8 +40,9 @@ class S3Mirror:
         # Every worker resumes from what S3 holds, never from a newer backup on one worker's own disk:
         # workers that disagree on the epoch would run different numbers of steps and hang in a collective.
         shutil.rmtree(self.local / RunLayout.BACKUP, ignore_errors=True)
-        got = s3.download_prefix(self.client, self.bucket, f"{self.prefix}/{RunLayout.BACKUP}",
-                                 self.local / RunLayout.BACKUP)
+        got = s3.download_prefix(
+            self.client, self.bucket, f"{self.prefix}/{RunLayout.BACKUP}", self.local / RunLayout.BACKUP
+        )
         if got:
             log(f"restored {len(got)} checkpoint files from s3://{self.bucket}/{self.prefix}/{RunLayout.BACKUP}")
 
@@ -52,8 +53,14 @@ class S3Mirror:
             for sub in (RunLayout.LOGS, RunLayout.BACKUP):
                 if (self.local / sub).exists():
                     # The "checkpoint" index last: a sync cut short never leaves it naming files not uploaded.
-                    s3.upload_dir(self.client, self.local / sub, self.bucket, f"{self.prefix}/{sub}",
-                                  only_changed=True, last=("checkpoint",))
+                    s3.upload_dir(
+                        self.client,
+                        self.local / sub,
+                        self.bucket,
+                        f"{self.prefix}/{sub}",
+                        only_changed=True,
+                        last=("checkpoint",),
+                    )
             for name in (RunLayout.METRICS, RunLayout.RESULT):
                 if (self.local / name).exists():
                     s3.upload_file(self.client, self.local / name, self.bucket, f"{self.prefix}/{name}")

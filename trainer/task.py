@@ -78,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_dir = cfg.model_dir or tempfile.mkdtemp(prefix="mnist-model-")
     remote = model_dir.startswith("s3://")
     # Each worker needs its own local dir; the chief's holds the metrics the monitor reads.
-    work_root = Path(os.environ.get("MNISTKIT_WORK_DIR") or (tempfile.mkdtemp(prefix="mnist-work-") if remote else model_dir))
+    work_root = Path(
+        os.environ.get("MNISTKIT_WORK_DIR") or (tempfile.mkdtemp(prefix="mnist-work-") if remote else model_dir)
+    )
     local = work_root if (info.is_chief or not remote) else work_root / f"worker-{info.task_index}"
     local.mkdir(parents=True, exist_ok=True)
     export_dir = RunLayout(model_dir).export_dir(cfg.export_dir)
@@ -137,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"all {epochs} epochs were done before the restart: evaluating and exporting")
     elif start_epoch:
         log(f"resuming at epoch {start_epoch + 1}/{epochs} from the last backup")
-    order = epoch_order(tf, len(x_train), steps_per_epoch * cfg.batch_size, cfg.seed, min(start_epoch, epochs - 1),
-                        epochs)
+    order = epoch_order(
+        tf, len(x_train), steps_per_epoch * cfg.batch_size, cfg.seed, min(start_epoch, epochs - 1), epochs
+    )
     images, labels = tf.constant(x_train), tf.constant(y_train)
     train_ds = (
         order.batch(cfg.batch_size, drop_remainder=True)
@@ -150,17 +153,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     val_ds = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(512).with_options(options)
 
     with strategy.scope():
-        rate = learning_rate(cfg.learning_rate, cfg.lr_schedule, total_steps=epochs * steps_per_epoch,
-                             warmup_steps=2 * steps_per_epoch)
+        rate = learning_rate(
+            cfg.learning_rate, cfg.lr_schedule, total_steps=epochs * steps_per_epoch, warmup_steps=2 * steps_per_epoch
+        )
         model = build_model(cfg.model_type, rate, augment=cfg.augment, label_smoothing=cfg.label_smoothing)
 
-    callbacks = make_callbacks(keras, local, epochs=epochs, steps_per_epoch=steps_per_epoch, is_chief=info.is_chief,
-                               mirror=mirror if info.is_chief else None, started=t0)
+    callbacks = make_callbacks(
+        keras,
+        local,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        is_chief=info.is_chief,
+        mirror=mirror if info.is_chief else None,
+        started=t0,
+    )
     if mirror and info.is_chief:
         mirror.start()
     try:
-        model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_ds,
-                  callbacks=callbacks, verbose=0)
+        model.fit(
+            train_ds,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            verbose=0,
+        )
         loss, acc = model.evaluate(val_ds, verbose=0)
         result: dict[str, Any] = {
             "test_loss": float(loss),

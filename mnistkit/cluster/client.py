@@ -69,14 +69,16 @@ class ClusterClient:
 
     def _api_error(self, exc: Exception, what: str, field: str, value: str, target: str = "") -> ClusterError:
         """One sentence for an API failure while ``what`` (see ``mnistkit.cluster.errors.explain``)."""
-        err = explain(exc, server=self.server, namespace=self.namespace, action=what, target=target, field=field,
-                      value=value)
+        err = explain(
+            exc, server=self.server, namespace=self.namespace, action=what, target=target, field=field, value=value
+        )
         return err or ClusterError(f"{what} failed: {type(exc).__name__}: {exc}", field=field, value=value)
 
     def explained(self, what: str, target: str = "", field: str = "job_name", value: str | None = None) -> Any:
         """A context manager: API failures inside become one ``ClusterError`` sentence naming server/object."""
-        return explained(server=self.server, namespace=self.namespace, action=what, target=target, field=field,
-                         value=value)
+        return explained(
+            server=self.server, namespace=self.namespace, action=what, target=target, field=field, value=value
+        )
 
     def _wf_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.custom, method)(ARGO[0], ARGO[1], self.namespace, "workflows", *args, **kwargs)
@@ -134,8 +136,9 @@ class ClusterClient:
                         value=p.job_name,
                     ) from None
                 if exc.status is not None and exc.status < 500 and exc.status != 429:
-                    raise self._api_error(exc, f"creating workflow {p.job_name!r} (workflows.argoproj.io)",
-                                          "job_name", p.job_name) from None
+                    raise self._api_error(
+                        exc, f"creating workflow {p.job_name!r} (workflows.argoproj.io)", "job_name", p.job_name
+                    ) from None
                 last = exc
             except (urllib3.exceptions.HTTPError, ConnectionError, OSError) as exc:
                 last = exc
@@ -173,14 +176,16 @@ class ClusterClient:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        existing: Any = self.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates",
-                                                                 "model-deploy")  # a dict (custom objects are untyped)
+        existing: Any = self.custom.get_namespaced_custom_object(
+            *ARGO, self.namespace, "workflowtemplates", "model-deploy"
+        )  # a dict (custom objects are untyped)
         if (existing["metadata"].get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION) == digest:
             return "current"
         # Replace with its resourceVersion: if someone changed it meanwhile, the server says 409, not overwrite.
         template["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        self.custom.replace_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", "model-deploy",
-                                                     template)
+        self.custom.replace_namespaced_custom_object(
+            *ARGO, self.namespace, "workflowtemplates", "model-deploy", template
+        )
         return "upgraded"
 
     def _create_deploy_workflow(self, train_workflow: str, job: str) -> str:
@@ -190,10 +195,15 @@ class ClusterClient:
         body = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",
-            "metadata": {"name": name, "namespace": self.namespace,
-                         "labels": {"app.kubernetes.io/part-of": "mnistkit", JOB_LABEL: job}},
-            "spec": {"workflowTemplateRef": {"name": "model-deploy"},
-                     "arguments": {"parameters": [{"name": "train-workflow", "value": train_workflow}]}},
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {"app.kubernetes.io/part-of": "mnistkit", JOB_LABEL: job},
+            },
+            "spec": {
+                "workflowTemplateRef": {"name": "model-deploy"},
+                "arguments": {"parameters": [{"name": "train-workflow", "value": train_workflow}]},
+            },
         }
         try:
             self._wf_call("create_namespaced_custom_object", body)
@@ -212,8 +222,9 @@ class ClusterClient:
             except ApiException as exc:
                 if exc.status == 404 and not unknown_resource(exc):
                     return None
-                raise self._api_error(exc, f"reading workflow {name!r}", "job_name", name,
-                                      target=f"workflow {name!r}") from None
+                raise self._api_error(
+                    exc, f"reading workflow {name!r}", "job_name", name, target=f"workflow {name!r}"
+                ) from None
             except Exception as exc:  # noqa: BLE001 - a dropped connection: GET is safe to retry
                 if attempt == 3:
                     raise self._api_error(exc, f"reading workflow {name!r}", "job_name", name) from None
@@ -242,8 +253,9 @@ class ClusterClient:
         """Yield the workflow each time it changes, until it is done (or ``timeout``)."""
         from mnistkit.cluster.watch import follow
 
-        list_fn = functools.partial(self.custom.list_namespaced_custom_object, ARGO[0], ARGO[1], self.namespace,
-                                    "workflows")
+        list_fn = functools.partial(
+            self.custom.list_namespaced_custom_object, ARGO[0], ARGO[1], self.namespace, "workflows"
+        )
         events = follow(list_fn, field_selector=f"metadata.name={name}", timeout=timeout, stats=stats)
         with self.explained(f"watching workflow {name!r}", target=f"workflow {name!r}", value=name):
             yield from self._phases(name, events)
@@ -328,12 +340,14 @@ class ClusterClient:
                 except ApiException as exc:
                     if exc.status == 404:
                         return 0
-                    raise self._api_error(exc, f"deleting {args[-1] if args else job_name}", "job_name",
-                                          job_name) from None
+                    raise self._api_error(
+                        exc, f"deleting {args[-1] if args else job_name}", "job_name", job_name
+                    ) from None
                 except (urllib3.exceptions.HTTPError, ConnectionError, OSError) as exc:
                     if attempt == 3:
-                        raise self._api_error(exc, f"deleting job {job_name!r} (run delete again)", "job_name",
-                                              job_name) from None
+                        raise self._api_error(
+                            exc, f"deleting job {job_name!r} (run delete again)", "job_name", job_name
+                        ) from None
                     time.sleep(0.1 * 2**attempt)
             return 0
 
@@ -343,14 +357,21 @@ class ClusterClient:
     def _delete_all(self, job_name: str, selector: str, gone: Any, opts: Any, counts: dict[str, int]) -> dict[str, int]:
         counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", job_name, body=opts)
         for wf in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]:
-            counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", wf["metadata"]["name"], body=opts)
+            counts["workflows"] += gone(
+                self._wf_call, "delete_namespaced_custom_object", wf["metadata"]["name"], body=opts
+            )
         for api, plural in TRAINING_KINDS:
             for job in self._training_objects(api, plural, selector):
-                counts[plural] += gone(self.custom.delete_namespaced_custom_object, *api, self.namespace, plural,
-                                       job["metadata"]["name"], body=opts)
+                counts[plural] += gone(
+                    self.custom.delete_namespaced_custom_object,
+                    *api,
+                    self.namespace,
+                    plural,
+                    job["metadata"]["name"],
+                    body=opts,
+                )
         for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items:
-            counts["deployments"] += gone(self.apps.delete_namespaced_deployment, _name(d), self.namespace,
-                                          body=opts)
+            counts["deployments"] += gone(self.apps.delete_namespaced_deployment, _name(d), self.namespace, body=opts)
         for s in self.core.list_namespaced_service(self.namespace, label_selector=selector).items:
             counts["services"] += gone(self.core.delete_namespaced_service, _name(s), self.namespace, body=opts)
         return counts
@@ -361,7 +382,8 @@ class ClusterClient:
 
         try:
             found: Any = self.custom.list_namespaced_custom_object(  # a dict: custom objects are untyped
-                *api, self.namespace, plural, label_selector=selector)
+                *api, self.namespace, plural, label_selector=selector
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return []
@@ -374,16 +396,26 @@ class ClusterClient:
             return self._leftovers(f"{JOB_LABEL}={job_name}")
 
     def _leftovers(self, selector: str) -> builtins.list[str]:
-        names = [f"workflow/{w['metadata']['name']}"
-                 for w in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]]
-        names += [f"{plural[:-1]}/{j['metadata']['name']}" for api, plural in TRAINING_KINDS
-                  for j in self._training_objects(api, plural, selector)]
-        names += [f"deployment/{_name(d)}" for d in
-                  self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items]
-        names += [f"service/{_name(s)}" for s in
-                  self.core.list_namespaced_service(self.namespace, label_selector=selector).items]
-        names += [f"pod/{_name(p)}" for p in
-                  self.core.list_namespaced_pod(self.namespace, label_selector=selector).items]
+        names = [
+            f"workflow/{w['metadata']['name']}"
+            for w in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]
+        ]
+        names += [
+            f"{plural[:-1]}/{j['metadata']['name']}"
+            for api, plural in TRAINING_KINDS
+            for j in self._training_objects(api, plural, selector)
+        ]
+        names += [
+            f"deployment/{_name(d)}"
+            for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items
+        ]
+        names += [
+            f"service/{_name(s)}"
+            for s in self.core.list_namespaced_service(self.namespace, label_selector=selector).items
+        ]
+        names += [
+            f"pod/{_name(p)}" for p in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        ]
         return names
 
     def stop(self, name: str) -> None:

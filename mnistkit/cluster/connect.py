@@ -1,7 +1,8 @@
 """Reach the cluster: a kubeconfig on a laptop, the pod's service account in a Kubeflow notebook.
 
-A ``$KUBECONFIG`` set in a notebook wins over the pod's service account. The namespace is, in order: the one asked for, the kubeconfig context's, the pod's own (a Kubeflow
-profile namespace, from ``/var/run/secrets/kubernetes.io/serviceaccount/namespace``), ``default``.
+A ``$KUBECONFIG`` set in a notebook wins over the pod's service account. The namespace is, in order: the
+one asked for, the kubeconfig context's, the pod's own (a Kubeflow profile namespace, from
+``/var/run/secrets/kubernetes.io/serviceaccount/namespace``), ``default``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def kubeconfig_paths(env: dict[str, str] | None = None) -> list[Path]:
     """
     env = dict(os.environ) if env is None else env
     raw = env.get("KUBECONFIG", "")
-    candidates = [Path(p).expanduser() for p in raw.split(os.pathsep) if p] if raw else [Path("~/.kube/config").expanduser()]
+    candidates = (
+        [Path(p).expanduser() for p in raw.split(os.pathsep) if p] if raw else [Path("~/.kube/config").expanduser()]
+    )
     return [p for p in candidates if p.is_file()]
 
 

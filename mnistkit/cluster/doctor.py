@@ -33,11 +33,22 @@ CRDS = {
 _TRAINING_CRDS = (trainers.TFJOB_CRD, trainers.TRAINJOB_CRD)
 # (what, [(namespace, deployment), ...]) - the first one found counts.
 CONTROLLERS = (
-    ("Argo workflow controller", [("argo", "workflow-controller"), ("kubeflow", "workflow-controller"),
-                                  ("kubeflow", "ml-pipeline-workflow-controller")]),
+    (
+        "Argo workflow controller",
+        [
+            ("argo", "workflow-controller"),
+            ("kubeflow", "workflow-controller"),
+            ("kubeflow", "ml-pipeline-workflow-controller"),
+        ],
+    ),
     ("training operator", [("kubeflow", "training-operator"), ("training-operator", "training-operator")]),
-    ("Kubeflow Trainer controller", [("kubeflow-system", "kubeflow-trainer-controller-manager"),
-                                     ("kubeflow", "kubeflow-trainer-controller-manager")]),
+    (
+        "Kubeflow Trainer controller",
+        [
+            ("kubeflow-system", "kubeflow-trainer-controller-manager"),
+            ("kubeflow", "kubeflow-trainer-controller-manager"),
+        ],
+    ),
 )
 _CRD_OF_CONTROLLER = {"training operator": trainers.TFJOB_CRD, "Kubeflow Trainer controller": trainers.TRAINJOB_CRD}
 
@@ -76,8 +87,11 @@ def _crd_checks(client: Any) -> tuple[list[Check], dict[str, bool | None]]:
         elif found[crd]:
             out.append(Check(f"CRD {crd}", True, "installed"))
         elif found[crd] is None:
-            out.append(Check(f"CRD {crd}", None, "not allowed to read CRDs; assumed present if the permission "
-                             "checks below pass"))
+            out.append(
+                Check(
+                    f"CRD {crd}", None, "not allowed to read CRDs; assumed present if the permission checks below pass"
+                )
+            )
         elif found.get(other.get(crd, "")):
             out.append(Check(f"CRD {crd}", True, f"not installed (not needed: {other[crd]} is)"))
         else:
@@ -97,8 +111,14 @@ def _trainer_checks(client: Any, found: dict[str, bool | None]) -> list[Check]:
         elif not known:
             out.append(Check("training runtime mnistkit-tensorflow", None, "not allowed to read training runtimes"))
         elif found[trainers.TRAINJOB_CRD]:
-            out.append(Check("training runtime mnistkit-tensorflow", False, "not installed: TrainJobs cannot run",
-                             trainers.RUNTIME_FIX))
+            out.append(
+                Check(
+                    "training runtime mnistkit-tensorflow",
+                    False,
+                    "not installed: TrainJobs cannot run",
+                    trainers.RUNTIME_FIX,
+                )
+            )
     support = trainers.TrainerSupport(found[trainers.TFJOB_CRD], found[trainers.TRAINJOB_CRD], kind, known)
     try:
         chosen, _ = trainers.pick(support)
@@ -130,14 +150,27 @@ def _controller_checks(client: Any, crds: dict[str, bool | None]) -> list[Check]
         if found and found[2] > 0:
             out.append(Check(what, True, f"{found[0]}/{found[1]} ready ({found[2]} replica(s))"))
         elif found:
-            out.append(Check(what, False, f"{found[0]}/{found[1]} has no ready replica",
-                             f"kubectl -n {found[0]} describe deployment {found[1]}"))
+            out.append(
+                Check(
+                    what,
+                    False,
+                    f"{found[0]}/{found[1]} has no ready replica",
+                    f"kubectl -n {found[0]} describe deployment {found[1]}",
+                )
+            )
         elif forbidden:
-            out.append(Check(what, None, "not allowed to look at the controllers' namespaces; ask your admin "
-                             "whether it runs"))
+            out.append(
+                Check(what, None, "not allowed to look at the controllers' namespaces; ask your admin whether it runs")
+            )
         else:
-            out.append(Check(what, False, "not found in " + ", ".join(f"{n}/{d}" for n, d in places),
-                             "install it, or ask your admin where it runs"))
+            out.append(
+                Check(
+                    what,
+                    False,
+                    "not found in " + ", ".join(f"{n}/{d}" for n, d in places),
+                    "install it, or ask your admin where it runs",
+                )
+            )
     return out
 
 
@@ -146,13 +179,21 @@ def _object_checks(client: Any, secret_name: str) -> list[Check]:
 
     out = []
     for what, call, fix in (
-        (f"ServiceAccount {WORKFLOW_SERVICE_ACCOUNT}", lambda: _drain(client.core.read_namespaced_service_account(
-            WORKFLOW_SERVICE_ACCOUNT, client.namespace, _preload_content=False)),
-         "mnistkit render --out m -p namespace=NS && kubectl apply -f m/rbac-serviceaccount.yaml "
-         "-f m/rbac-role.yaml -f m/rbac-rolebinding.yaml"),
-        (f"Secret {secret_name}", lambda: _drain(client.core.read_namespaced_secret(
-            secret_name, client.namespace, _preload_content=False)),
-         "create it from the S3 panel, or `mnistkit secret` (reads AWS_* from the environment)"),
+        (
+            f"ServiceAccount {WORKFLOW_SERVICE_ACCOUNT}",
+            lambda: _drain(
+                client.core.read_namespaced_service_account(
+                    WORKFLOW_SERVICE_ACCOUNT, client.namespace, _preload_content=False
+                )
+            ),
+            "mnistkit render --out m -p namespace=NS && kubectl apply -f m/rbac-serviceaccount.yaml "
+            "-f m/rbac-role.yaml -f m/rbac-rolebinding.yaml",
+        ),
+        (
+            f"Secret {secret_name}",
+            lambda: _drain(client.core.read_namespaced_secret(secret_name, client.namespace, _preload_content=False)),
+            "create it from the S3 panel, or `mnistkit secret` (reads AWS_* from the environment)",
+        ),
     ):
         try:
             call()
@@ -177,22 +218,38 @@ def _permission_checks(client: Any, found: dict[str, bool | None]) -> list[Check
     denied = []
     for group, resource, verb in needed:
         res, _, sub = resource.partition("/")
-        review = k.V1SelfSubjectAccessReview(spec=k.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=k.V1ResourceAttributes(namespace=client.namespace, group=group, resource=res,
-                                                       subresource=sub or None, verb=verb)))
+        review = k.V1SelfSubjectAccessReview(
+            spec=k.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=k.V1ResourceAttributes(
+                    namespace=client.namespace, group=group, resource=res, subresource=sub or None, verb=verb
+                )
+            )
+        )
         try:
             result = api.create_self_subject_access_review(review)
         except ApiException as exc:
             # Every signed-in user may ask (system:basic-user); a refusal means a proxy or an odd server.
-            return [Check("your permissions", False, f"{client.server} refused a SelfSubjectAccessReview "
-                          f"({exc.status} {exc.reason}), so your permissions in {client.namespace} are unknown",
-                          "check that the kubeconfig points at the Kubernetes API server itself")]
+            return [
+                Check(
+                    "your permissions",
+                    False,
+                    f"{client.server} refused a SelfSubjectAccessReview "
+                    f"({exc.status} {exc.reason}), so your permissions in {client.namespace} are unknown",
+                    "check that the kubeconfig points at the Kubernetes API server itself",
+                )
+            ]
         if not (result.status and result.status.allowed):
             denied.append(f"{verb} {resource}" + (f".{group}" if group else ""))
     if denied:
-        return [Check("your permissions", False, f"you may not: {', '.join(denied)} (namespace {client.namespace})",
-                      "use your Kubeflow profile namespace (-n), or ask your admin to bind you the Role in "
-                      "`mnistkit render`'s rbac-user-role.yaml")]
+        return [
+            Check(
+                "your permissions",
+                False,
+                f"you may not: {', '.join(denied)} (namespace {client.namespace})",
+                "use your Kubeflow profile namespace (-n), or ask your admin to bind you the Role in "
+                "`mnistkit render`'s rbac-user-role.yaml",
+            )
+        ]
     return [Check("your permissions", True, f"all {len(needed)} needed verbs allowed in {client.namespace}")]
 
 
@@ -212,14 +269,26 @@ def doctor(client: Any, secret_name: str = "aws-creds") -> list[Check]:
     except ApiException as exc:
         if exc.status != 401:
             raise
-        return [Check("API server", False, f"{host} refused your credentials (401 {exc.reason})",
-                      "log in again or refresh the token in your kubeconfig")]
+        return [
+            Check(
+                "API server",
+                False,
+                f"{host} refused your credentials (401 {exc.reason})",
+                "log in again or refresh the token in your kubeconfig",
+            )
+        ]
     except Exception as exc:
         if not is_unreachable(exc):
             raise
-        return [Check("API server", False, f"cannot reach {host}: {type(exc).__name__}",
-                      "check that the cluster is up and that KUBECONFIG/--context points at it, "
-                      "or run from a Kubeflow notebook")]
+        return [
+            Check(
+                "API server",
+                False,
+                f"cannot reach {host}: {type(exc).__name__}",
+                "check that the cluster is up and that KUBECONFIG/--context points at it, "
+                "or run from a Kubeflow notebook",
+            )
+        ]
     return [Check("API server", True, f"{host}, namespace {client.namespace}"), *checks]
 
 

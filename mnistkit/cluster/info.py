@@ -32,7 +32,12 @@ class WorkflowInfo:
         # The steps a person cares about: pods and resource steps, not Argo's grouping nodes; in the order
         # they started (steps not started yet, e.g. skipped ones, last, by name).
         steps = sorted(
-            (n.get("startedAt") or "~", n.get("displayName", n.get("name", "")), n.get("phase", ""), n.get("message", ""))
+            (
+                n.get("startedAt") or "~",
+                n.get("displayName", n.get("name", "")),
+                n.get("phase", ""),
+                n.get("message", ""),
+            )
             for n in (st.get("nodes") or {}).values()
             if n.get("type") not in ("Steps", "StepGroup", "DAG", "TaskGroup")
         )

@@ -18,8 +18,11 @@ from mnistkit.manifests.tensorboard import TENSORBOARD_PORT
 __all__ = ["find_pod", "forward", "TARGETS"]
 
 # target -> (component label, pod port)
-TARGETS = {"tensorboard": ("tensorboard", TENSORBOARD_PORT), "serving": ("serving", REST_PORT),
-           "serving-grpc": ("serving", 8500)}
+TARGETS = {
+    "tensorboard": ("tensorboard", TENSORBOARD_PORT),
+    "serving": ("serving", REST_PORT),
+    "serving-grpc": ("serving", 8500),
+}
 
 
 def find_pod(client: Any, job_name: str, target: str) -> str:
@@ -31,8 +34,9 @@ def find_pod(client: Any, job_name: str, target: str) -> str:
     running = [p.metadata.name for p in pods if p.status and p.status.phase == "Running"]
     if not running:
         state = ", ".join(f"{p.metadata.name}={p.status.phase if p.status else '?'}" for p in pods) or "no pods"
-        raise ClusterError(f"no running {component} pod for job {job_name!r} ({state})", field="job_name",
-                           value=job_name)
+        raise ClusterError(
+            f"no running {component} pod for job {job_name!r} ({state})", field="job_name", value=job_name
+        )
     return sorted(running)[0]
 
 
@@ -50,8 +54,14 @@ def _pump(src: Any, dst: Any) -> None:
                 pass
 
 
-def forward(client: Any, job_name: str, target: str = "tensorboard", local_port: int = 0,
-            stop: threading.Event | None = None, ready: Any = None) -> None:
+def forward(
+    client: Any,
+    job_name: str,
+    target: str = "tensorboard",
+    local_port: int = 0,
+    stop: threading.Event | None = None,
+    ready: Any = None,
+) -> None:
     """Serve ``127.0.0.1:local_port`` -> the pod's port until ``stop`` is set (or Ctrl-C)."""
     from kubernetes.stream import portforward
 
@@ -63,8 +73,11 @@ def forward(client: Any, job_name: str, target: str = "tensorboard", local_port:
         try:
             server.bind(("127.0.0.1", local_port))
         except (OSError, OverflowError) as exc:
-            raise ConfigError(f"cannot listen on 127.0.0.1:{local_port} ({exc}); choose another --port or 0",
-                              field="port", value=local_port) from None
+            raise ConfigError(
+                f"cannot listen on 127.0.0.1:{local_port} ({exc}); choose another --port or 0",
+                field="port",
+                value=local_port,
+            ) from None
         server.listen(8)
         server.settimeout(0.5)
         port = server.getsockname()[1]
@@ -76,8 +89,9 @@ def forward(client: Any, job_name: str, target: str = "tensorboard", local_port:
             except TimeoutError:
                 continue
             with client.explained(f"forwarding to pod {pod!r}", target=f"pod {pod!r}", value=job_name):
-                pf = portforward(client.core.connect_get_namespaced_pod_portforward, pod, client.namespace,
-                                 ports=str(remote))
+                pf = portforward(
+                    client.core.connect_get_namespaced_pod_portforward, pod, client.namespace, ports=str(remote)
+                )
                 remote_sock = pf.socket(remote)
             remote_sock.setblocking(True)
             for a, b in ((conn, remote_sock), (remote_sock, conn)):

@@ -16,8 +16,9 @@ __all__ = ["create_aws_secret", "DEFAULT_SECRET_NAME"]
 DEFAULT_SECRET_NAME = "aws-creds"
 
 
-def create_aws_secret(cfg: S3Config, namespace: str | None = None, name: str = DEFAULT_SECRET_NAME,
-                      **connect_kwargs: Any) -> str:
+def create_aws_secret(
+    cfg: S3Config, namespace: str | None = None, name: str = DEFAULT_SECRET_NAME, **connect_kwargs: Any
+) -> str:
     """Create or replace Secret ``name`` (keys ``awsAccessKeyID``/``awsSecretAccessKey``) from ``cfg``.
 
     ``namespace`` defaults to the connection's (kubeconfig context, or the notebook pod's own);

@@ -71,10 +71,18 @@ def follow(
             rv = listing["metadata"]["resourceVersion"]
             for obj in listing.get("items", []):
                 yield "SYNC", obj
-        remaining = server_timeout if deadline is None else max(1, min(server_timeout, int(deadline - time.monotonic()) + 1))
+        remaining = (
+            server_timeout if deadline is None else max(1, min(server_timeout, int(deadline - time.monotonic()) + 1))
+        )
         try:
-            resp = list_fn(watch=True, resource_version=rv, timeout_seconds=remaining,
-                           allow_watch_bookmarks=True, _preload_content=False, **kwargs)
+            resp = list_fn(
+                watch=True,
+                resource_version=rv,
+                timeout_seconds=remaining,
+                allow_watch_bookmarks=True,
+                _preload_content=False,
+                **kwargs,
+            )
             for line in _lines(resp):
                 if not line.strip():
                     continue

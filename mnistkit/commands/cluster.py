@@ -48,6 +48,7 @@ def _checked(args: argparse.Namespace) -> None:
 
 def _explained(func: Command) -> Command:
     """Check the input, run the command, and turn any API failure that got this far into one sentence."""
+
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
         _checked(args)
@@ -59,8 +60,13 @@ def _explained(func: Command) -> Command:
             client = getattr(args, "cluster_client", None)
             if client is None:
                 raise
-            err = explain(exc, server=client.server, namespace=client.namespace,
-                          action=f"running `mnistkit {args.command}`", value=getattr(args, "name", None))
+            err = explain(
+                exc,
+                server=client.server,
+                namespace=client.namespace,
+                action=f"running `mnistkit {args.command}`",
+                value=getattr(args, "name", None),
+            )
             if err is None:
                 raise
             raise err from None
@@ -75,8 +81,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _print_info(info: Any) -> None:
-    print(f"Name:       {info.name}\nNamespace:  {info.namespace}\nJob:        {info.job_name}\n"
-          f"Status:     {info.phase}\nStarted:    {info.started}\nFinished:   {info.finished}")
+    print(
+        f"Name:       {info.name}\nNamespace:  {info.namespace}\nJob:        {info.job_name}\n"
+        f"Status:     {info.phase}\nStarted:    {info.started}\nFinished:   {info.finished}"
+    )
     if info.message:
         print(f"Message:    {info.message}")
     if info.nodes:
@@ -128,8 +136,9 @@ def _logs(args: argparse.Namespace) -> int:
     text = client.logs(args.name, tail=args.tail)
     if not text:
         client.workflow(args.name)  # no such job: say so (a clear error), rather than print nothing
-        print(f"job {args.name} has no training pods (yet); `mnistkit get {args.name}` shows its steps",
-              file=sys.stderr)
+        print(
+            f"job {args.name} has no training pods (yet); `mnistkit get {args.name}` shows its steps", file=sys.stderr
+        )
     sys.stdout.write(text)
     return 0
 
@@ -138,8 +147,11 @@ def _delete(args: argparse.Namespace) -> int:
     client = _client(args)
     counts = client.delete(args.name)
     if not any(counts.values()):
-        print(f"nothing labelled mnistkit.io/job={args.name} in namespace {client.namespace} to delete; "
-              "`mnistkit list` shows the jobs there", file=sys.stderr)
+        print(
+            f"nothing labelled mnistkit.io/job={args.name} in namespace {client.namespace} to delete; "
+            "`mnistkit list` shows the jobs there",
+            file=sys.stderr,
+        )
         return 0
     print(f"deleted {args.name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + " (exports on S3 are kept)")
     return 0
@@ -188,9 +200,14 @@ def register(subparsers: Any) -> None:
 
     p = add("submit", "submit the model-train workflow to the cluster (argo submit -p ...)", _submit)
     p.add_argument("--job-name", help="default: mnist-<user>-<date>-<time>-<random>")
-    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
-                   help="workflow parameter (repeatable); -p trainer=tfjob|trainjob picks the training API, "
-                   "by default the one the cluster has")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="workflow parameter (repeatable); -p trainer=tfjob|trainjob picks the training API, "
+        "by default the one the cluster has",
+    )
     p.add_argument("--watch", "-w", action="store_true", help="follow it until it ends; exit 1 unless it succeeded")
 
     p = add("list", "list mnistkit workflows (argo list)", _list)
@@ -204,8 +221,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.add_argument("--tail", type=int, help="only the last N lines of each pod")
 
-    p = add("delete", "delete a job and everything it created (workflow, TFJob/TrainJob, TensorBoard, serving)",
-            _delete)
+    p = add(
+        "delete", "delete a job and everything it created (workflow, TFJob/TrainJob, TensorBoard, serving)", _delete
+    )
     p.add_argument("name")
 
     p = add("deploy", "serve the export of a finished model-train workflow (the model-deploy template)", _deploy)

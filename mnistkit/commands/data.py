@@ -58,7 +58,8 @@ def load_source(source: str, sha256: str | None = None):
     if not Path(source).exists():
         raise DataError(
             f"--source {source!r} is neither 'sample', 'keras', a URL, nor an existing directory or .npz file",
-            field="source", value=source,
+            field="source",
+            value=source,
         )
     if source.endswith(".npz"):
         return data.read_npz(source)

@@ -40,15 +40,26 @@ def run(args: argparse.Namespace) -> int:
     for name, obj in manifests.items():
         (out / name).write_text(to_yaml(obj))
     print(f"wrote {len(manifests)} manifests to {out}/ ({', '.join(manifests)})")
-    print("S3 keys are not in them: create the Secret with `mnistkit secret` (or kubectl create secret generic "
-          f"{params.aws_secret} --from-literal=awsAccessKeyID=... --from-literal=awsSecretAccessKey=...).")
+    print(
+        "S3 keys are not in them: create the Secret with `mnistkit secret` (or kubectl create secret generic "
+        f"{params.aws_secret} --from-literal=awsAccessKeyID=... --from-literal=awsSecretAccessKey=...)."
+    )
     return 0
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("render", help="write the Kubernetes/Argo manifests as YAML files",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "render",
+        help="write the Kubernetes/Argo manifests as YAML files",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", "-o", default="manifests", help="directory to write into (default: manifests)")
-    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
-                   help="a workflow parameter, e.g. -p tf-worker=2 -p job-name=mnist-1 (repeatable)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a workflow parameter, e.g. -p tf-worker=2 -p job-name=mnist-1 (repeatable)",
+    )
     p.set_defaults(func=run)

@@ -24,22 +24,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--job-name", default=None, help="unique job name (default mnist-<user>-<time>-<rand>)")
     p.add_argument("--run-dir", default="runs", help="local engine: where jobs keep logs and models (default runs/)")
     p.add_argument("--max-restarts", type=int, default=3, help="local engine: restarts after a worker dies")
-    p.add_argument("--trainer", choices=("tfjob", "trainjob"), default=None,
-                   help="argo engine: TFJob (training operator v1) or TrainJob (Kubeflow Trainer v2, numNodes = "
-                   "--workers); default: the one the cluster has")
+    p.add_argument(
+        "--trainer",
+        choices=("tfjob", "trainjob"),
+        default=None,
+        help="argo engine: TFJob (training operator v1) or TrainJob (Kubeflow Trainer v2, numNodes = "
+        "--workers); default: the one the cluster has",
+    )
     p.add_argument("--no-wait", action="store_true", help="submit and return at once")
-    p.add_argument("--allow-exposed-workers", action="store_true", default=None,
-                   help="local engine, --workers > 1 on a networked machine: accept that TensorFlow opens its "
-                   "unauthenticated gRPC ports on every interface (refused otherwise)")
-    trainer = p.add_argument_group("trainer flags (the trainer's --tf-* flags without 'tf-'; see python -m trainer.task --help)")
+    p.add_argument(
+        "--allow-exposed-workers",
+        action="store_true",
+        default=None,
+        help="local engine, --workers > 1 on a networked machine: accept that TensorFlow opens its "
+        "unauthenticated gRPC ports on every interface (refused otherwise)",
+    )
+    trainer = p.add_argument_group(
+        "trainer flags (the trainer's --tf-* flags without 'tf-'; see python -m trainer.task --help)"
+    )
     for flag in FLAGS:
-        name = "--" + flag.option[len("--tf-"):]
+        name = "--" + flag.option[len("--tf-") :]
         if flag.kind is bool:
-            trainer.add_argument(name, dest=flag.field, nargs="?", const="true", default=flag.default,
-                                 metavar="BOOL", help=flag.help)
+            trainer.add_argument(
+                name, dest=flag.field, nargs="?", const="true", default=flag.default, metavar="BOOL", help=flag.help
+            )
         else:
-            trainer.add_argument(name, dest=flag.field, default=flag.default, metavar=flag.kind.__name__.upper(),
-                                 help=flag.help % {"default": flag.default})
+            trainer.add_argument(
+                name,
+                dest=flag.field,
+                default=flag.default,
+                metavar=flag.kind.__name__.upper(),
+                help=flag.help % {"default": flag.default},
+            )
     p.set_defaults(func=run)
 
 
@@ -49,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, workers=args.workers)  # a bad value: ConfigError naming it (printed by the CLI)
     if args.engine == "local":
-        engine = get_engine("local", run_dir=args.run_dir, max_restarts=args.max_restarts,
-                            allow_exposed_workers=args.allow_exposed_workers)
+        engine = get_engine(
+            "local",
+            run_dir=args.run_dir,
+            max_restarts=args.max_restarts,
+            allow_exposed_workers=args.allow_exposed_workers,
+        )
     else:
         # argo: the trainer API the cluster has unless --trainer says (other engines take no trainer).
         engine = get_engine(args.engine, **({"trainer": args.trainer} if args.engine == "argo" else {}))

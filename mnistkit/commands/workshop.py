@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     wsub = p.add_subparsers(dest="workshop_command", metavar="ACTION")
 
     pr = wsub.add_parser(
-        "prepare", help="fill DIR with wheels, the offline dataset, notebooks, README.txt and manifest.json",
+        "prepare",
+        help="fill DIR with wheels, the offline dataset, notebooks, README.txt and manifest.json",
         description="Everything a room needs offline in one folder. Downloads wheels with pip (needs the internet "
         "once, on the instructor's machine); the laptops then install with --no-index.",
     )
@@ -27,28 +28,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--python-version", default=None, help="with --platform: the laptops' Python, e.g. 3.12")
     pr.add_argument("--no-t10k", action="store_true", help="leave out the official test set even when found")
     pr.add_argument("--notebooks", default=None, help="where the notebooks are (default: the checkout's notebooks/)")
-    pr.add_argument("--participants", default=None,
-                    help="comma-separated names: also write per-participant S3 policies (access/policies/*.json) "
-                    "and how to create their keys on MinIO or AWS (access/README.txt)")
+    pr.add_argument(
+        "--participants",
+        default=None,
+        help="comma-separated names: also write per-participant S3 policies (access/policies/*.json) "
+        "and how to create their keys on MinIO or AWS (access/README.txt)",
+    )
     pr.add_argument("--room", default=None, help="with --participants: the room (default $MNISTKIT_WORKSHOP_ROOM)")
     pr.add_argument("--bucket", default=None, help="with --participants: the bucket (default $BUCKET_NAME or mnist)")
     pr.set_defaults(func=prepare)
 
     ck = wsub.add_parser("check", help="check this laptop: Python, disk, ports, kernel, widgets, folder, TensorFlow")
-    ck.add_argument("dir", nargs="?", default=None, help="the workshop folder to verify (default: this folder if it is one)")
+    ck.add_argument(
+        "dir", nargs="?", default=None, help="the workshop folder to verify (default: this folder if it is one)"
+    )
     ck.add_argument("--quick", action="store_true", help="skip the TensorFlow import (slow)")
     ck.add_argument("--min-free-gb", type=float, default=4.0, help="free disk needed (default 4)")
     ck.set_defaults(func=check)
 
     lb = wsub.add_parser("leaderboard", help="print the room's leaderboard from the shared bucket")
     lb.add_argument("--room", default=None, help="room name (default $MNISTKIT_WORKSHOP_ROOM)")
-    lb.add_argument("--as", dest="as_participant", default=None,
-                    help="show what this participant sees (own runs, aggregates of others)")
+    lb.add_argument(
+        "--as",
+        dest="as_participant",
+        default=None,
+        help="show what this participant sees (own runs, aggregates of others)",
+    )
     lb.add_argument("--top", type=int, default=None, help="show only the first N")
-    lb.add_argument("--verify", action="store_true",
-                    help="score every participant's latest export on held-back digits (sandboxed) and rank by that")
-    lb.add_argument("--rank-reported", action="store_true",
-                    help="rank by the scores participants recorded themselves (only where the room trusts itself)")
+    lb.add_argument(
+        "--verify",
+        action="store_true",
+        help="score every participant's latest export on held-back digits (sandboxed) and rank by that",
+    )
+    lb.add_argument(
+        "--rank-reported",
+        action="store_true",
+        help="rank by the scores participants recorded themselves (only where the room trusts itself)",
+    )
     lb.set_defaults(func=leaderboard)
 
     rs = wsub.add_parser("reset", help="delete YOUR workspace (your prefix in the bucket and your local folder)")
@@ -74,8 +90,14 @@ def prepare(args: argparse.Namespace) -> int:
 
     extras = tuple(e.strip() for e in args.extras.split(",") if e.strip())
     report = run(
-        args.dir, wheels=not args.no_wheels, extras=extras, requirements=args.requirements, platform=args.platform,
-        python_version=args.python_version, include_t10k=not args.no_t10k, notebooks_dir=args.notebooks,
+        args.dir,
+        wheels=not args.no_wheels,
+        extras=extras,
+        requirements=args.requirements,
+        platform=args.platform,
+        python_version=args.python_version,
+        include_t10k=not args.no_t10k,
+        notebooks_dir=args.notebooks,
     )
     print(report)
     if args.participants:
@@ -125,8 +147,10 @@ def leaderboard(args: argparse.Namespace) -> int:
             print(f"not scored: {person}: {why}", file=sys.stderr)
     if args.as_participant:
         view = board.participant_view(args.as_participant)
-        print(f"{view.participant}: best score {view.best_score if view.best_score is not None else '-'}"
-              + (f", rank {view.rank} of {view.of}" if view.rank else ""))
+        print(
+            f"{view.participant}: best score {view.best_score if view.best_score is not None else '-'}"
+            + (f", rank {view.rank} of {view.of}" if view.rank else "")
+        )
         for r in view.runs:
             print(f"  {r.created}  {r.job_name:<40} {r.state:<10} test {r.test_accuracy}  pad {r.drawing_pad_score}")
         o = view.others
@@ -155,8 +179,14 @@ def score(args: argparse.Namespace) -> int:
     print(f"drawing-pad score {value:.3f} on {digits.id}")
     if args.record:
         record = _workspace(args.room).record_run(
-            {"job_name": args.job_name, "state": "Succeeded", "drawing_pad_score": value, "digit_set": digits.id,
-             "export": str(args.export_dir)})
+            {
+                "job_name": args.job_name,
+                "state": "Succeeded",
+                "drawing_pad_score": value,
+                "digit_set": digits.id,
+                "export": str(args.export_dir),
+            }
+        )
         print(f"recorded run {record.run_id}")
     return 0
 

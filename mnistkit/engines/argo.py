@@ -21,8 +21,14 @@ from mnistkit.trainspec import RunLayout, parse_metrics
 
 __all__ = ["ArgoEngine", "ArgoJob"]
 
-_PHASES = {"": JobState.PENDING, "Pending": JobState.PENDING, "Running": JobState.RUNNING,
-           "Succeeded": JobState.SUCCEEDED, "Failed": JobState.FAILED, "Error": JobState.FAILED}
+_PHASES = {
+    "": JobState.PENDING,
+    "Pending": JobState.PENDING,
+    "Running": JobState.RUNNING,
+    "Succeeded": JobState.SUCCEEDED,
+    "Failed": JobState.FAILED,
+    "Error": JobState.FAILED,
+}
 
 
 class ArgoJob(Job):
@@ -135,8 +141,16 @@ class ArgoEngine(Engine):
 
     name = "argo"
 
-    def __init__(self, client: Any = None, *, namespace: str | None = None, s3: S3Config | None = None,
-                 params: ManifestParams | None = None, trainer: str | None = None, **connect_kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        namespace: str | None = None,
+        s3: S3Config | None = None,
+        params: ManifestParams | None = None,
+        trainer: str | None = None,
+        **connect_kwargs: Any,
+    ) -> None:
         if client is None:
             from mnistkit.cluster.client import ClusterClient
 
@@ -156,7 +170,9 @@ class ArgoEngine(Engine):
         if config.model_dir or config.export_dir:
             raise MnistkitError(
                 "on the cluster the model dir is <s3-train-base-url>/<job-name>; set s3_train_base_url instead",
-                field="model_dir", value=config.model_dir or config.export_dir)
+                field="model_dir",
+                value=config.model_dir or config.export_dir,
+            )
         self.client.submit(params)
         return ArgoJob(self, params.job_name, params)
 

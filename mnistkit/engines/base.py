@@ -35,6 +35,7 @@ class Job(abc.ABC):
     """A submitted training. ``name`` is unique within its engine (and namespace)."""
 
     name: str
+
     # The last sentence about the job's state (why it failed, restarts), for people: an attribute or a property.
     @property
     def message(self) -> str:

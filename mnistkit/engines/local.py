@@ -121,8 +121,13 @@ class LocalJob(Job):
             log.flush()
             procs.append(
                 subprocess.Popen(
-                    self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(_project_root()),
-                    start_new_session=True, preexec_fn=die_with_owner(),
+                    self.command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=str(_project_root()),
+                    start_new_session=True,
+                    preexec_fn=die_with_owner(),
                 )
             )
             log.close()
@@ -190,11 +195,7 @@ class LocalJob(Job):
                     return f"worker {i} {why}" + (f": {tail}" if tail else "")
             if all(c == 0 for c in codes):
                 return None
-            if (
-                self.config.workers > 1
-                and time.monotonic() - t_start > self.start_timeout
-                and not self._all_ready()
-            ):
+            if self.config.workers > 1 and time.monotonic() - t_start > self.start_timeout and not self._all_ready():
                 return f"workers did not form a cluster within {self.start_timeout:.0f}s"
             time.sleep(0.2)
 
@@ -300,8 +301,14 @@ class LocalEngine(Engine):
         if (config.data_dir.startswith("s3://") or config.model_dir.startswith("s3://")) and self.s3_config is None:
             self.s3_config = S3Config.from_env()
         job = LocalJob(
-            name, config, job_dir.resolve(), s3_config=self.s3_config, python=self.python,
-            max_restarts=self.max_restarts, start_timeout=self.start_timeout, env=self.env,
+            name,
+            config,
+            job_dir.resolve(),
+            s3_config=self.s3_config,
+            python=self.python,
+            max_restarts=self.max_restarts,
+            start_timeout=self.start_timeout,
+            env=self.env,
         )
         self._jobs[name] = job
         return job.start()

@@ -67,6 +67,7 @@ def s3_env(p: ManifestParams, *, tensorboard: bool = False) -> list[dict[str, An
     TensorBoard's TF-free S3 reader takes ``S3_ENDPOINT`` as a full URL (boto3's endpoint_url), while
     TensorFlow's old reader took ``host:port``; hence the ``tensorboard`` switch.
     """
+
     def from_secret(name: str, key: str) -> dict[str, Any]:
         return {"name": name, "valueFrom": {"secretKeyRef": {"name": p.aws_secret, "key": key}}}
 

@@ -43,8 +43,11 @@ def pod_default(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "kubeflow.org/v1alpha1",
         "kind": "PodDefault",
-        "metadata": {"name": "mnistkit-s3", "namespace": p.namespace,
-                     "labels": {"app.kubernetes.io/part-of": "mnistkit"}},
+        "metadata": {
+            "name": "mnistkit-s3",
+            "namespace": p.namespace,
+            "labels": {"app.kubernetes.io/part-of": "mnistkit"},
+        },
         "spec": {
             "desc": "mnistkit: S3 settings and the aws-creds keys",
             "selector": {"matchLabels": {POD_DEFAULT_LABEL: "true"}},

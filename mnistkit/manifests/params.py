@@ -47,7 +47,8 @@ NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 SEED_S3_VARIABLES = ("BUCKET_NAME", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "S3_USE_HTTPS", "S3_VERIFY_SSL")
 # Where `mnistkit data upload` writes the dataset in the bucket (the seed's S3_DATA_URL=s3://$BUCKET_NAME/data/mnist/).
 DATA_PREFIX = "data/mnist"
-# The `trainer` parameter: which Kubeflow API a training runs as (TFJob of training-operator v1, TrainJob of Trainer v2).
+# The `trainer` parameter: which Kubeflow API a training runs as (TFJob of training-operator v1, TrainJob of
+# Trainer v2).
 TRAINERS = ("tfjob", "trainjob")
 _PLACEHOLDER_RE = re.compile(r"^\{\{.*\}\}$")
 _LABEL_RE = re.compile(r"[^a-z0-9-]+")
@@ -207,8 +208,9 @@ class ManifestParams:
         return replace(base or cls(), **values).validate()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, base: ManifestParams | None = None,
-                 **overrides: Any) -> ManifestParams:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, base: ManifestParams | None = None, **overrides: Any
+    ) -> ManifestParams:
         """The defaults with S3 settings from the seed's variables (``SEED_S3_VARIABLES``, ``S3_DATA_URL``).
 
         What ``render``, ``submit``, ``rehearse``, ``ArgoEngine`` and notebook 03 start from, so a user who set
@@ -257,13 +259,15 @@ class ManifestParams:
     # ---- validation ---------------------------------------------------------------------------
     def validate(self) -> ManifestParams:
         """Check every concrete value (placeholders pass); returns ``self`` so calls chain."""
+
         def concrete(name: str) -> str | None:
             value = getattr(self, name)
             if not isinstance(value, str):
                 # Argo parameters are strings; a number here would be rendered wrongly, so say so.
                 raise ConfigError(
                     f"{name} must be a string (Argo parameters are strings), got {value!r}; write {str(value)!r}",
-                    field=name, value=value,
+                    field=name,
+                    value=value,
                 )
             return None if is_placeholder(value) else value
 
@@ -279,7 +283,9 @@ class ManifestParams:
         if (v := concrete("tf_worker")) is not None:
             if not v.isdigit() or int(v) > 63:
                 raise ConfigError(
-                    f"tf_worker is the number of workers besides the chief (0-63), got {v!r}", field="tf_worker", value=v
+                    f"tf_worker is the number of workers besides the chief (0-63), got {v!r}",
+                    field="tf_worker",
+                    value=v,
                 )
         # The trainer's values, checked by the trainer's own rules; errors name the workflow parameter.
         trainer_values = {t: v for t, p in _PARAM_OF_TRAINER_FIELD.items() if (v := concrete(p)) is not None}
@@ -304,7 +310,9 @@ class ManifestParams:
             if (v := concrete(name)) is not None:
                 split_s3_url(v, name)
         if (v := concrete("aws_endpoint_url")) is not None and v and not re.match(r"^https?://[^/\s]+/?$", v):
-            raise ConfigError(f"aws_endpoint_url must be http(s)://host[:port], got {v!r}", field="aws_endpoint_url", value=v)
+            raise ConfigError(
+                f"aws_endpoint_url must be http(s)://host[:port], got {v!r}", field="aws_endpoint_url", value=v
+            )
         for name in ("tf_model_image", "tensorboard_image", "serving_image", "aws_cli_image"):
             if (v := concrete(name)) is not None and (not v or any(c.isspace() for c in v)):
                 raise ConfigError(f"{name} must be an image reference, got {v!r}", field=name, value=v)

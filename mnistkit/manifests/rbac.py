@@ -51,7 +51,10 @@ STEP_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "serve-model": tuple(("apps", "deployments", v) for v in _APPLY),
     "serve-model-service": tuple(("", "services", v) for v in _APPLY),
     "cleanup": (("kubeflow.org", "tfjobs", "patch"),),
-    "train-model-trainjob": (("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "get")),
+    "train-model-trainjob": (
+        ("trainer.kubeflow.org", "trainjobs", "create"),
+        ("trainer.kubeflow.org", "trainjobs", "get"),
+    ),
     "cleanup-trainjob": (("trainer.kubeflow.org", "trainjobs", "patch"),),
     "report": (),
     # model-deploy
@@ -98,10 +101,7 @@ def rules_from_permissions(perms: Iterable[Permission]) -> list[dict[str, Any]]:
     grouped: dict[tuple[str, str], set[str]] = {}
     for group, resource, verb in perms:
         grouped.setdefault((group, resource), set()).add(verb)
-    return [
-        {"apiGroups": [g], "resources": [r], "verbs": sorted(v)}
-        for (g, r), v in sorted(grouped.items())
-    ]
+    return [{"apiGroups": [g], "resources": [r], "verbs": sorted(v)} for (g, r), v in sorted(grouped.items())]
 
 
 def permissions_from_rules(rules: Iterable[Mapping[str, Any]]) -> set[Permission]:
@@ -119,8 +119,11 @@ def service_account(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": {"name": WORKFLOW_SERVICE_ACCOUNT, "namespace": p.namespace,
-                     "labels": {"app.kubernetes.io/part-of": "mnistkit"}},
+        "metadata": {
+            "name": WORKFLOW_SERVICE_ACCOUNT,
+            "namespace": p.namespace,
+            "labels": {"app.kubernetes.io/part-of": "mnistkit"},
+        },
     }
 
 
@@ -128,8 +131,11 @@ def role(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": {"name": WORKFLOW_SERVICE_ACCOUNT, "namespace": p.namespace,
-                     "labels": {"app.kubernetes.io/part-of": "mnistkit"}},
+        "metadata": {
+            "name": WORKFLOW_SERVICE_ACCOUNT,
+            "namespace": p.namespace,
+            "labels": {"app.kubernetes.io/part-of": "mnistkit"},
+        },
         "rules": rules_from_permissions(required_permissions()),
     }
 
@@ -138,8 +144,11 @@ def role_binding(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": WORKFLOW_SERVICE_ACCOUNT, "namespace": p.namespace,
-                     "labels": {"app.kubernetes.io/part-of": "mnistkit"}},
+        "metadata": {
+            "name": WORKFLOW_SERVICE_ACCOUNT,
+            "namespace": p.namespace,
+            "labels": {"app.kubernetes.io/part-of": "mnistkit"},
+        },
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": WORKFLOW_SERVICE_ACCOUNT},
         "subjects": [{"kind": "ServiceAccount", "name": WORKFLOW_SERVICE_ACCOUNT, "namespace": p.namespace}],
     }

@@ -3,9 +3,9 @@
 TF Serving >= 2.7 dropped its S3 filesystem, so the Deployment's init container (``amazon/aws-cli``)
 copies the newest complete version of ``<model-dir>/export/mnist/`` into an ``emptyDir`` that TF Serving
 reads as ``/models/mnist``. A new version reaches the pod only when it restarts (the init container runs
-once), e.g. ``kubectl rollout restart deployment/<job>-serving``. Ports: gRPC 8500, REST 8501, and the seed's 9000 (gRPC) on the
-Service. KServe's storage initializer reads ``s3://`` itself, configured by the ServiceAccount's
-annotations and the Secret it lists (https://kserve.github.io/website/ "Deploy InferenceService with
+once), e.g. ``kubectl rollout restart deployment/<job>-serving``. Ports: gRPC 8500, REST 8501, and the
+seed's 9000 (gRPC) on the Service. KServe's storage initializer reads ``s3://`` itself, configured by the
+ServiceAccount's annotations and the Secret it lists (https://kserve.github.io/website/ "Deploy InferenceService with
 a saved model on S3").
 """
 

@@ -79,4 +79,3 @@ def tfjob(p: ManifestParams) -> dict[str, Any]:
             "tfReplicaSpecs": specs,
         },
     }
-

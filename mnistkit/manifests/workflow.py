@@ -79,10 +79,16 @@ def _resource(name: str, action: str, manifest: dict[str, Any], **extra: Any) ->
     return {"name": name, "resource": res, **extra}
 
 
-def _train_template(name: str, job: dict[str, Any], p: ManifestParams,
-                    conditions: tuple[str, str] = (SUCCESS_CONDITION, FAILURE_CONDITION)) -> dict[str, Any]:
+def _train_template(
+    name: str,
+    job: dict[str, Any],
+    p: ManifestParams,
+    conditions: tuple[str, str] = (SUCCESS_CONDITION, FAILURE_CONDITION),
+) -> dict[str, Any]:
     return _resource(
-        name, "create", job,
+        name,
+        "create",
+        job,
         resource={"successCondition": conditions[0], "failureCondition": conditions[1]},
         # Past the TFJob's own deadline: if the operator's Failed status never shows up in
         # replicaStatuses (deadline or backoff failures), this still ends the step.
@@ -92,8 +98,12 @@ def _train_template(name: str, job: dict[str, Any], p: ManifestParams,
 
 
 def _pod_security() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": _EXECUTOR_UID, "runAsGroup": _EXECUTOR_UID,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": _EXECUTOR_UID,
+        "runAsGroup": _EXECUTOR_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _report_template() -> dict[str, Any]:
@@ -129,9 +139,14 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
     """
     p = (p or ManifestParams()).validate()
     ph = ManifestParams.placeholders()
-    ph = replace(ph, train_deadline_seconds=p.train_deadline_seconds, backoff_limit=p.backoff_limit,
-                 ttl_seconds_after_finished=p.ttl_seconds_after_finished, aws_cli_image=p.aws_cli_image,
-                 runtime_kind=p.runtime_kind)
+    ph = replace(
+        ph,
+        train_deadline_seconds=p.train_deadline_seconds,
+        backoff_limit=p.backoff_limit,
+        ttl_seconds_after_finished=p.ttl_seconds_after_finished,
+        aws_cli_image=p.aws_cli_image,
+        runtime_kind=p.runtime_kind,
+    )
     meta: dict[str, Any] = {"labels": dict(PART_OF)}
     if name:
         meta["name"] = name
@@ -142,10 +157,16 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
     serving_when = "{{workflow.parameters.model-serving}} == true"
     trainjob_when = "{{workflow.parameters.trainer}} == trainjob"
     tfjob_when = "{{workflow.parameters.trainer}} != trainjob"
-    tfjob_ref = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob",
-                 "metadata": {"name": ph.job_name, "namespace": ph.namespace}}
-    trainjob_ref = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
-                    "metadata": {"name": ph.job_name, "namespace": ph.namespace}}
+    tfjob_ref = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": {"name": ph.job_name, "namespace": ph.namespace},
+    }
+    trainjob_ref = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": ph.job_name, "namespace": ph.namespace},
+    }
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
@@ -172,12 +193,17 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                         # TF_CONFIG an empty worker list, so tf-worker=0 gets a Chief-only TFJob.
                         # -p trainer=trainjob: a Trainer v2 TrainJob of tf-worker + 1 nodes instead.
                         [
-                            {"name": "train-model", "template": "train-model",
-                             "when": f"{tfjob_when} && {{{{workflow.parameters.tf-worker}}}} != 0"},
-                            {"name": "train-model-single", "template": "train-model-single",
-                             "when": f"{tfjob_when} && {{{{workflow.parameters.tf-worker}}}} == 0"},
-                            {"name": "train-model-trainjob", "template": "train-model-trainjob",
-                             "when": trainjob_when},
+                            {
+                                "name": "train-model",
+                                "template": "train-model",
+                                "when": f"{tfjob_when} && {{{{workflow.parameters.tf-worker}}}} != 0",
+                            },
+                            {
+                                "name": "train-model-single",
+                                "template": "train-model-single",
+                                "when": f"{tfjob_when} && {{{{workflow.parameters.tf-worker}}}} == 0",
+                            },
+                            {"name": "train-model-trainjob", "template": "train-model-trainjob", "when": trainjob_when},
                         ],
                         [
                             {"name": "serve-model", "template": "serve-model", "when": serving_when},
@@ -186,13 +212,19 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                     ],
                 },
                 _resource(
-                    "get-workflow-info", "get",
-                    {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-                     "metadata": {"name": "{{workflow.name}}", "namespace": "{{workflow.namespace}}"}},
-                    outputs={"parameters": [
-                        {"name": "workflow-uid", "valueFrom": {"jsonPath": "{.metadata.uid}"}},
-                        {"name": "created", "valueFrom": {"jsonPath": "{.metadata.creationTimestamp}"}},
-                    ]},
+                    "get-workflow-info",
+                    "get",
+                    {
+                        "apiVersion": "argoproj.io/v1alpha1",
+                        "kind": "Workflow",
+                        "metadata": {"name": "{{workflow.name}}", "namespace": "{{workflow.namespace}}"},
+                    },
+                    outputs={
+                        "parameters": [
+                            {"name": "workflow-uid", "valueFrom": {"jsonPath": "{.metadata.uid}"}},
+                            {"name": "created", "valueFrom": {"jsonPath": "{.metadata.creationTimestamp}"}},
+                        ]
+                    },
                 ),
                 _resource("tensorboard", "apply", tensorboard_deployment(ph)),
                 _resource("tensorboard-service", "apply", tensorboard_service(ph)),
@@ -205,24 +237,40 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                     "name": "exit-handler",
                     "steps": [
                         # continueOn: no TFJob yet (an early failure) must not skip the report.
-                        [{"name": "cleanup", "template": "cleanup",
-                          "when": f"{{{{workflow.status}}}} != Succeeded && {tfjob_when}",
-                          "continueOn": {"failed": True, "error": True}},
-                         {"name": "cleanup-trainjob", "template": "cleanup-trainjob",
-                          "when": f"{{{{workflow.status}}}} != Succeeded && {trainjob_when}",
-                          "continueOn": {"failed": True, "error": True}}],
+                        [
+                            {
+                                "name": "cleanup",
+                                "template": "cleanup",
+                                "when": f"{{{{workflow.status}}}} != Succeeded && {tfjob_when}",
+                                "continueOn": {"failed": True, "error": True},
+                            },
+                            {
+                                "name": "cleanup-trainjob",
+                                "template": "cleanup-trainjob",
+                                "when": f"{{{{workflow.status}}}} != Succeeded && {trainjob_when}",
+                                "continueOn": {"failed": True, "error": True},
+                            },
+                        ],
                         [{"name": "report", "template": "report"}],
                     ],
                 },
                 # Stop, don't delete: a 1 s deadline makes the operator fail the TFJob and remove its
                 # *running* pods (cleanPodPolicy Running), while failed pods and their logs stay for
                 # `mnistkit logs` until ttlSecondsAfterFinished.
-                _resource("cleanup", "patch", {**tfjob_ref, "spec": {"runPolicy": {"activeDeadlineSeconds": 1}}},
-                          resource={"mergeStrategy": "merge"}),
+                _resource(
+                    "cleanup",
+                    "patch",
+                    {**tfjob_ref, "spec": {"runPolicy": {"activeDeadlineSeconds": 1}}},
+                    resource={"mergeStrategy": "merge"},
+                ),
                 # A TrainJob's deadline is immutable: suspend it instead, which deletes its running pods
                 # (the JobSet's Jobs are suspended) and keeps failed pods and their logs.
-                _resource("cleanup-trainjob", "patch", {**trainjob_ref, "spec": {"suspend": True}},
-                          resource={"mergeStrategy": "merge"}),
+                _resource(
+                    "cleanup-trainjob",
+                    "patch",
+                    {**trainjob_ref, "spec": {"suspend": True}},
+                    resource={"mergeStrategy": "merge"},
+                ),
                 _report_template(),
             ],
         },
@@ -241,19 +289,27 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
     inputs = {n: f"{{{{inputs.parameters.{n}}}}}" for n in DEPLOY_PARAMETERS_FROM_TRAINING}
     ph = replace(
         ph,
-        job_name=inputs["job-name"], namespace=inputs["namespace"],
-        s3_train_base_url=inputs["s3-train-base-url"], aws_endpoint_url=inputs["aws-endpoint-url"],
-        s3_endpoint=inputs["s3-endpoint"], aws_region=inputs["aws-region"], s3_use_https=inputs["s3-use-https"],
-        s3_verify_ssl=inputs["s3-verify-ssl"], aws_secret=inputs["aws-secret"], aws_cli_image=p.aws_cli_image,
+        job_name=inputs["job-name"],
+        namespace=inputs["namespace"],
+        s3_train_base_url=inputs["s3-train-base-url"],
+        aws_endpoint_url=inputs["aws-endpoint-url"],
+        s3_endpoint=inputs["s3-endpoint"],
+        aws_region=inputs["aws-region"],
+        s3_use_https=inputs["s3-use-https"],
+        s3_verify_ssl=inputs["s3-verify-ssl"],
+        aws_secret=inputs["aws-secret"],
+        aws_cli_image=p.aws_cli_image,
     )
     outputs = [
         {"name": n, "valueFrom": {"jsonPath": f'{{.spec.arguments.parameters[?(@.name=="{n}")].value}}'}}
         for n in DEPLOY_PARAMETERS_FROM_TRAINING
     ]
-    step_args = {"parameters": [
-        {"name": n, "value": f"{{{{steps.wait-for-training.outputs.parameters.{n}}}}}"}
-        for n in DEPLOY_PARAMETERS_FROM_TRAINING
-    ]}
+    step_args = {
+        "parameters": [
+            {"name": n, "value": f"{{{{steps.wait-for-training.outputs.parameters.{n}}}}}"}
+            for n in DEPLOY_PARAMETERS_FROM_TRAINING
+        ]
+    }
     inputs_decl = {"parameters": [{"name": n} for n in DEPLOY_PARAMETERS_FROM_TRAINING]}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -265,10 +321,12 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
             "activeDeadlineSeconds": 3600,
             "securityContext": _pod_security(),
             "podMetadata": {"annotations": dict(NO_ISTIO_SIDECAR)},
-            "arguments": {"parameters": [
-                {"name": "train-workflow", "value": "", "description": "name of a finished model-train workflow"},
-                {"name": "serving-image", "value": p.serving_image},
-            ]},
+            "arguments": {
+                "parameters": [
+                    {"name": "train-workflow", "value": "", "description": "name of a finished model-train workflow"},
+                    {"name": "serving-image", "value": p.serving_image},
+                ]
+            },
             "templates": [
                 {
                     "name": "model-deploy",
@@ -281,11 +339,17 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
                     ],
                 },
                 _resource(
-                    "wait-for-training", "get",
-                    {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-                     "metadata": {"name": "{{workflow.parameters.train-workflow}}"}},
-                    resource={"successCondition": "status.phase == Succeeded",
-                              "failureCondition": "status.phase in (Failed, Error)"},
+                    "wait-for-training",
+                    "get",
+                    {
+                        "apiVersion": "argoproj.io/v1alpha1",
+                        "kind": "Workflow",
+                        "metadata": {"name": "{{workflow.parameters.train-workflow}}"},
+                    },
+                    resource={
+                        "successCondition": "status.phase == Succeeded",
+                        "failureCondition": "status.phase in (Failed, Error)",
+                    },
                     activeDeadlineSeconds=3000,
                     outputs={"parameters": outputs},
                 ),

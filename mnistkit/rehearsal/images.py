@@ -82,6 +82,7 @@ class LocalImage:
 def _SH() -> list[str]:
     return ["/bin/sh"]
 
+
 IMAGES: tuple[LocalImage, ...] = (
     LocalImage(
         "mnistkit/trainer",

@@ -87,7 +87,9 @@ class DrawingPadController:
         if predict is None and client is not None:
             predict = client.predict
         if predict is None:
-            raise ConfigError("give the drawing pad a predictor: predict=callable or client=ModelClient(...)", field="predict")
+            raise ConfigError(
+                "give the drawing pad a predictor: predict=callable or client=ModelClient(...)", field="predict"
+            )
         self.predict = predict
         self.result: PadResult | None = None
         self.error: str = ""
@@ -170,8 +172,9 @@ def saved_model_predictor(path: str | os.PathLike[str]) -> Callable[[np.ndarray]
 
     found = resolve_export(path)
     if found is None:
-        raise ServingError(f"{path} holds no SavedModel (no saved_model.pb, no numbered versions)", field="path",
-                           value=str(path))
+        raise ServingError(
+            f"{path} holds no SavedModel (no saved_model.pb, no numbered versions)", field="path", value=str(path)
+        )
     base, version = found
     fn = tf.saved_model.load(str(base)).signatures["serving_default"]
 

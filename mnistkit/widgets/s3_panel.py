@@ -32,7 +32,9 @@ _LABELS = {
 class S3Panel(w.VBox):
     """``S3Panel()`` (reads the environment) or ``S3Panel(env={...})``; ``panel.config`` after Validate."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, namespace: str | None = None, data_prefix: str = "data/mnist") -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, *, namespace: str | None = None, data_prefix: str = "data/mnist"
+    ) -> None:
         self.controller = S3PanelController(env)
         self.namespace, self.data_prefix = namespace, data_prefix
         v = self.controller.values
@@ -41,19 +43,28 @@ class S3Panel(w.VBox):
         self.fields: dict[str, w.Widget] = {
             "bucket": w.Text(value=str(v["bucket"]), description=_LABELS["bucket"], style=style, layout=layout),
             "endpoint_url": w.Text(
-                value=str(v["endpoint_url"]), placeholder="empty = AWS; e.g. http://minio:9000",
-                description=_LABELS["endpoint_url"], style=style, layout=layout,
+                value=str(v["endpoint_url"]),
+                placeholder="empty = AWS; e.g. http://minio:9000",
+                description=_LABELS["endpoint_url"],
+                style=style,
+                layout=layout,
             ),
             # Never put the secret, nor the whole key ID, into a widget: a widget's value syncs to the browser and is
             # saved in the notebook's widget state (papermill outputs included). Empty means "keep the one we have";
             # the key ID is shown masked as `aws configure list` does.
             "access_key_id": w.Text(
-                value="", placeholder=mask_key_id(str(v["access_key_id"])),
-                description=_LABELS["access_key_id"], style=style, layout=layout,
+                value="",
+                placeholder=mask_key_id(str(v["access_key_id"])),
+                description=_LABELS["access_key_id"],
+                style=style,
+                layout=layout,
             ),
             "secret_access_key": w.Password(
-                value="", placeholder="(set: from the environment)" if v["secret_access_key"] else "",
-                description=_LABELS["secret_access_key"], style=style, layout=layout,
+                value="",
+                placeholder="(set: from the environment)" if v["secret_access_key"] else "",
+                description=_LABELS["secret_access_key"],
+                style=style,
+                layout=layout,
             ),
             "region": w.Text(value=str(v["region"]), description=_LABELS["region"], style=style, layout=layout),
             "verify_ssl": w.Checkbox(value=bool(v["verify_ssl"]), description=_LABELS["verify_ssl"], indent=False),
@@ -61,14 +72,30 @@ class S3Panel(w.VBox):
         self.validate_button = w.Button(description="Validate", icon="check")
         self.test_button = w.Button(description="Test connection", icon="plug", button_style="primary")
         self.upload_button = w.Button(description="Upload dataset", icon="upload")
-        self.data_dir = w.Text(value="", placeholder="empty = the offline sample (5,000 digits)", description="Data dir", style=style, layout=layout)
+        self.data_dir = w.Text(
+            value="",
+            placeholder="empty = the offline sample (5,000 digits)",
+            description="Data dir",
+            style=style,
+            layout=layout,
+        )
         cluster_ok, cluster_why = self.controller.cluster_status()
         self.secret_button = w.Button(
-            description="Create Kubernetes secret", icon="key", disabled=not cluster_ok, tooltip=cluster_why,
+            description="Create Kubernetes secret",
+            icon="key",
+            disabled=not cluster_ok,
+            tooltip=cluster_why,
             layout=w.Layout(width="auto"),
         )
         self.cluster_note = w.HTML(value="" if cluster_ok else f"<i>{_escape(cluster_why)}</i>")
-        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="Upload", style=style, layout=w.Layout(width="460px", visibility="hidden"))
+        self.progress = w.FloatProgress(
+            value=0.0,
+            min=0.0,
+            max=1.0,
+            description="Upload",
+            style=style,
+            layout=w.Layout(width="460px", visibility="hidden"),
+        )
         self.status = w.HTML()
         self.validate_button.on_click(lambda _b: self._run(self.controller.validate))
         self.test_button.on_click(lambda _b: self._run(self.controller.test_connection))

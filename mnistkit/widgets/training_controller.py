@@ -81,7 +81,9 @@ class TrainingController:
         self.error = ""
         return cfg
 
-    def submit(self, engine: str = "local", job_name: str | None = None, *, start: bool = True, **values: Any) -> JobMonitor | None:
+    def submit(
+        self, engine: str = "local", job_name: str | None = None, *, start: bool = True, **values: Any
+    ) -> JobMonitor | None:
         """Validate, submit and return a monitor (polling in the background when ``start``)."""
         from mnistkit.config import validate_job_name
 

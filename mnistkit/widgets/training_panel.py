@@ -32,11 +32,15 @@ class TrainingMonitor(w.VBox):
     """A live view of one job; ``TrainingMonitor(job)`` works for any ``mnistkit.engines.base.Job``."""
 
     def __init__(self, job_or_monitor: Any, *, interval: float = 1.0, start: bool = True) -> None:
-        self.monitor = job_or_monitor if isinstance(job_or_monitor, JobMonitor) else JobMonitor(job_or_monitor, interval=interval)
+        self.monitor = (
+            job_or_monitor if isinstance(job_or_monitor, JobMonitor) else JobMonitor(job_or_monitor, interval=interval)
+        )
         name = self.monitor.job.name
         self.title = w.HTML(f"<b>{html.escape(name)}</b>")
         self.state = w.HTML()
-        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="Epoch 0/?", style=_STYLE, layout=_WIDE)
+        self.progress = w.FloatProgress(
+            value=0.0, min=0.0, max=1.0, description="Epoch 0/?", style=_STYLE, layout=_WIDE
+        )
         self.metrics = w.HTML()
         self.steps = w.HTML(layout=w.Layout(display="none"))
         self.chart = w.Image(format="png", layout=w.Layout(display="none", width="600px"))
@@ -48,8 +52,17 @@ class TrainingMonitor(w.VBox):
         self.stop_button.on_click(lambda _b: self.monitor.stop())
         self.delete_button.on_click(lambda _b: self.monitor.delete())
         super().__init__(
-            [self.title, self.state, self.steps, self.progress, self.metrics, self.chart, self.logs,
-             w.HBox([self.stop_button, self.delete_button]), self.error]
+            [
+                self.title,
+                self.state,
+                self.steps,
+                self.progress,
+                self.metrics,
+                self.chart,
+                self.logs,
+                w.HBox([self.stop_button, self.delete_button]),
+                self.error,
+            ]
         )
         self.add_class("mnistkit-training-monitor")
         self.monitor.on_update(self._show)
@@ -83,8 +96,9 @@ class TrainingMonitor(w.VBox):
         self._show_curve(snap)
         self.logs.value = snap.log_tail
         self.stop_button.disabled = snap.done
-        self.error.value = f"<span class='mnistkit-error' style='color:#b00'>✗ {html.escape(snap.error)}</span>" if snap.error else ""
-
+        self.error.value = (
+            f"<span class='mnistkit-error' style='color:#b00'>✗ {html.escape(snap.error)}</span>" if snap.error else ""
+        )
 
     def _show_steps(self, snap: MonitorSnapshot) -> None:
         if not snap.steps:
@@ -129,25 +143,71 @@ class TrainingPanel(w.VBox):
         self.interval = interval
         d = self.controller.defaults()
         r = TrainConfig.RANGES
-        self.train_steps = w.IntSlider(value=d["train_steps"], min=int(r["train_steps"][1]), max=5000, step=1, description="Train steps", style=_STYLE, layout=_WIDE)
-        self.batch_size = w.IntSlider(value=d["batch_size"], min=int(r["batch_size"][1]), max=1024, description="Batch size", style=_STYLE, layout=_WIDE)
+        self.train_steps = w.IntSlider(
+            value=d["train_steps"],
+            min=int(r["train_steps"][1]),
+            max=5000,
+            step=1,
+            description="Train steps",
+            style=_STYLE,
+            layout=_WIDE,
+        )
+        self.batch_size = w.IntSlider(
+            value=d["batch_size"],
+            min=int(r["batch_size"][1]),
+            max=1024,
+            description="Batch size",
+            style=_STYLE,
+            layout=_WIDE,
+        )
         _, lo, hi = r["learning_rate"]
         self.learning_rate = w.FloatLogSlider(
-            value=d["learning_rate"], base=10, min=math.log10(max(lo, 1e-5)), max=math.log10(min(hi, 1.0)), step=0.1,
-            description="Learning rate", readout_format=".1e", style=_STYLE, layout=_WIDE,
+            value=d["learning_rate"],
+            base=10,
+            min=math.log10(max(lo, 1e-5)),
+            max=math.log10(min(hi, 1.0)),
+            step=0.1,
+            description="Learning rate",
+            readout_format=".1e",
+            style=_STYLE,
+            layout=_WIDE,
         )
-        self.model_type = w.Dropdown(options=list(MODEL_TYPES), value=d["model_type"], description="Model", style=_STYLE)
-        self.workers = w.IntSlider(value=d["workers"], min=int(r["workers"][1]), max=8, description="Workers", style=_STYLE, layout=_WIDE)
-        self.data_dir = w.Text(value=data_dir or d["data_dir"], placeholder="empty = the offline sample; or s3://bucket/data/mnist", description="Data dir", style=_STYLE, layout=_WIDE)
-        self.model_dir = w.Text(value=model_dir or d["model_dir"], placeholder="empty = the engine's default", description="Model dir", style=_STYLE, layout=_WIDE)
-        self.export_dir = w.Text(value=export_dir or d["export_dir"], placeholder="empty = the engine's default", description="Export dir", style=_STYLE, layout=_WIDE)
+        self.model_type = w.Dropdown(
+            options=list(MODEL_TYPES), value=d["model_type"], description="Model", style=_STYLE
+        )
+        self.workers = w.IntSlider(
+            value=d["workers"], min=int(r["workers"][1]), max=8, description="Workers", style=_STYLE, layout=_WIDE
+        )
+        self.data_dir = w.Text(
+            value=data_dir or d["data_dir"],
+            placeholder="empty = the offline sample; or s3://bucket/data/mnist",
+            description="Data dir",
+            style=_STYLE,
+            layout=_WIDE,
+        )
+        self.model_dir = w.Text(
+            value=model_dir or d["model_dir"],
+            placeholder="empty = the engine's default",
+            description="Model dir",
+            style=_STYLE,
+            layout=_WIDE,
+        )
+        self.export_dir = w.Text(
+            value=export_dir or d["export_dir"],
+            placeholder="empty = the engine's default",
+            description="Export dir",
+            style=_STYLE,
+            layout=_WIDE,
+        )
         status = self.controller.engine_status()
         self.engine_note = w.HTML(
             "<br>".join(f"{html.escape(n)}: {html.escape(s)}" for n, s in status.items() if s != "ready")
         )
         options = [(n if s == "ready" else f"{n} (not configured)", n) for n, s in status.items()]
         ready = [n for n, s in status.items() if s == "ready"]
-        self.engine = w.Dropdown(options=options, value=ready[0] if ready else next(iter(ENGINE_NAMES)), description="Engine", style=_STYLE)
+        self.engine = w.Dropdown(
+            options=options, value=ready[0] if ready else next(iter(ENGINE_NAMES)), description="Engine", style=_STYLE
+        )
         self.job_name = w.Text(value=default_job_name(), description="Job name", style=_STYLE, layout=_WIDE)
         self.submit_button = w.Button(description="Submit", icon="play", button_style="primary", disabled=not ready)
         self.status = w.HTML()
@@ -157,9 +217,20 @@ class TrainingPanel(w.VBox):
         super().__init__(
             [
                 w.HTML("<b>Training</b>"),
-                self.train_steps, self.batch_size, self.learning_rate, self.model_type, self.workers,
-                self.data_dir, self.model_dir, self.export_dir,
-                self.engine, self.engine_note, self.job_name, self.submit_button, self.status, self.monitor_box,
+                self.train_steps,
+                self.batch_size,
+                self.learning_rate,
+                self.model_type,
+                self.workers,
+                self.data_dir,
+                self.model_dir,
+                self.export_dir,
+                self.engine,
+                self.engine_note,
+                self.job_name,
+                self.submit_button,
+                self.status,
+                self.monitor_box,
             ]
         )
         self.add_class("mnistkit-training-panel")
@@ -180,14 +251,20 @@ class TrainingPanel(w.VBox):
         """What the Submit button does; returns the monitor (``None`` with the reason shown on failure)."""
         self.submit_button.disabled = True
         try:
-            monitor = self.controller.submit(self.engine.value, self.job_name.value.strip(), start=False, **self.values())
+            monitor = self.controller.submit(
+                self.engine.value, self.job_name.value.strip(), start=False, **self.values()
+            )
         finally:
             self.submit_button.disabled = False
         if monitor is None:
-            self.status.value = f"<span class='mnistkit-error' style='color:#b00'>✗ {html.escape(self.controller.error)}</span>"
+            self.status.value = (
+                f"<span class='mnistkit-error' style='color:#b00'>✗ {html.escape(self.controller.error)}</span>"
+            )
             return None
         monitor.interval = self.interval
-        self.status.value = f"<span class='mnistkit-ok' style='color:#2d6a2d'>✓ {html.escape(self.controller.message)}</span>"
+        self.status.value = (
+            f"<span class='mnistkit-ok' style='color:#2d6a2d'>✓ {html.escape(self.controller.message)}</span>"
+        )
         self.monitor = TrainingMonitor(monitor)
         self.monitor_box.children = [self.monitor]
         self.job_name.value = default_job_name()  # the next submit needs a new unique name

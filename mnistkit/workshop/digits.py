@@ -75,8 +75,11 @@ def _source_digits(source: str) -> tuple[np.ndarray, np.ndarray]:
     if source == "official":
         path = data.find_official_test_set()
         if path is None:
-            raise DataError("the official MNIST test set was not found (MNISTKIT_T10K_DIR); use source='offline'",
-                            field="source", value=source)
+            raise DataError(
+                "the official MNIST test set was not found (MNISTKIT_T10K_DIR); use source='offline'",
+                field="source",
+                value=source,
+            )
         return data.read_idx(path / data.FILES["test_images"]), data.read_idx(path / data.FILES["test_labels"])
     raise DataError(f"source must be 'offline' or 'official', got {source!r}", field="source", value=source)
 
@@ -105,7 +108,9 @@ def _build(source: str, per_digit: int, seed: int) -> DigitSet:
     for digit in range(10):
         idx = np.flatnonzero(y == digit)
         if len(idx) < per_digit:
-            raise DataError(f"the {source} test set has only {len(idx)} images of {digit}", field="source", value=source)
+            raise DataError(
+                f"the {source} test set has only {len(idx)} images of {digit}", field="source", value=source
+            )
         chosen += sorted(rng.choice(idx, size=per_digit, replace=False).tolist())
     order = rng.permutation(len(chosen))
     picked = np.asarray(chosen)[order]
@@ -132,8 +137,11 @@ def as_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """
     if isinstance(model, (str, os.PathLike)):
         if str(model).startswith("s3://"):
-            raise ServingError("download the export first (mnistkit.s3.download_prefix) or serve it and pass a "
-                               "ModelClient", field="model", value=str(model))
+            raise ServingError(
+                "download the export first (mnistkit.s3.download_prefix) or serve it and pass a ModelClient",
+                field="model",
+                value=str(model),
+            )
         from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
 
         model = saved_model_predictor(Path(model))
@@ -144,8 +152,12 @@ def as_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     elif callable(model):
         fn = model
     else:
-        raise ServingError(f"cannot predict with a {type(model).__name__}: pass an export dir, a ModelClient, a "
-                           "Keras model or a function", field="model", value=type(model).__name__)
+        raise ServingError(
+            f"cannot predict with a {type(model).__name__}: pass an export dir, a ModelClient, a "
+            "Keras model or a function",
+            field="model",
+            value=type(model).__name__,
+        )
 
     def predict(images: np.ndarray) -> np.ndarray:
         raw = fn(np.asarray(images, np.float32))
@@ -168,7 +180,8 @@ def drawing_pad_score(model: Any, digits: DigitSet | None = None, *, batch: int 
     for i in range(0, len(digits), batch):
         out = np.asarray(predict(digits.images[i : i + batch])).reshape(-1)
         if out.shape[0] != min(batch, len(digits) - i):
-            raise ServingError(f"the model returned {out.shape[0]} answers for {min(batch, len(digits) - i)} images",
-                               field="model")
+            raise ServingError(
+                f"the model returned {out.shape[0]} answers for {min(batch, len(digits) - i)} images", field="model"
+            )
         got.append(out)
     return float((np.concatenate(got) == digits.labels).mean())

@@ -57,8 +57,10 @@ class CheckResult:
     def _repr_html_(self) -> str:
         colour, mark = ("#2d6a2d", "✓") if self.passed else ("#b00", "✗")
         hint = f"<br><i>hint:</i> {html.escape(self.hint)}" if self.hint else ""
-        return (f"<div class='mnistkit-check'><b style='color:{colour}'>{mark} {html.escape(self.name)}</b>: "
-                f"{html.escape(self.message)}{hint}</div>")
+        return (
+            f"<div class='mnistkit-check'><b style='color:{colour}'>{mark} {html.escape(self.name)}</b>: "
+            f"{html.escape(self.message)}{hint}</div>"
+        )
 
 
 def _fail(name: str, message: str, hint: str) -> CheckResult:
@@ -73,8 +75,11 @@ def _guard(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
     try:
         return fn()
     except Exception as exc:  # noqa: BLE001 - the participant sees a sentence, the notebook keeps running
-        return _fail(name, f"the check could not run: {type(exc).__name__}: {exc}",
-                     "read the error above; ask a helper if it is not about your code")
+        return _fail(
+            name,
+            f"the check could not run: {type(exc).__name__}: {exc}",
+            "read the error above; ask a helper if it is not about your code",
+        )
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -98,28 +103,38 @@ def _check_images(name: str, x: Any) -> CheckResult | None:
         return _fail(name, "images contain NaN or Inf", "did you divide by something that can be 0?")
     lo, hi = float(xf.min()), float(xf.max())
     if lo < 0.0:
-        return _fail(name, f"your images have negative values (from {lo:.2f}): standardised (mean subtracted) "
-                     "instead of scaled?", "the serving contract is [0, 1]: use x = raw / 255.0, without "
-                     "subtracting the mean")
+        return _fail(
+            name,
+            f"your images have negative values (from {lo:.2f}): standardised (mean subtracted) instead of scaled?",
+            "the serving contract is [0, 1]: use x = raw / 255.0, without subtracting the mean",
+        )
     if hi > 10.0:
-        return _fail(name, f"your images are 0-{hi:g}: the model and the server expect [0, 1]",
-                     "divide by 255: x = x / 255.0")
+        return _fail(
+            name, f"your images are 0-{hi:g}: the model and the server expect [0, 1]", "divide by 255: x = x / 255.0"
+        )
     if hi > 1.0:
-        return _fail(name, f"your images go up to {hi:.2f}: the model and the server expect [0, 1]",
-                     "scale the raw pixels once: x = raw / 255.0")
+        return _fail(
+            name,
+            f"your images go up to {hi:.2f}: the model and the server expect [0, 1]",
+            "scale the raw pixels once: x = raw / 255.0",
+        )
     if hi == 0.0:
         return _fail(name, "every pixel is 0", "did you divide twice, or integer-divide (//) by 255?")
     if float(xf.mean()) > 0.5:
-        return _fail(name, f"your digits are dark on light (mean pixel {xf.mean():.2f})",
-                     "MNIST is white digits on black: x = 1.0 - x")
+        return _fail(
+            name,
+            f"your digits are dark on light (mean pixel {xf.mean():.2f})",
+            "MNIST is white digits on black: x = 1.0 - x",
+        )
     return None
 
 
 def _check_labels(name: str, y: Any, n: int) -> CheckResult | None:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 10:
-        return _fail(name, f"labels are one-hot {list(y.shape)}",
-                     "the model uses sparse labels (0-9): y = y.argmax(axis=1)")
+        return _fail(
+            name, f"labels are one-hot {list(y.shape)}", "the model uses sparse labels (0-9): y = y.argmax(axis=1)"
+        )
     if y.ndim != 1:
         return _fail(name, f"labels have shape {list(y.shape)}, expected [n]", "one digit 0-9 per image")
     if y.shape[0] != n:
@@ -130,8 +145,11 @@ def _check_labels(name: str, y: Any, n: int) -> CheckResult | None:
         return _fail(name, f"labels run from {y.min()} to {y.max()}", "labels are the digits 0-9")
     missing = sorted(set(range(10)) - set(np.unique(y).astype(int).tolist()))
     if missing:
-        return _fail(name, f"digits {missing} never occur in the labels",
-                     "a head/tail split of sorted data drops digits: split stratified (mnistkit.data.offline_sample)")
+        return _fail(
+            name,
+            f"digits {missing} never occur in the labels",
+            "a head/tail split of sorted data drops digits: split stratified (mnistkit.data.offline_sample)",
+        )
     return None
 
 
@@ -150,9 +168,12 @@ def check_data(data: Any, labels: Any = None) -> CheckResult:
                 bad = _check_labels(name, y, len(x))
                 if bad is not None:
                     return bad
-            return _ok(name, f"{len(data.y_train)} training and {len(data.y_test)} test images, all ten digits",
-                       "the Dataset holds raw 0-255 pixels: scale before training, x = ds.x_train / 255.0")
-        x, y = (data if labels is None and isinstance(data, tuple) and len(data) == 2 else (data, labels))
+            return _ok(
+                name,
+                f"{len(data.y_train)} training and {len(data.y_test)} test images, all ten digits",
+                "the Dataset holds raw 0-255 pixels: scale before training, x = ds.x_train / 255.0",
+            )
+        x, y = data if labels is None and isinstance(data, tuple) and len(data) == 2 else (data, labels)
         bad = _check_images(name, x)
         if bad is not None:
             return bad
@@ -212,18 +233,27 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
 
         target = model_or_export_dir
         if isinstance(target, str) and target.startswith("s3://"):
-            return _fail(name, f"{target} is in S3; the check needs the model here",
-                         "pass the local export dir, or serve it and pass a ModelClient")
+            return _fail(
+                name,
+                f"{target} is in S3; the check needs the model here",
+                "pass the local export dir, or serve it and pass a ModelClient",
+            )
         if isinstance(target, (str, Path)):
             path = Path(target)
             version = _export_version(path)
             if version is None:
-                return _fail(name, f"{path} holds no SavedModel (no saved_model.pb, no numbered version dirs)",
-                             "export the model first: trainer.export.export_saved_model(model, path)")
+                return _fail(
+                    name,
+                    f"{path} holds no SavedModel (no saved_model.pb, no numbered version dirs)",
+                    "export the model first: trainer.export.export_saved_model(model, path)",
+                )
             problem = _signature_problem(version)
             if problem:
-                return _fail(name, f"the export at {version} breaks the serving contract: {problem}",
-                             "export with trainer.export.export_saved_model so TF Serving and the pad can call it")
+                return _fail(
+                    name,
+                    f"the export at {version} breaks the serving contract: {problem}",
+                    "export with trainer.export.export_saved_model so TF Serving and the pad can call it",
+                )
             from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
 
             target = saved_model_predictor(version)
@@ -239,12 +269,18 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
             raw = raw.numpy()
         if isinstance(raw, np.ndarray) and raw.ndim == 2:
             if raw.shape != (len(ds), 10):
-                return _fail(name, f"the model returned shape {list(raw.shape)} for {len(ds)} images",
-                             "the last layer should be Dense(10): one output per digit")
+                return _fail(
+                    name,
+                    f"the model returned shape {list(raw.shape)} for {len(ds)} images",
+                    "the last layer should be Dense(10): one output per digit",
+                )
             sums = raw.sum(axis=1)
             if raw.min() < -1e-6 or not np.allclose(sums, 1.0, atol=1e-3):
-                return _fail(name, "the outputs are not probabilities (they don't sum to 1)",
-                             "end the model with a softmax: Dense(10, activation='softmax')")
+                return _fail(
+                    name,
+                    "the outputs are not probabilities (they don't sum to 1)",
+                    "end the model with a softmax: Dense(10, activation='softmax')",
+                )
             answers = raw.argmax(axis=1)
         else:
             from mnistkit.workshop.digits import as_predictor
@@ -256,13 +292,19 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
         msg = f"drawing-pad score {score:.2f} ({right}/{len(labels)} drawn digits read right)"
         values, counts = np.unique(answers, return_counts=True)
         if counts.max() >= 0.9 * len(answers):
-            return _fail(name, f"{msg}; it answers {int(values[counts.argmax()])} for almost everything",
-                         "the model did not learn: train more steps, or lower the learning rate (try 0.01)")
+            return _fail(
+                name,
+                f"{msg}; it answers {int(values[counts.argmax()])} for almost everything",
+                "the model did not learn: train more steps, or lower the learning rate (try 0.01)",
+            )
         if score < PASS_SCORE:
             wrong = np.flatnonzero(answers != labels)
             worst = np.bincount(labels[wrong], minlength=10).argmax() if len(wrong) else 0
-            return _fail(name, f"{msg}; it struggles most with {int(worst)}s",
-                         "train longer (more steps) or try model_type='cnn'")
+            return _fail(
+                name,
+                f"{msg}; it struggles most with {int(worst)}s",
+                "train longer (more steps) or try model_type='cnn'",
+            )
         hint = "" if score >= 0.9 else "good; a CNN and more steps usually read drawn digits better"
         return _ok(name, msg, hint)
 
@@ -292,21 +334,31 @@ def check_prediction(predictions: Any, labels: Any = None) -> CheckResult:
             if not items:
                 return _fail(name, "no predictions", "send at least one image: client.predict(image)")
             if not all(hasattr(p, "digit") and hasattr(p, "probabilities") for p in items):
-                return _fail(name, f"got {type(items[0]).__name__}, not predictions",
-                             "pass what ModelClient.predict returns (a list of Prediction)")
+                return _fail(
+                    name,
+                    f"got {type(items[0]).__name__}, not predictions",
+                    "pass what ModelClient.predict returns (a list of Prediction)",
+                )
             probs = np.asarray([list(p.probabilities) for p in items], np.float64)
             digits = np.asarray([int(p.digit) for p in items])
             if probs.ndim != 2 or probs.shape[1] != 10:
-                return _fail(name, "each prediction should have 10 probabilities", "the model's last layer has 10 units")
+                return _fail(
+                    name, "each prediction should have 10 probabilities", "the model's last layer has 10 units"
+                )
             if not np.array_equal(digits, probs.argmax(axis=1)):
-                return _fail(name, "a prediction's digit is not its most probable class",
-                             "the digit should be probabilities.argmax()")
+                return _fail(
+                    name,
+                    "a prediction's digit is not its most probable class",
+                    "the digit should be probabilities.argmax()",
+                )
         if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3) or probs.min() < -1e-6:
             return _fail(name, "the probabilities don't sum to 1", "end the model with a softmax")
         confidence = float(np.mean(probs.max(axis=1)))
         if labels is None:
-            return _ok(name, f"{len(digits)} well-formed predictions: {digits[:10].tolist()} "
-                             f"(mean confidence {confidence:.2f})")
+            return _ok(
+                name,
+                f"{len(digits)} well-formed predictions: {digits[:10].tolist()} (mean confidence {confidence:.2f})",
+            )
         y = np.atleast_1d(np.asarray(labels)).astype(int)
         if y.shape[0] != len(digits):
             return _fail(name, f"{len(digits)} predictions but {y.shape[0]} labels", "one label per image sent")
@@ -315,8 +367,10 @@ def check_prediction(predictions: Any, labels: Any = None) -> CheckResult:
             return _ok(name, f"all {len(y)} right (mean confidence {confidence:.2f})")
         first = int(np.flatnonzero(digits != y)[0])
         msg = f"{right}/{len(y)} right; e.g. a {y[first]} was read as {digits[first]}"
-        hint = ("if the images were drawn, did they go through mnistkit.drawing.preprocess? "
-                "otherwise train longer or try the CNN")
+        hint = (
+            "if the images were drawn, did they go through mnistkit.drawing.preprocess? "
+            "otherwise train longer or try the CNN"
+        )
         return CheckResult(right / len(y) >= PASS_SCORE, msg, hint, name)
 
     return _guard(name, run)
@@ -335,8 +389,13 @@ def _props(image: np.ndarray) -> dict[str, float]:
     ys, xs = np.indices(image.shape)
     cy, cx = float((ys * image).sum() / total), float((xs * image).sum() / total)
     side = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
-    return {"ink": float(ink.mean()), "border": float(border.mean()), "side": float(side),
-            "dy": abs(cy - 14.0), "dx": abs(cx - 14.0)}
+    return {
+        "ink": float(ink.mean()),
+        "border": float(border.mean()),
+        "side": float(side),
+        "dy": abs(cy - 14.0),
+        "dx": abs(cx - 14.0),
+    }
 
 
 def check_preprocess(fn: Callable[[Any], Any], digits: Any = None, *, samples: int = 10) -> CheckResult:
@@ -368,17 +427,28 @@ def check_preprocess(fn: Callable[[Any], Any], digits: Any = None, *, samples: i
         props = [_props(o) for o in outs]
         n = len(props)
         if sum(p["ink"] == 0.0 for p in props) > 0:
-            return _fail(name, "some canvases came out empty", "is the ink kept? a drawn stroke is dark on a light page")
+            return _fail(
+                name, "some canvases came out empty", "is the ink kept? a drawn stroke is dark on a light page"
+            )
         if sum(p["border"] > 0.3 for p in props) > n // 5:
-            return _fail(name, "the digits come out dark on a light background",
-                         "MNIST is white ink on black: invert, ink = 1 - gray")
+            return _fail(
+                name,
+                "the digits come out dark on a light background",
+                "MNIST is white ink on black: invert, ink = 1 - gray",
+            )
         if sum(not 16 <= p["side"] <= 24 for p in props) > n // 5:
             sides = sorted(int(p["side"]) for p in props)
-            return _fail(name, f"the digits are {sides[0]}-{sides[-1]} px across, MNIST's are about 20",
-                         "crop to the ink's bounding box, then fit it into a 20x20 box keeping the aspect ratio")
+            return _fail(
+                name,
+                f"the digits are {sides[0]}-{sides[-1]} px across, MNIST's are about 20",
+                "crop to the ink's bounding box, then fit it into a 20x20 box keeping the aspect ratio",
+            )
         if sum(max(p["dy"], p["dx"]) > 2.0 for p in props) > n // 5:
-            return _fail(name, "the digits are not centred",
-                         "paste the 20x20 digit into 28x28 so its centre of mass sits at the centre (14, 14)")
+            return _fail(
+                name,
+                "the digits are not centred",
+                "paste the 20x20 digit into 28x28 so its centre of mass sits at the centre (14, 14)",
+            )
         return _ok(name, f"{n} drawn digits look like MNIST: white on black, ~20 px, centred")
 
     return _guard(name, run)

@@ -65,11 +65,14 @@ def hub_context(env: Mapping[str, str] | None = None, namespace_file: str | None
             validate_room(room)
         except MnistkitError as exc:
             problems.append(str(exc))
-    s3_configured = bool(env.get("BUCKET_NAME")) and bool(env.get("AWS_ACCESS_KEY_ID")) and bool(
-        env.get("AWS_SECRET_ACCESS_KEY"))
+    s3_configured = (
+        bool(env.get("BUCKET_NAME")) and bool(env.get("AWS_ACCESS_KEY_ID")) and bool(env.get("AWS_SECRET_ACCESS_KEY"))
+    )
     if env.get("JUPYTERHUB_USER") and not s3_configured:
-        problems.append("the S3 variables are not set: tick the PodDefault 'mnistkit: S3 settings and the aws-creds "
-                        "keys' when creating the notebook, or fill in the S3 panel")
+        problems.append(
+            "the S3 variables are not set: tick the PodDefault 'mnistkit: S3 settings and the aws-creds "
+            "keys' when creating the notebook, or fill in the S3 panel"
+        )
     return HubContext(
         in_hub=bool(env.get("JUPYTERHUB_USER")),
         in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and ns_file.exists(),

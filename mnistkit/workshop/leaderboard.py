@@ -115,8 +115,9 @@ class Leaderboard:
     """Reads room ``room`` of ``cfg.bucket``. ``digit_set`` (e.g. ``"offline-50-s20180808"``) ranks only
     scores made on that set; None ranks every score."""
 
-    def __init__(self, cfg: S3Config, room: str, *, digit_set: str | None = None, client: Any = None,
-                 rank_reported: bool = False) -> None:
+    def __init__(
+        self, cfg: S3Config, room: str, *, digit_set: str | None = None, client: Any = None, rank_reported: bool = False
+    ) -> None:
         self.cfg = cfg
         self.room = validate_room(room)
         self.digit_set = digit_set
@@ -192,8 +193,9 @@ class Leaderboard:
             return None
         return run.drawing_pad_score
 
-    def verify(self, held_back: Any = None, *, scorer: Callable[[Path, Any], float] | None = None,
-               cache_dir: str | None = None) -> dict[str, float]:
+    def verify(
+        self, held_back: Any = None, *, scorer: Callable[[Path, Any], float] | None = None, cache_dir: str | None = None
+    ) -> dict[str, float]:
         """Score every participant's latest exported model on ``held_back`` digits (default: a set drawn from a
         seed nobody in the room knows), each in a sandboxed process (``scorer.score_in_sandbox``). Only
         exports under the participant's own prefix and under ``scorer.MAX_EXPORT_BYTES`` (by listed size)
@@ -219,8 +221,10 @@ class Leaderboard:
                 objs = list(s3.list_keys(self.client, self.cfg.bucket, prefix + "/"))
                 size = sum(int(o["Size"]) for o in objs)
                 if not objs or size > sandbox.MAX_EXPORT_BYTES:
-                    raise ValueError(f"export {export} holds {size} bytes in {len(objs)} objects; "
-                                     f"a model must be 1 to {sandbox.MAX_EXPORT_BYTES} bytes")
+                    raise ValueError(
+                        f"export {export} holds {size} bytes in {len(objs)} objects; "
+                        f"a model must be 1 to {sandbox.MAX_EXPORT_BYTES} bytes"
+                    )
                 target = cache_folder(tmp, export)
                 s3.download_prefix(self.client, self.cfg.bucket, prefix, target)
                 verified[person] = float(score(target, held_back))
@@ -241,18 +245,29 @@ class Leaderboard:
             mine = self.runs(person)
             best = _best([self._score(r) for r in mine]) if self.rank_reported else self.verified.get(person)
             rows.append(
-                Standing(None, person, len(mine), best, _best([r.test_accuracy for r in mine]),
-                         mine[-1].state if mine else "")
+                Standing(
+                    None,
+                    person,
+                    len(mine),
+                    best,
+                    _best([r.test_accuracy for r in mine]),
+                    mine[-1].state if mine else "",
+                )
             )
-        rows.sort(key=lambda s: (s.best_score is None, -(s.best_score or 0.0), -(s.best_test_accuracy or 0.0),
-                                 s.participant))
+        rows.sort(
+            key=lambda s: (s.best_score is None, -(s.best_score or 0.0), -(s.best_test_accuracy or 0.0), s.participant)
+        )
         out, rank = [], 0
         for i, s in enumerate(rows):
             if s.best_score is None:
                 out.append(s)
                 continue
             # Equal scores share a rank (competition ranking: 1, 1, 3).
-            if i == 0 or s.best_score != rows[i - 1].best_score or s.best_test_accuracy != rows[i - 1].best_test_accuracy:
+            if (
+                i == 0
+                or s.best_score != rows[i - 1].best_score
+                or s.best_test_accuracy != rows[i - 1].best_test_accuracy
+            ):
                 rank = i + 1
             out.append(Standing(rank, s.participant, s.runs, s.best_score, s.best_test_accuracy, s.last_state))
         return out
@@ -292,8 +307,9 @@ class Leaderboard:
         for person in people:
             exported = [r for r in self.runs(person) if r.state == "Succeeded" and r.extra.get("export")]
             if not exported:
-                out[person] = CheckResult(False, "no exported model recorded yet", "finish a training, then "
-                                          "ws.record_job(job)", "model")
+                out[person] = CheckResult(
+                    False, "no exported model recorded yet", "finish a training, then ws.record_job(job)", "model"
+                )
                 continue
             try:
                 export = str(exported[-1].extra["export"])
@@ -303,8 +319,12 @@ class Leaderboard:
             except Exception as exc:  # noqa: BLE001 - one unreadable export must not stop the pass over the room
                 from mnistkit.widgets.job_monitor import describe_error
 
-                out[person] = CheckResult(False, f"could not load {exported[-1].extra['export']}: "
-                                          f"{describe_error(exc)}", "train and export again", "model")
+                out[person] = CheckResult(
+                    False,
+                    f"could not load {exported[-1].extra['export']}: {describe_error(exc)}",
+                    "train and export again",
+                    "model",
+                )
                 continue
             out[person] = check_model(model)
         return out
@@ -325,11 +345,18 @@ class Leaderboard:
         )
         # Their own best: the instructor's score once measured, else the best they recorded (it is theirs to see,
         # it only does not rank).
-        own_best = mine.best_score if mine and mine.best_score is not None else \
-            _best([self._score(r) for r in self.runs(participant)])
+        own_best = (
+            mine.best_score
+            if mine and mine.best_score is not None
+            else _best([self._score(r) for r in self.runs(participant)])
+        )
         return ParticipantView(
-            participant, tuple(self.runs(participant)), own_best,
-            mine.rank if mine else None, sum(1 for s in table if s.rank is not None), aggregate,
+            participant,
+            tuple(self.runs(participant)),
+            own_best,
+            mine.rank if mine else None,
+            sum(1 for s in table if s.rank is not None),
+            aggregate,
         )
 
     def summary(self) -> str:
@@ -342,6 +369,8 @@ class Leaderboard:
         """The leaderboard as text (``mnistkit workshop leaderboard``)."""
         lines = [f"{'rank':>4}  {'participant':<30} {'runs':>4}  {'score':>6}  {'test acc':>8}  state"]
         for s in self.standings()[:top]:
-            lines.append(f"{s.rank or '-':>4}  {s.participant:<30} {s.runs:>4}  {_fmt(s.best_score):>6}  "
-                         f"{_fmt(s.best_test_accuracy):>8}  {s.last_state}")
+            lines.append(
+                f"{s.rank or '-':>4}  {s.participant:<30} {s.runs:>4}  {_fmt(s.best_score):>6}  "
+                f"{_fmt(s.best_test_accuracy):>8}  {s.last_state}"
+            )
         return "\n".join(lines)

@@ -26,7 +26,11 @@ class InstructorPanel(w.VBox):
     """``InstructorPanel(s3_config, room)`` or ``InstructorPanel(leaderboard=Leaderboard(...))``."""
 
     def __init__(
-        self, cfg: S3Config | None = None, room: str | None = None, *, leaderboard: Leaderboard | None = None,
+        self,
+        cfg: S3Config | None = None,
+        room: str | None = None,
+        *,
+        leaderboard: Leaderboard | None = None,
         refresh: bool = True,
     ) -> None:
         if leaderboard is None:
@@ -92,8 +96,9 @@ class InstructorPanel(w.VBox):
         )
         header = "".join(f"<th>{html.escape(c)}</th>" for c in names)
         self.checks.value = f"<table class='mnistkit-checks'><tr><th>participant</th>{header}</tr>{cells}</table>"
-        self.error.value = (f"<span class='mnistkit-error' style='color:#b00'>✗ {html.escape(lb.error)}</span>"
-                            if lb.error else "")
+        self.error.value = (
+            f"<span class='mnistkit-error' style='color:#b00'>✗ {html.escape(lb.error)}</span>" if lb.error else ""
+        )
 
 
 class ParticipantPanel(w.VBox):

@@ -62,8 +62,12 @@ def check_python(version: Sequence[int] | None = None) -> Check:
     lo, hi = SUPPORTED_PYTHON
     if lo <= v[:2] <= hi:
         return Check("python", "OK", f"Python {text}")
-    return Check("python", "MISSING", f"Python {text} is not supported (3.10 to 3.13)",
-                 "install Python 3.12 (python.org or `uv python install 3.12`) and make the venv with it")
+    return Check(
+        "python",
+        "MISSING",
+        f"Python {text} is not supported (3.10 to 3.13)",
+        "install Python 3.12 (python.org or `uv python install 3.12`) and make the venv with it",
+    )
 
 
 def check_disk(path: str | os.PathLike[str] = ".", min_free_gb: float = MIN_FREE_GB) -> Check:
@@ -73,8 +77,12 @@ def check_disk(path: str | os.PathLike[str] = ".", min_free_gb: float = MIN_FREE
     free = shutil.disk_usage(target).free / 1e9
     if free >= min_free_gb:
         return Check("disk", "OK", f"{free:.1f} GB free in {target}")
-    return Check("disk", "MISSING", f"only {free:.1f} GB free in {target}, need {min_free_gb:g} GB",
-                 "delete big files (old downloads, Docker images) or use a folder on another disk")
+    return Check(
+        "disk",
+        "MISSING",
+        f"only {free:.1f} GB free in {target}, need {min_free_gb:g} GB",
+        "delete big files (old downloads, Docker images) or use a folder on another disk",
+    )
 
 
 def check_port(port: int, purpose: str = "", host: str = "127.0.0.1") -> Check:
@@ -84,17 +92,23 @@ def check_port(port: int, purpose: str = "", host: str = "127.0.0.1") -> Check:
         probe.settimeout(0.5)
         # Something answering is busy, whatever address it bound (macOS lets 127.0.0.1 bind beside 0.0.0.0).
         if probe.connect_ex((host, port)) == 0:
-            return Check(name, "WARN", f"busy{what}: another program listens there",
-                         f"stop it (`lsof -i :{port}`), or pick another port (e.g. mnistkit serve --port "
-                         f"{port + 1000})")
+            return Check(
+                name,
+                "WARN",
+                f"busy{what}: another program listens there",
+                f"stop it (`lsof -i :{port}`), or pick another port (e.g. mnistkit serve --port {port + 1000})",
+            )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((host, port))
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
-                return Check(name, "WARN", f"busy{what}: another program listens there",
-                             f"stop it (`lsof -i :{port}`), or pick another port (e.g. mnistkit serve --port "
-                             f"{port + 1000})")
+                return Check(
+                    name,
+                    "WARN",
+                    f"busy{what}: another program listens there",
+                    f"stop it (`lsof -i :{port}`), or pick another port (e.g. mnistkit serve --port {port + 1000})",
+                )
             return Check(name, "WARN", f"cannot be opened{what}: {exc.strerror}", "ask a helper")
     return Check(name, "OK", f"free{what}")
 
@@ -114,14 +128,23 @@ def check_kernel() -> Check:
 
         specs = KernelSpecManager().find_kernel_specs()
     except ImportError:
-        specs = {p.name: str(p) for d in _jupyter_paths("kernels") if d.is_dir() for p in d.iterdir()
-                 if (p / "kernel.json").exists()}
+        specs = {
+            p.name: str(p)
+            for d in _jupyter_paths("kernels")
+            if d.is_dir()
+            for p in d.iterdir()
+            if (p / "kernel.json").exists()
+        }
     if importlib.util.find_spec("ipykernel") is not None:
         specs.setdefault("python3", "(ipykernel, built in)")
     if specs:
         return Check("jupyter kernel", "OK", f"{', '.join(sorted(specs))}")
-    return Check("jupyter kernel", "MISSING", "no Jupyter kernel is installed",
-                 "python -m pip install ipykernel && python -m ipykernel install --user --name mnistkit")
+    return Check(
+        "jupyter kernel",
+        "MISSING",
+        "no Jupyter kernel is installed",
+        "python -m pip install ipykernel && python -m ipykernel install --user --name mnistkit",
+    )
 
 
 def check_widgets() -> Check:
@@ -134,16 +157,23 @@ def check_widgets() -> Check:
         except md.PackageNotFoundError:
             missing_pkgs.append(dist)
     if missing_pkgs:
-        return Check("widgets", "MISSING", f"{' and '.join(missing_pkgs)} not installed",
-                     'python -m pip install "mnistkit[notebook]" (from the wheels folder: add --no-index '
-                     "--find-links wheels)")
+        return Check(
+            "widgets",
+            "MISSING",
+            f"{' and '.join(missing_pkgs)} not installed",
+            'python -m pip install "mnistkit[notebook]" (from the wheels folder: add --no-index --find-links wheels)',
+        )
     wanted = {"@jupyter-widgets/jupyterlab-manager": "ipywidgets", "anywidget": "anywidget"}
     dirs = _jupyter_paths("labextensions")
     absent = [ext for ext in wanted if not any((d / ext / "package.json").exists() for d in dirs)]
     if absent:
-        return Check("widgets", "MISSING", f"{', '.join(versions)} installed, but the browser side "
-                     f"({', '.join(absent)}) is not", "reinstall in the same environment as JupyterLab: "
-                     f"python -m pip install --force-reinstall {' '.join(wanted[a] for a in absent)}; restart jupyter lab")
+        return Check(
+            "widgets",
+            "MISSING",
+            f"{', '.join(versions)} installed, but the browser side ({', '.join(absent)}) is not",
+            "reinstall in the same environment as JupyterLab: "
+            f"python -m pip install --force-reinstall {' '.join(wanted[a] for a in absent)}; restart jupyter lab",
+        )
     return Check("widgets", "OK", f"{', '.join(versions)}, frontend extensions present")
 
 
@@ -153,14 +183,22 @@ def check_folder(directory: str | os.PathLike[str] | None) -> Check:
     if directory is None:
         here = Path.cwd()
         if not (here / MANIFEST).exists():
-            return Check("workshop folder", "WARN", "not checked (no folder given, none here)",
-                         "run `mnistkit workshop check <the workshop folder>`")
+            return Check(
+                "workshop folder",
+                "WARN",
+                "not checked (no folder given, none here)",
+                "run `mnistkit workshop check <the workshop folder>`",
+            )
         directory = here
     result = verify_manifest(directory)
     if result.ok:
         return Check("workshop folder", "OK", f"{directory}: {result}")
-    return Check("workshop folder", "MISSING", f"{directory}: {result}",
-                 "copy the folder again from the USB stick or the instructor's share")
+    return Check(
+        "workshop folder",
+        "MISSING",
+        f"{directory}: {result}",
+        "copy the folder again from the USB stick or the instructor's share",
+    )
 
 
 def check_tensorflow(module: str = "tensorflow", timeout: float = 120.0) -> Check:
@@ -170,13 +208,24 @@ def check_tensorflow(module: str = "tensorflow", timeout: float = 120.0) -> Chec
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return Check("tensorflow", "MISSING", f"importing {module} took over {timeout:.0f} s",
-                     "close other programs and try again; ask a helper if it persists")
+        return Check(
+            "tensorflow",
+            "MISSING",
+            f"importing {module} took over {timeout:.0f} s",
+            "close other programs and try again; ask a helper if it persists",
+        )
     if proc.returncode == 0:
-        return Check("tensorflow", "OK", f"{module} {proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ''}".strip())
+        return Check(
+            "tensorflow",
+            "OK",
+            f"{module} {proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ''}".strip(),
+        )
     last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-    fix = ('python -m pip install --no-index --find-links wheels "mnistkit[ml]"' if "No module named" in last else
-           "ask a helper: TensorFlow is installed but does not start on this machine (the cluster still works)")
+    fix = (
+        'python -m pip install --no-index --find-links wheels "mnistkit[ml]"'
+        if "No module named" in last
+        else "ask a helper: TensorFlow is installed but does not start on this machine (the cluster still works)"
+    )
     return Check("tensorflow", "MISSING", f"{module} does not import: {last[:160]}", fix)
 
 
@@ -200,6 +249,9 @@ def run_checks(
 def format_checks(checks: Sequence[Check]) -> str:
     bad = [c for c in checks if c.essential_failure]
     lines = [c.line() for c in checks]
-    lines.append("All essential checks passed: you are ready." if not bad else
-                 f"{len(bad)} essential check(s) failed: {', '.join(c.name for c in bad)}. Fix them, then run this again.")
+    lines.append(
+        "All essential checks passed: you are ready."
+        if not bad
+        else f"{len(bad)} essential check(s) failed: {', '.join(c.name for c in bad)}. Fix them, then run this again."
+    )
     return "\n".join(lines)

@@ -62,8 +62,9 @@ def requirements_for(extras: Sequence[str] = DEFAULT_EXTRAS) -> list[str]:
     try:
         raw = md.requires("mnistkit") or []
     except md.PackageNotFoundError:
-        raise ConfigError("mnistkit is not installed (pip install -e .), so its dependencies are unknown",
-                          field="mnistkit") from None
+        raise ConfigError(
+            "mnistkit is not installed (pip install -e .), so its dependencies are unknown", field="mnistkit"
+        ) from None
     wanted = set(extras)
     out: list[str] = []
     for text in raw:
@@ -95,8 +96,17 @@ def pip_download_command(
     python: str | None = None,
 ) -> list[str]:
     """``pip download`` into ``dest``; for another platform pip needs ``--only-binary=:all:``."""
-    cmd = [python or sys.executable, "-m", "pip", "download", "--dest", str(dest), "-r", str(requirements),
-           "--disable-pip-version-check"]
+    cmd = [
+        python or sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--dest",
+        str(dest),
+        "-r",
+        str(requirements),
+        "--disable-pip-version-check",
+    ]
     if platform or python_version:
         cmd += ["--only-binary=:all:"]
         if platform:
@@ -125,8 +135,13 @@ def write_manifest(directory: Path, extra: dict[str, object] | None = None) -> P
         files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
     from mnistkit import __version__
 
-    doc = {"format": 1, "mnistkit": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           **(extra or {}), "files": files}
+    doc = {
+        "format": 1,
+        "mnistkit": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+        "files": files,
+    }
     target = directory / MANIFEST
     tmp = directory / f".{MANIFEST}.part"
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
@@ -149,9 +164,13 @@ class Verification:
             return f"all {self.checked} files intact"
         parts = []
         if self.missing:
-            parts.append(f"{len(self.missing)} missing ({', '.join(self.missing[:3])}{'...' if len(self.missing) > 3 else ''})")
+            parts.append(
+                f"{len(self.missing)} missing ({', '.join(self.missing[:3])}{'...' if len(self.missing) > 3 else ''})"
+            )
         if self.changed:
-            parts.append(f"{len(self.changed)} changed ({', '.join(self.changed[:3])}{'...' if len(self.changed) > 3 else ''})")
+            parts.append(
+                f"{len(self.changed)} changed ({', '.join(self.changed[:3])}{'...' if len(self.changed) > 3 else ''})"
+            )
         return "; ".join(parts)
 
 
@@ -162,7 +181,9 @@ def verify_manifest(directory: str | os.PathLike[str]) -> Verification:
         doc = json.loads((d / MANIFEST).read_text())
         files = doc["files"]
     except FileNotFoundError:
-        return Verification(False, 0, problem=f"{d} has no {MANIFEST}: is it a folder from `mnistkit workshop prepare`?")
+        return Verification(
+            False, 0, problem=f"{d} has no {MANIFEST}: is it a folder from `mnistkit workshop prepare`?"
+        )
     except (ValueError, KeyError, TypeError) as exc:
         return Verification(False, 0, problem=f"{d / MANIFEST} is unreadable ({exc})")
     missing, changed = [], []
@@ -195,9 +216,13 @@ class PrepareReport:
 
 def _readme(extras: Sequence[str], has_wheels: bool, notebooks: list[str], has_t10k: bool) -> str:
     spec = f"mnistkit[{','.join(extras)}]" if extras else "mnistkit"
-    install = (f'  python -m pip install --no-index --find-links wheels "{spec}"' if has_wheels else
-               f'  python -m pip install "{spec}"      (this folder was made without wheels)')
+    install = (
+        f'  python -m pip install --no-index --find-links wheels "{spec}"'
+        if has_wheels
+        else f'  python -m pip install "{spec}"      (this folder was made without wheels)'
+    )
     nb = "\n".join(f"  notebooks/{n}" for n in notebooks) or "  (the notebooks are handed out separately)"
+    t10k_note = ", plus the official test set in data/t10k/" if has_t10k else ""
     return f"""MNIST workshop: everything you need, offline
 =============================================
 
@@ -219,7 +244,7 @@ def _readme(extras: Sequence[str], has_wheels: bool, notebooks: list[str], has_t
   jupyter lab
 {nb}
 
-The data is in data/offline/ (4,000 training and 1,000 test digits{', plus the official test set in data/t10k/' if has_t10k else ''}).
+The data is in data/offline/ (4,000 training and 1,000 test digits{t10k_note}).
 Train on it with --tf-data-dir=data/offline, or upload it to the room's bucket with
   mnistkit data upload --source data/offline
 
@@ -261,23 +286,40 @@ def prepare(
             req_file.write_text("\n".join(requirements_for(extras)) + "\n")
             root = _source_root()
             if root is not None:
-                rc = runner([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheel_dir),
-                             "--disable-pip-version-check", str(root)])
+                rc = runner(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "wheel",
+                        "--no-deps",
+                        "--wheel-dir",
+                        str(wheel_dir),
+                        "--disable-pip-version-check",
+                        str(root),
+                    ]
+                )
                 if rc != 0:
-                    raise MnistkitError(f"building mnistkit's wheel from {root} failed (pip exit {rc})",
-                                        field="wheels", value=str(root))
+                    raise MnistkitError(
+                        f"building mnistkit's wheel from {root} failed (pip exit {rc})", field="wheels", value=str(root)
+                    )
             else:
-                report.notes.append("mnistkit was not installed from a source checkout: its own wheel is not in "
-                                    "wheels/ (copy it there)")
+                report.notes.append(
+                    "mnistkit was not installed from a source checkout: its own wheel is not in wheels/ (copy it there)"
+                )
         else:
             req_file = Path(requirements)
             if not req_file.is_file():
-                raise ConfigError(f"requirements file {req_file} does not exist", field="requirements",
-                                  value=str(req_file))
+                raise ConfigError(
+                    f"requirements file {req_file} does not exist", field="requirements", value=str(req_file)
+                )
         rc = runner(pip_download_command(wheel_dir, req_file, platform=platform, python_version=python_version))
         if rc != 0:
-            raise MnistkitError(f"pip download into {wheel_dir} failed (exit {rc}); see pip's output above",
-                                field="wheels", value=str(wheel_dir))
+            raise MnistkitError(
+                f"pip download into {wheel_dir} failed (exit {rc}); see pip's output above",
+                field="wheels",
+                value=str(wheel_dir),
+            )
         report.wheels = sorted(p.name for p in wheel_dir.iterdir() if p.is_file())
 
     from mnistkit.workshop.digits import offline_dataset

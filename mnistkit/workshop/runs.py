@@ -82,14 +82,18 @@ def owned_export(export: str, bucket: str, room: str, participant: str) -> str:
 
     own = participant_prefix(room, participant)
     if not export.startswith("s3://"):
-        raise ConfigError(f"export {export!r} is not an s3:// URL under s3://{bucket}/{own}", field="export",
-                          value=export)
+        raise ConfigError(
+            f"export {export!r} is not an s3:// URL under s3://{bucket}/{own}", field="export", value=export
+        )
     got_bucket, prefix = split_s3_url(export, "export")
     prefix = prefix.rstrip("/")
-    below = prefix[len(own):].split("/") if prefix.startswith(own) else [""]
+    below = prefix[len(own) :].split("/") if prefix.startswith(own) else [""]
     if got_bucket != bucket or any(part in ("", ".", "..") or "\\" in part for part in below):
-        raise ConfigError(f"export {export!r} is not under the participant's own prefix s3://{bucket}/{own}",
-                          field="export", value=export)
+        raise ConfigError(
+            f"export {export!r} is not under the participant's own prefix s3://{bucket}/{own}",
+            field="export",
+            value=export,
+        )
     return prefix
 
 
@@ -222,9 +226,7 @@ def _put_once(client: Any, bucket: str, key: str, body: bytes) -> bool:
         raise
 
 
-def record_run(
-    cfg: S3Config, room: str, participant: str, result: dict[str, Any], *, client: Any = None
-) -> RunRecord:
+def record_run(cfg: S3Config, room: str, participant: str, result: dict[str, Any], *, client: Any = None) -> RunRecord:
     """Write one run record under the participant's prefix and return it (``record.key`` is where).
 
     ``result`` may carry: ``job_name``, ``state`` (a ``JobState`` or its name; default Succeeded when
@@ -238,10 +240,14 @@ def record_run(
             if _put_once(client, cfg.bucket, record.key, record.to_json().encode("utf-8")):
                 return record
         except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
-            raise S3Error(f"could not record the run at s3://{cfg.bucket}/{record.key}: {exc}", field="s3",
-                          value=f"s3://{cfg.bucket}/{record.key}") from None
-    raise S3Error(f"could not find a free run id under s3://{cfg.bucket}/{participant_prefix(room, participant)}",
-                  field="run_id")
+            raise S3Error(
+                f"could not record the run at s3://{cfg.bucket}/{record.key}: {exc}",
+                field="s3",
+                value=f"s3://{cfg.bucket}/{record.key}",
+            ) from None
+    raise S3Error(
+        f"could not find a free run id under s3://{cfg.bucket}/{participant_prefix(room, participant)}", field="run_id"
+    )
 
 
 @dataclass(frozen=True)
@@ -277,8 +283,11 @@ def list_runs(
     try:
         people = [validate_participant(participant)] if participant else _list_participants(client, cfg.bucket, room)
     except Exception as exc:  # noqa: BLE001 - boto3's many error types become one S3Error naming the object
-        raise S3Error(f"could not list s3://{cfg.bucket}/{room_prefix(room)}: {exc}", field="s3",
-                      value=f"s3://{cfg.bucket}/{room_prefix(room)}") from None
+        raise S3Error(
+            f"could not list s3://{cfg.bucket}/{room_prefix(room)}: {exc}",
+            field="s3",
+            value=f"s3://{cfg.bucket}/{room_prefix(room)}",
+        ) from None
 
     def keys_of(person: str) -> list[dict[str, Any]]:
         prefix = participant_prefix(room, person) + "runs/"

@@ -177,8 +177,9 @@ class Workspace:
 
         name = result.name or "check"
         if not re.match(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", name):  # it becomes an object key
-            raise ConfigError(f"check name {name!r} must be lowercase letters, digits and '-'", field="name",
-                              value=name)
+            raise ConfigError(
+                f"check name {name!r} must be lowercase letters, digits and '-'", field="name", value=name
+            )
         key = f"{self.prefix}checks/{name}.json"
         body = json.dumps({"participant": self.participant, **result.to_dict()}).encode("utf-8")
         (client or shared_client(cfg)).put_object(Bucket=cfg.bucket, Key=key, Body=body, ContentType="application/json")
@@ -200,8 +201,9 @@ class Workspace:
         target = self.local_dir
         if local and target.exists():
             if target.resolve().parent != (self.local_root / self.room).resolve():
-                raise ConfigError(f"refusing to remove {target}: not a workspace folder", field="local_dir",
-                                  value=str(target))
+                raise ConfigError(
+                    f"refusing to remove {target}: not a workspace folder", field="local_dir", value=str(target)
+                )
             shutil.rmtree(target)
             removed = True
         where = f"s3://{self.s3.bucket}/{prefix}" if self.s3 else prefix
