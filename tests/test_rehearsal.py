@@ -524,26 +524,13 @@ def test_cluster_commands_against_a_workflow_that_really_ran(
 ) -> None:
     """``secret``, ``submit --watch``, ``get``, ``logs``, ``deploy`` and ``delete`` through the real ``kubernetes`` client,
     with the rehearsal (not a script) deciding the phases: the trainer really ran and failed (no data)."""
-    import yaml
     from k8s_double import DoubleStore, K8sDouble
 
     from mnistkit.cli import main
 
     with K8sDouble() as k8s, Rehearsal(tmp_path / "r", store=DoubleStore(k8s), poll=0.2) as r:
         k8s.log_source = lambda ns, pod: r.logs(ns, pod)
-        config = tmp_path / "config"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "d",
-                    "clusters": [{"name": "d", "cluster": {"server": k8s.url}}],
-                    "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
-                    "contexts": [{"name": "d", "context": {"cluster": "d", "user": "me", "namespace": NS}}],
-                }
-            )
-        )
+        config = k8s.kubeconfig(tmp_path / "config", NS)
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         kc = ["--kubeconfig", str(config)]
         assert main(["secret", *kc]) == 0

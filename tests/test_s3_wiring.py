@@ -84,19 +84,7 @@ def test_submit_takes_s3_settings_from_the_seed_variables(
     from mnistkit.cli import main
 
     with K8sDouble() as k8s:
-        config = tmp_path / "config"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "d",
-                    "clusters": [{"name": "d", "cluster": {"server": k8s.url}}],
-                    "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
-                    "contexts": [{"name": "d", "context": {"cluster": "d", "user": "me", "namespace": NS}}],
-                }
-            )
-        )
+        config = k8s.kubeconfig(tmp_path / "config", NS)
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         assert main(["submit", "--kubeconfig", str(config), "--job-name", "mnist-wired"]) == 0
         wf = k8s.get(WF, NS, "mnist-wired")
