@@ -116,7 +116,9 @@ def test_panels_render(lab_page: tuple[Any, list[str]]) -> None:
     for panel in (s3, pad, training):
         panel.wait_for(state="visible")
     # the pad reads the real server (the cell has no fallback that would predict in the kernel)
-    assert page.get_by_text("predictor: ModelServer + ModelClient (gRPC)").count() == 1
+    assert page.locator(".jp-OutputArea-output").filter(
+        has_text="predictor: ModelServer + ModelClient (gRPC)"
+    ).count() == 1  # in the cell's output, not only in its source
     assert page.locator(".mnistkit-s3-panel input[type='password']").count() == 1
     assert pad.locator("canvas").bounding_box()["width"] == pytest.approx(280, abs=1)
     assert pad.locator(".mnistkit-pad-bar-row").count() == 10
