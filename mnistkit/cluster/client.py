@@ -191,20 +191,10 @@ class ClusterClient:
     def _create_deploy_workflow(self, train_workflow: str, job: str) -> str:
         from kubernetes.client.exceptions import ApiException
 
-        name = f"{train_workflow}-deploy"[:63].rstrip("-")
-        body = {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Workflow",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/part-of": "mnistkit", JOB_LABEL: job},
-            },
-            "spec": {
-                "workflowTemplateRef": {"name": "model-deploy"},
-                "arguments": {"parameters": [{"name": "train-workflow", "value": train_workflow}]},
-            },
-        }
+        from mnistkit.manifests.workflow import model_deploy_workflow
+
+        body = model_deploy_workflow(train_workflow, self.namespace, job)
+        name = body["metadata"]["name"]
         try:
             self._wf_call("create_namespaced_custom_object", body)
         except ApiException as exc:

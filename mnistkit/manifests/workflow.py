@@ -39,6 +39,7 @@ from mnistkit.manifests.trainjob import trainjob
 __all__ = [
     "model_train_workflow",
     "model_deploy_template",
+    "model_deploy_workflow",
     "inline_manifest",
     "TRAIN_STEPS",
     "DEPLOY_PARAMETERS_FROM_TRAINING",
@@ -356,5 +357,26 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
                 {**_resource("serve-model", "apply", serving_deployment(ph)), "inputs": inputs_decl},
                 {**_resource("serve-model-service", "apply", serving_service(ph)), "inputs": inputs_decl},
             ],
+        },
+    }
+
+
+def model_deploy_workflow(
+    train_workflow: str, namespace: str, job: str, parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The Workflow that runs ``model-deploy`` for ``train_workflow``: named ``<train-workflow>-deploy`` (a
+    retry cannot deploy twice) and labelled with the job, as ``mnistkit deploy`` and the rehearsal create it."""
+    args = {"train-workflow": train_workflow, **(parameters or {})}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "name": f"{train_workflow}-deploy"[:63].rstrip("-"),
+            "namespace": namespace,
+            "labels": {**PART_OF, JOB_LABEL: job},
+        },
+        "spec": {
+            "workflowTemplateRef": {"name": "model-deploy"},
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in args.items()]},
         },
     }

@@ -20,8 +20,8 @@ from mnistkit.manifests import (
     model_train_workflow,
     training_runtime,
 )
-from mnistkit.manifests.common import JOB_LABEL, PART_OF
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
+from mnistkit.manifests.workflow import model_deploy_workflow
 from mnistkit.rehearsal.cluster import Rehearsal
 from mnistkit.rehearsal.images import RehearsalError
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
@@ -104,23 +104,9 @@ def rehearse_deploy(
     template = model_deploy_template(p)
     if r.store.get("WorkflowTemplate", p.namespace, "model-deploy") is None:
         r.store.create(template)
-    name = f"{p.job_name}-deploy"[:63].rstrip("-")
-    r.store.create(
-        {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Workflow",
-            "metadata": {"name": name, "namespace": p.namespace, "labels": {**PART_OF, JOB_LABEL: p.job_name}},
-            "spec": {
-                "workflowTemplateRef": {"name": "model-deploy"},
-                "arguments": {
-                    "parameters": [
-                        {"name": "train-workflow", "value": p.job_name},
-                        {"name": "serving-image", "value": p.serving_image},
-                    ]
-                },
-            },
-        }
-    )
+    workflow = model_deploy_workflow(p.job_name, p.namespace, p.job_name, {"serving-image": p.serving_image})
+    name = workflow["metadata"]["name"]
+    r.store.create(workflow)
     say(f"workflow {name} (model-deploy) submitted to the rehearsal")
     outcome = _follow(r, p.namespace, name, timeout, say)
     ports: dict[str, int] = {}
