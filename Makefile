@@ -45,7 +45,7 @@ bench: venv
 N ?= 20
 reruns: venv
 	@flakes=0; for i in $$(seq $(N)); do \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py > .reruns-$$i.log 2>&1 \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/notebooks/test_notebooks.py > .reruns-$$i.log 2>&1 \
 	    && rm .reruns-$$i.log || { flakes=$$((flakes + 1)); echo "run $$i failed: .reruns-$$i.log"; }; \
 	  echo "run $$i of $(N) done"; \
 	done; echo "notebook reruns: $(N), flakes: $$flakes"

@@ -12,13 +12,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # Multi-worker tests run on CI and dev machines, not on a workshop network: opt in to TF's 0.0.0.0 ports
-# (mnistkit/engines/exposure.py); tests/test_security.py checks the refusal with this unset.
+# (mnistkit/engines/exposure.py); tests/core/test_security.py checks the refusal with this unset.
 os.environ.setdefault("MNISTKIT_ALLOW_EXPOSED_WORKERS", "1")
 
 from mnistkit.config import S3Config  # noqa: E402
 from mnistkit.embedded_s3 import EmbeddedS3  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

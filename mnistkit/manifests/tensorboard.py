@@ -4,7 +4,7 @@ TF 2.21 has no ``s3://`` filesystem, but TensorBoard without TensorFlow falls ba
 which reads S3 through boto3 (``docker/tensorboard/Dockerfile``: ``pip install tensorboard boto3``).
 That stub wants ``S3_ENDPOINT`` as a full URL (``common.s3_env(tensorboard=True)`` sets it so), and
 TensorBoard must run with ``--load_fast=false`` (its Rust data server has no S3 support).
-Checked by ``tests/test_cluster_tensorboard.py`` against the embedded S3 server.
+Checked by ``tests/cluster/test_cluster_tensorboard.py`` against the embedded S3 server.
 """
 
 from __future__ import annotations

@@ -1,0 +1,238 @@
+"""Dynamic batching: TF Serving's parameters file, merging and splitting, no wait when idle, a full queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+from mnistkit.errors import ConfigError
+from mnistkit.serving.batching import Batcher, BatchingParameters, parse_batching_parameters, read_batching_parameters
+from mnistkit.serving.signature import Signature, TensorInfo
+from mnistkit.serving.status import RequestError
+
+_F32 = np.dtype(np.float32)
+SIG = Signature(
+    "serving_default",
+    {"x": TensorInfo("x", _F32, "DT_FLOAT", (None, 2))},
+    {"y": TensorInfo("y", _F32, "DT_FLOAT", (None,))},
+    None,
+)
+
+
+class FakeModel:
+    """Sums each row; records the batch sizes it was called with; can be held inside a call."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.hold = threading.Event()
+        self.hold.set()
+        self.entered = threading.Event()
+
+    def run(self, sig: Signature, inputs: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+        self.calls.append(len(inputs["x"]))
+        self.entered.set()
+        assert self.hold.wait(30)
+        return {"y": inputs["x"].sum(axis=1)}
+
+
+def test_parameters_file_in_tf_servings_text_format(tmp_path: Path) -> None:
+    text = """
+        max_batch_size { value: 8 }
+        batch_timeout_micros { value: 500 }
+        max_enqueued_batches { value: 3 }
+        num_batch_threads { value: 1 }
+        allowed_batch_sizes: 2
+        allowed_batch_sizes: 8
+        pad_variable_length_inputs: false
+    """
+    params = parse_batching_parameters(text)
+    assert params == BatchingParameters(8, 500, 3, 1, (2, 8))
+    (tmp_path / "b.txt").write_text("max_batch_size { value: 4 }")
+    assert read_batching_parameters(str(tmp_path / "b.txt")).max_batch_size == 4
+    assert read_batching_parameters(None) == BatchingParameters()
+    with pytest.raises(ConfigError, match="max_batch_sizes"):
+        parse_batching_parameters("max_batch_sizes { value: 4 }")
+    with pytest.raises(ConfigError, match="allowed_batch_sizes"):
+        parse_batching_parameters("max_batch_size { value: 8 } allowed_batch_sizes: 4")
+    with pytest.raises(ConfigError, match="num_batch_threads"):
+        parse_batching_parameters("num_batch_threads { value: 0 }")
+    with pytest.raises(ConfigError, match="batching_parameters_file"):
+        read_batching_parameters(str(tmp_path / "missing.txt"))
+
+
+def test_concurrent_requests_are_merged_and_split_back() -> None:
+    model = FakeModel()
+    batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
+    try:
+        model.hold.clear()  # the first request holds the model: the others gather meanwhile
+        results: dict[int, Any] = {}
+
+        def ask(i: int) -> None:
+            results[i] = batcher.run(model, SIG, {"x": np.array([[i, 1.0]], np.float32)}, ["y"])["y"]
+
+        first = threading.Thread(target=ask, args=(100,))
+        first.start()
+        assert model.entered.wait(30)
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while batcher._rows < 6 and time.monotonic() < deadline:  # all six queued behind the held call
+            time.sleep(0.01)
+        model.hold.set()
+        for t in [first, *threads]:
+            t.join(30)
+        assert {i: float(v[0]) for i, v in results.items()} == {i: i + 1.0 for i in [100, *range(6)]}
+        assert model.calls == [1, 6]
+    finally:
+        batcher.stop()
+
+
+def test_a_lone_request_does_not_wait_for_the_timeout() -> None:
+    model = FakeModel()
+    batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=20_000_000))
+    try:
+        t = time.monotonic()
+        out = batcher.run(model, SIG, {"x": np.ones((2, 2), np.float32)}, ["y"])
+        assert time.monotonic() - t < 10  # the timeout is 20 s: an idle batcher runs at once
+        assert out["y"].tolist() == [2.0, 2.0]
+    finally:
+        batcher.stop()
+
+
+def test_padding_to_allowed_sizes_and_large_requests_alone() -> None:
+    model = FakeModel()
+    batcher = Batcher(
+        BatchingParameters(
+            max_batch_size=4, allowed_batch_sizes=(4,), num_batch_threads=1, batch_timeout_micros=200_000
+        )
+    )
+    try:
+        model.hold.clear()
+        held = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+        held.start()
+        assert model.entered.wait(30)
+        outs: list[Any] = []
+        pair = [
+            threading.Thread(
+                target=lambda: outs.append(
+                    batcher.run(model, SIG, {"x": np.full((1, 2), 3, np.float32)}, ["y"])["y"].tolist()
+                )
+            )
+            for _ in range(2)
+        ]
+        for t in pair:
+            t.start()
+        while batcher._rows < 2:
+            time.sleep(0.01)
+        model.hold.set()
+        for t in [held, *pair]:
+            t.join(30)
+        assert outs == [[6.0], [6.0]]
+        assert model.calls == [1, 4]  # two rows padded to the allowed size 4
+        big = batcher.run(model, SIG, {"x": np.ones((5, 2), np.float32)}, ["y"])
+        assert len(big["y"]) == 5 and model.calls[-1] == 5  # at least max_batch_size rows: run on its own
+    finally:
+        batcher.stop()
+
+
+def test_a_full_queue_is_resource_exhausted() -> None:
+    model = FakeModel()
+    batcher = Batcher(BatchingParameters(max_batch_size=2, max_enqueued_batches=1, num_batch_threads=1))
+    try:
+        model.hold.clear()
+        t1 = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+        t1.start()
+        assert model.entered.wait(30)
+        waiting = [
+            threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+            for _ in range(2)
+        ]
+        for t in waiting:
+            t.start()
+        while batcher._rows < 2:
+            time.sleep(0.01)
+        with pytest.raises(RequestError) as info:
+            batcher.run(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"])
+        assert info.value.code == "RESOURCE_EXHAUSTED"
+        model.hold.set()
+        for t in [t1, *waiting]:
+            t.join(30)
+    finally:
+        model.hold.set()
+        batcher.stop()
+
+
+@pytest.mark.slow
+def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
+    """16 concurrent clients (TF Serving gRPC and REST, v2 REST) against a batching server: every answer
+    right, and fewer model calls than requests."""
+    from helpers.serving import start_server
+
+    from mnistkit.serving.client import ModelClient
+
+    tritonhttp = pytest.importorskip("tritonclient.http")
+    srv = start_server(model_base, batching=BatchingParameters(max_batch_size=16, batch_timeout_micros=5000))
+    try:
+        model = srv.manager.current
+        real, calls = model.run, []
+
+        def counting(*args: Any) -> Any:
+            calls.append(len(args[1]["x"]))
+            return real(*args)
+
+        model.run = counting
+        images = (sample.x_test[:8] / np.float32(255.0)).astype(np.float32)
+        with ModelClient(port=srv.grpc_port) as c:
+            expected = [p.digit for p in c.predict(images)]
+        errors: list[str] = []
+        requests = [0]
+
+        def work(i: int) -> None:
+            try:
+                if i % 3 == 2:
+                    h = tritonhttp.InferenceServerClient(f"127.0.0.1:{srv.rest_port}")
+                    for j in range(10):
+                        inp = tritonhttp.InferInput("x", [1, 28, 28], "FP32")
+                        inp.set_data_from_numpy(images[j % 8][None])
+                        got = int(h.infer("mnist", [inp]).as_numpy("classes")[0])
+                        if got != expected[j % 8]:
+                            errors.append(f"v2 {got} != {expected[j % 8]}")
+                        requests[0] += 1
+                    return
+                protocol, port = ("grpc", srv.grpc_port) if i % 3 else ("rest", srv.rest_port)
+                with ModelClient(port=port, protocol=protocol, timeout=60) as c:
+                    for j in range(10):
+                        got = c.predict_one(images[j % 8]).digit
+                        if got != expected[j % 8]:
+                            errors.append(f"{protocol} {got} != {expected[j % 8]}")
+                        requests[0] += 1
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        assert requests[0] == 160 and sum(calls) >= 160
+        assert len(calls) < 160 and max(calls) > 1, calls
+    finally:
+        srv.stop()
+
+
+def test_serve_command_refuses_a_bad_parameters_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mnistkit.cli import main
+
+    bad = tmp_path / "batching.txt"
+    bad.write_text("max_batch_size { value: 8 }\nbatch_timeout { value: 1 }\n")
+    assert main(["serve", "--model_base_path", str(tmp_path), "--batching_parameters_file", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "batch_timeout" in err and "Traceback" not in err
