@@ -40,7 +40,7 @@ def _argo_defs() -> dict[str, Any]:
 
 
 @functools.cache
-def crd(name: str) -> Any:
+def crd_validator(name: str) -> Any:
     from jsonschema import Draft7Validator
 
     return Draft7Validator(_closed(json.loads((SCHEMAS / name).read_text())))
@@ -52,12 +52,12 @@ def argo_errors(m: dict[str, Any]) -> list[str]:
     assert m["kind"] in ("Workflow", "WorkflowTemplate")
     schema = {"definitions": _argo_defs(), "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{m['kind']}"}
     errs = [f"schema.json {e.json_path}: {e.message}" for e in Draft202012Validator(schema).iter_errors(m)]
-    crd = crd("argo-workflow-crd-v4.1.2.openapi.json")
+    crd = crd_validator("argo-workflow-crd-v4.1.2.openapi.json")
     return errs + [f"CRD {e.json_path}: {e.message}" for e in crd.iter_errors(m)]
 
 
 def tfjob_errors(m: dict[str, Any]) -> list[str]:
-    errs = [f"{e.json_path}: {e.message}" for e in crd("kubeflow-tfjob-crd-v1.9.4.openapi.json").iter_errors(m)]
+    errs = [f"{e.json_path}: {e.message}" for e in crd_validator("kubeflow-tfjob-crd-v1.9.4.openapi.json").iter_errors(m)]
     if (m.get("apiVersion"), m.get("kind")) != ("kubeflow.org/v1", "TFJob"):
         errs.append("apiVersion/kind must be kubeflow.org/v1 TFJob")
     return errs
@@ -92,14 +92,14 @@ def substitute(text: str, params: dict[str, str], name: str = "model-train-abcde
     return re.sub(r"\{\{(?:workflow|inputs)\.parameters\.([a-z0-9-]+)\}\}", lambda m: params[m.group(1)], text)
 
 
-def when(expr: str, params: dict[str, str]) -> bool:
+def argo_when(expr: str, params: dict[str, str]) -> bool:
     """A step's ``when`` as Argo's govaluate reads it: bare words are strings, ``&&``/``||`` join."""
     text = substitute(expr, params).replace("&&", " and ").replace("||", " or ")
     text = re.sub(r"\b(?!and\b|or\b)([A-Za-z][\w-]*)", lambda m: repr(m.group(1)), text)
     return bool(eval(text))  # noqa: S307 - test-only
 
 
-def inline(wf: dict[str, Any], params: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+def inline_manifests(wf: dict[str, Any], params: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     params = params or {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
     return {
         t["name"]: yaml.safe_load(substitute(t["resource"]["manifest"], params))

@@ -37,7 +37,18 @@ from mnistkit.manifests.rbac import (
 )
 from mnistkit.manifests.tfjob import FAILURE_CONDITION, SUCCESS_CONDITION
 
-from helpers.schemas import SCHEMAS, argo_errors, as_json, core_errors, crd, inline, substitute, tfjob_errors, when
+from helpers.paths import ROOT
+from helpers.schemas import (
+    SCHEMAS,
+    argo_errors,
+    argo_when,
+    as_json,
+    core_errors,
+    crd_validator,
+    inline_manifests,
+    substitute,
+    tfjob_errors,
+)
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
@@ -93,11 +104,11 @@ def test_strict_mode_catches_a_misspelled_key(manifests: dict[str, Any]) -> None
 def test_the_workflows_inline_manifests_are_valid_after_argo_substitutes_parameters(overrides: dict[str, str]) -> None:
     p = ManifestParams().with_parameters(overrides)
     wf = as_json(model_train_workflow(p))
-    inline = inline(wf)
+    inline = inline_manifests(wf)
     main = next(t for t in wf["spec"]["templates"] if t["name"] == "model-train")
     train_steps = {s["name"]: s["when"] for g in main["steps"] for s in g if s["name"].startswith("train-model")}
     # Argo runs the step whose `when` holds; evaluate them as govaluate would.
-    chosen = [n for n, w in train_steps.items() if when(w, p.parameters())]
+    chosen = [n for n, w in train_steps.items() if argo_when(w, p.parameters())]
     assert len(chosen) == 1
     job = inline[chosen[0]]
     assert job["kind"] == "TFJob" and tfjob_errors(job) == []
@@ -118,7 +129,7 @@ def test_model_deploy_inline_manifests_are_valid(manifests: dict[str, Any]) -> N
     wt = manifests["model-deploy.yaml"]
     params = {p["name"]: p["value"] for p in manifests["model-train.yaml"]["spec"]["arguments"]["parameters"]}
     params["train-workflow"] = "model-train-abcde"
-    inline = inline(wt, params)
+    inline = inline_manifests(wt, params)
     assert core_errors(inline["serve-model"]) == [] and core_errors(inline["serve-model-service"]) == []
     assert inline["wait-for-training"]["metadata"]["name"] == "model-train-abcde"
     outs = {o["name"] for t in wt["spec"]["templates"] if t["name"] == "wait-for-training"
@@ -476,7 +487,7 @@ def test_every_pod_that_reaches_s3_at_start_has_no_istio_sidecar(manifests: dict
     objects = dict(manifests)
     for wf in ("model-train.yaml", "model-deploy.yaml"):
         params = {p["name"]: p["value"] for p in manifests["model-train.yaml"]["spec"]["arguments"]["parameters"]}
-        inline = inline(manifests[wf], {**params, "train-workflow": "x"})
+        inline = inline_manifests(manifests[wf], {**params, "train-workflow": "x"})
         # (a `get` of a Workflow names an object to read, not one that makes pods)
         objects |= {f"{wf}:{step}": m for step, m in inline.items() if m["kind"] != "Workflow"}
     pods = {f"{name} {where}": ann for name, m in objects.items() for where, ann in _pod_annotations(m).items()}

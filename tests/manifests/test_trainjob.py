@@ -21,7 +21,15 @@ from mnistkit.manifests import ManifestParams, all_manifests, model_train_workfl
 from mnistkit.manifests.conditions import parse_requirements, resource_outcome
 from mnistkit.manifests.runtime import ANCESTOR_LABEL, NODE, RUNTIME_NAME
 from mnistkit.manifests.trainjob import FAILURE_CONDITION, SUCCESS_CONDITION
-from helpers.schemas import SCHEMAS, argo_errors, as_json, core_errors, crd, inline, when
+from helpers.schemas import (
+    SCHEMAS,
+    argo_errors,
+    argo_when,
+    as_json,
+    core_errors,
+    crd_validator,
+    inline_manifests,
+)
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden" / "trainjob"
@@ -34,7 +42,7 @@ _SCHEMA_OF_KIND = {
 
 
 def trainer_errors(m: dict[str, Any]) -> list[str]:
-    errs = [f"{e.json_path}: {e.message}" for e in crd(_SCHEMA_OF_KIND[m["kind"]]).iter_errors(m)]
+    errs = [f"{e.json_path}: {e.message}" for e in crd_validator(_SCHEMA_OF_KIND[m["kind"]]).iter_errors(m)]
     if m.get("apiVersion") != "trainer.kubeflow.org/v1alpha1":
         errs.append("apiVersion must be trainer.kubeflow.org/v1alpha1")  # the CRD schema doesn't pin it
     return errs
@@ -165,11 +173,11 @@ def test_workflow_with_trainer_trainjob_creates_the_trainjob(tf_worker: str) -> 
     assert argo_errors(wf) == []
     main = next(t for t in wf["spec"]["templates"] if t["name"] == "model-train")
     whens = {s["name"]: s["when"] for g in main["steps"] for s in g if s["name"].startswith("train-model")}
-    assert [n for n, w in whens.items() if when(w, p.parameters())] == ["train-model-trainjob"]
+    assert [n for n, w in whens.items() if argo_when(w, p.parameters())] == ["train-model-trainjob"]
     # The default (tfjob) still picks a TFJob step, never the TrainJob.
     default = {**p.parameters(), "trainer": "tfjob"}
-    assert "train-model-trainjob" not in [n for n, w in whens.items() if when(w, default)]
-    inline = inline(wf)
+    assert "train-model-trainjob" not in [n for n, w in whens.items() if argo_when(w, default)]
+    inline = inline_manifests(wf)
     job = inline["train-model-trainjob"]
     assert trainer_errors(job) == []
     assert job["spec"]["trainer"]["numNodes"] == int(tf_worker) + 1  # an integer once Argo evaluated the tag
@@ -189,8 +197,8 @@ def test_exit_handler_cleans_up_the_kind_that_ran() -> None:
     steps = {s["name"]: s["when"] for g in handler["steps"] for s in g if "when" in s}
     for trainer, expected in (("tfjob", ["cleanup"]), ("trainjob", ["cleanup-trainjob"])):
         params = {**ManifestParams().parameters(), "trainer": trainer}
-        failed = [n for n, w in steps.items() if when(w.replace("{{workflow.status}}", "Failed"), params)]
-        ok = [n for n, w in steps.items() if when(w.replace("{{workflow.status}}", "Succeeded"), params)]
+        failed = [n for n, w in steps.items() if argo_when(w.replace("{{workflow.status}}", "Failed"), params)]
+        ok = [n for n, w in steps.items() if argo_when(w.replace("{{workflow.status}}", "Succeeded"), params)]
         assert failed == expected and ok == []
 
 
