@@ -146,18 +146,34 @@ class ClusterClient:
         assert last is not None
         raise self._api_error(last, f"submitting {p.job_name!r} ({attempts} attempts)", "job_name", p.job_name)
 
-    def deploy(self, train_workflow: str) -> str:
+    def deploy(self, train_workflow: str, parameters: dict[str, str] | None = None) -> str:
         """Serve a finished ``model-train`` workflow's export: runs the ``model-deploy`` WorkflowTemplate.
 
         Creates the template when the namespace lacks it; the deploy workflow is named
         ``<train-workflow>-deploy`` (so a retry cannot deploy twice) and labelled with the job, so
-        ``delete`` removes it with the rest.
+        ``delete`` removes it with the rest. ``parameters``: model-deploy's own (``DEPLOY_PARAMETERS``:
+        ``serving-server``, the images), checked as ``-p`` values are; ``serving-server`` defaults to the
+        training workflow's.
         """
+        from mnistkit.manifests.workflow import DEPLOY_PARAMETERS
+
+        given = dict(parameters or {})
+        unknown = sorted(set(given) - set(DEPLOY_PARAMETERS))
+        if unknown:
+            raise ClusterError(
+                f"deploy takes the parameters {', '.join(DEPLOY_PARAMETERS)}, not {', '.join(unknown)}",
+                field="parameter",
+                value=unknown[0],
+            )
         wf = self.workflow(train_workflow)
+        trained = {p["name"]: p.get("value", "") for p in wf.get("spec", {}).get("arguments", {}).get("parameters", [])}
+        given.setdefault("serving-server", trained.get("serving-server") or ManifestParams().serving_server)
+        checked = ManifestParams().with_parameters(given).parameters()  # a bad value names its parameter
+        values = {name: checked[name] for name in given}
         job = WorkflowInfo.from_object(wf).job_name or train_workflow
         with self.explained(f"deploying {train_workflow!r}", value=train_workflow):
             self._ensure_deploy_template()
-            return self._create_deploy_workflow(train_workflow, job)
+            return self._create_deploy_workflow(train_workflow, job, values)
 
     def _ensure_deploy_template(self) -> str:
         """Create ``model-deploy``, or upgrade the namespace's copy when it is not this release's; says which."""
@@ -188,12 +204,12 @@ class ClusterClient:
         )
         return "upgraded"
 
-    def _create_deploy_workflow(self, train_workflow: str, job: str) -> str:
+    def _create_deploy_workflow(self, train_workflow: str, job: str, parameters: dict[str, str]) -> str:
         from kubernetes.client.exceptions import ApiException
 
         from mnistkit.manifests.workflow import model_deploy_workflow
 
-        body = model_deploy_workflow(train_workflow, self.namespace, job)
+        body = model_deploy_workflow(train_workflow, self.namespace, job, parameters)
         name = body["metadata"]["name"]
         try:
             self._wf_call("create_namespaced_custom_object", body)

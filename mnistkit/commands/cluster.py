@@ -158,8 +158,10 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from mnistkit.commands.render import parse_parameters
+
     client = _client(args)
-    name = client.deploy(args.name)
+    name = client.deploy(args.name, parse_parameters(args.parameter))
     print(f"deploy workflow {name} started: it waits for {args.name} to succeed, then serves its export")
     return 0
 
@@ -228,6 +230,14 @@ def register(subparsers: Any) -> None:
 
     p = add("deploy", "serve the export of a finished model-train workflow (the model-deploy template)", _deploy)
     p.add_argument("name", help="the model-train workflow (= job name)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="model-deploy parameter (repeatable): serving-server=tfserving|mnistkit (default: the training's), "
+        "serving-image, mnistkit-serving-image",
+    )
 
     p = add("doctor", "check the cluster has what mnistkit needs, and say what is missing", _doctor)
     p.add_argument("--secret", default="aws-creds", help="name of the S3 Secret to look for")

@@ -9,7 +9,8 @@ serving Deployments, the Secret the pods read their keys from. S3: the seed's va
 ``S3_ENDPOINT``/``AWS_ENDPOINT_URL``, keys, ...) -- upload the data first with ``mnistkit data upload`` -- or,
 when none is set, the embedded S3 server with the offline sample uploaded to it. Exits 0 only when the
 workflow Succeeded; says where the export is. ``--deploy`` then runs ``model-deploy`` and serves the export on
-loopback ports until Ctrl-C (``mnistkit predict --port P`` asks it).
+loopback ports until Ctrl-C (``mnistkit predict --port P`` asks it); ``-p serving-server=mnistkit`` serves it with
+mnistkit's own server image (``mnistkit serve`` on the ``s3://`` export) instead of TF Serving.
 """
 
 from __future__ import annotations
@@ -114,7 +115,12 @@ def run(args: argparse.Namespace) -> int:
         if not versions:
             say(f"no exported version under {params.export_dir}/ although the workflow succeeded")
             return 1
-        say(f"export: {params.export_dir}/{versions[-1]}/ (what the serving Deployment's init container copies)")
+        loads = (
+            "what mnistkit serve loads, and each later version as it is published"
+            if params.serving_server == "mnistkit"
+            else "what the serving Deployment's init container copies"
+        )
+        say(f"export: {params.export_dir}/{versions[-1]}/ ({loads})")
         if not args.deploy:
             return 0
         deployed, ports = rehearse_deploy(r, params, timeout=args.timeout, say=say)

@@ -8,7 +8,9 @@ Argo/Kubeflow docs they follow, keep ``import mnistkit.manifests`` cheap, and th
 mode (closed objects) catch the typos a typed SDK would.
 
 ``all_manifests(params)`` is what ``mnistkit render`` writes: one object per file, YAML. With ``-p trainer=trainjob``
-the TFJob is replaced by a Trainer v2 TrainJob plus the ``mnistkit-tensorflow`` runtime it runs on.
+the TFJob is replaced by a Trainer v2 TrainJob plus the ``mnistkit-tensorflow`` runtime it runs on. With
+``-p serving-server=mnistkit`` the serving Deployment and the InferenceService run ``mnistkit serve``
+(``manifests/serving_mnistkit.py``) instead of TF Serving, and KServe's storage ServiceAccount is not needed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mnistkit.manifests.serving import (
     serving_deployment,
     serving_service,
 )
+from mnistkit.manifests.serving_mnistkit import mnistkit_inference_service, mnistkit_serving_deployment
 from mnistkit.manifests.tensorboard import tensorboard_deployment, tensorboard_service
 from mnistkit.manifests.tfjob import tfjob
 from mnistkit.manifests.trainjob import trainjob
@@ -52,6 +55,8 @@ __all__ = [
     "serving_service",
     "inference_service",
     "kserve_service_account",
+    "mnistkit_serving_deployment",
+    "mnistkit_inference_service",
     "service_account",
     "role",
     "role_binding",
@@ -73,16 +78,25 @@ def all_manifests(p: ManifestParams | None = None) -> dict[str, dict[str, Any]]:
         }
     else:
         training = {"tfjob.yaml": tfjob(p)}
+    if p.serving_server == "mnistkit":  # mnistkit serve reads s3:// itself: no init container, no KServe storage SA
+        serving = {
+            "serving-deployment.yaml": mnistkit_serving_deployment(p),
+            "inferenceservice.yaml": mnistkit_inference_service(p),
+        }
+    else:
+        serving = {
+            "serving-deployment.yaml": serving_deployment(p),
+            "kserve-serviceaccount.yaml": kserve_service_account(p),
+            "inferenceservice.yaml": inference_service(p),
+        }
     return {
         "model-train.yaml": model_train_workflow(p),
         "model-deploy.yaml": model_deploy_template(p),
         **training,
         "tensorboard-deployment.yaml": tensorboard_deployment(p),
         "tensorboard-service.yaml": tensorboard_service(p),
-        "serving-deployment.yaml": serving_deployment(p),
+        **serving,
         "serving-service.yaml": serving_service(p),
-        "kserve-serviceaccount.yaml": kserve_service_account(p),
-        "inferenceservice.yaml": inference_service(p),
         "rbac-serviceaccount.yaml": service_account(p),
         "rbac-role.yaml": role(p),
         "rbac-rolebinding.yaml": role_binding(p),

@@ -40,6 +40,7 @@ __all__ = [
     "SEED_S3_VARIABLES",
     "DATA_PREFIX",
     "TRAINERS",
+    "SERVING_SERVERS",
 ]
 
 NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -50,6 +51,10 @@ DATA_PREFIX = "data/mnist"
 # The `trainer` parameter: which Kubeflow API a training runs as (TFJob of training-operator v1, TrainJob of
 # Trainer v2).
 TRAINERS = ("tfjob", "trainjob")
+# The `serving-server` parameter: what serves the export. "tfserving": TF Serving fed by an init container (a
+# new version needs a restart); "mnistkit": `mnistkit serve` reading s3:// itself, loading new versions as they
+# are published (manifests/serving_mnistkit.py).
+SERVING_SERVERS = ("tfserving", "mnistkit")
 _PLACEHOLDER_RE = re.compile(r"^\{\{.*\}\}$")
 _LABEL_RE = re.compile(r"[^a-z0-9-]+")
 
@@ -116,6 +121,8 @@ _PARAM_OF_FIELD = {
     "aws_secret": "aws-secret",
     "tensorboard_image": "tensorboard-image",
     "serving_image": "serving-image",
+    "serving_server": "serving-server",
+    "mnistkit_serving_image": "mnistkit-serving-image",
     "trainer": "trainer",
 }
 PARAMETER_NAMES: tuple[str, ...] = tuple(_PARAM_OF_FIELD.values())
@@ -170,6 +177,10 @@ class ManifestParams:
     aws_secret: str = "aws-creds"
     tensorboard_image: str = "docker.io/mnistkit/tensorboard:0.1.0"
     serving_image: str = "docker.io/tensorflow/serving:2.18.0"
+    # Which server serves the export ("tfserving" or "mnistkit", SERVING_SERVERS), and mnistkit's own server's
+    # image (docker/serving/Dockerfile).
+    serving_server: str = "tfserving"
+    mnistkit_serving_image: str = "docker.io/mnistkit/serving:0.1.0"
     # Which Kubeflow API trains: "tfjob" (training-operator v1) or "trainjob" (Trainer v2, see manifests/trainjob.py).
     trainer: str = "tfjob"
     # Not workflow parameters:
@@ -300,6 +311,12 @@ class ManifestParams:
             object.__setattr__(self, _PARAM_OF_TRAINER_FIELD[trainer_field], text)
         if (v := concrete("trainer")) is not None and v not in TRAINERS:
             raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)}, got {v!r}", field="trainer", value=v)
+        if (v := concrete("serving_server")) is not None and v not in SERVING_SERVERS:
+            raise ConfigError(
+                f"serving_server must be one of {', '.join(SERVING_SERVERS)}, got {v!r}",
+                field="serving_server",
+                value=v,
+            )
         for name in ("model_serving",):
             if (v := concrete(name)) is not None:
                 object.__setattr__(self, name, "true" if parse_bool(name, v, True) else "false")
@@ -313,7 +330,7 @@ class ManifestParams:
             raise ConfigError(
                 f"aws_endpoint_url must be http(s)://host[:port], got {v!r}", field="aws_endpoint_url", value=v
             )
-        for name in ("tf_model_image", "tensorboard_image", "serving_image", "aws_cli_image"):
+        for name in ("tf_model_image", "tensorboard_image", "serving_image", "mnistkit_serving_image", "aws_cli_image"):
             if (v := concrete(name)) is not None and (not v or any(c.isspace() for c in v)):
                 raise ConfigError(f"{name} must be an image reference, got {v!r}", field=name, value=v)
         return self

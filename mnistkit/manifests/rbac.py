@@ -49,6 +49,7 @@ STEP_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "train-model": (("kubeflow.org", "tfjobs", "create"), ("kubeflow.org", "tfjobs", "get")),
     "train-model-single": (("kubeflow.org", "tfjobs", "create"), ("kubeflow.org", "tfjobs", "get")),
     "serve-model": tuple(("apps", "deployments", v) for v in _APPLY),
+    "serve-model-mnistkit": tuple(("apps", "deployments", v) for v in _APPLY),
     "serve-model-service": tuple(("", "services", v) for v in _APPLY),
     "cleanup": (("kubeflow.org", "tfjobs", "patch"),),
     "train-model-trainjob": (

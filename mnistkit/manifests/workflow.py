@@ -14,6 +14,9 @@
 * ``-p trainer=trainjob`` swaps the TFJob for a Kubeflow Trainer v2 TrainJob (``train-model-trainjob``, see
   ``manifests/trainjob.py`` for its conditions; ``cleanup-trainjob`` suspends it). Steps pick their variant with
   ``when`` (Argo's govaluate reads bare words as strings).
+* ``-p serving-server=mnistkit`` serves with ``mnistkit serve`` (``serve-model-mnistkit``, reading ``s3://`` and
+  loading new versions itself) instead of TF Serving fed by an init container (``serve-model``); both behind
+  the same Service. ``model-deploy`` takes the same choice as its own parameter.
 * Every created object gets an owner reference to the workflow (``setOwnerReference``): deleting the
   workflow garbage-collects its TFJob, TensorBoard and serving objects.
 """
@@ -30,6 +33,7 @@ from mnistkit.manifests.common import JOB_LABEL, NO_ISTIO_SIDECAR, PART_OF, cont
 from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.rbac import WORKFLOW_SERVICE_ACCOUNT
 from mnistkit.manifests.serving import serving_deployment, serving_service
+from mnistkit.manifests.serving_mnistkit import mnistkit_serving_deployment
 from mnistkit.manifests.tensorboard import tensorboard_deployment, tensorboard_service
 from mnistkit.manifests.tfjob import FAILURE_CONDITION, SUCCESS_CONDITION, tfjob
 from mnistkit.manifests.trainjob import FAILURE_CONDITION as TRAINJOB_FAILURE
@@ -43,6 +47,8 @@ __all__ = [
     "inline_manifest",
     "TRAIN_STEPS",
     "DEPLOY_PARAMETERS_FROM_TRAINING",
+    "DEPLOY_PARAMETERS",
+    "deploy_parameters",
     "REPORT_IMAGE",
 ]
 
@@ -62,6 +68,11 @@ DEPLOY_PARAMETERS_FROM_TRAINING = (
     "s3-verify-ssl",
     "aws-secret",
 )
+# model-deploy's own parameters (besides train-workflow): which server serves the export, and the images.
+DEPLOY_PARAMETERS = ("serving-server", "serving-image", "mnistkit-serving-image")
+# `when` of the two serving variants (Argo's govaluate reads bare words as strings).
+_TFSERVING_WHEN = "{{workflow.parameters.serving-server}} != mnistkit"
+_MNISTKIT_WHEN = "{{workflow.parameters.serving-server}} == mnistkit"
 # Integer fields whose value is a placeholder: Argo substitutes text, so they must not be YAML-quoted.
 _UNQUOTE_RE = re.compile(r"((?:replicas|numNodes): )'(\{\{[^']+\}\})'")
 
@@ -207,7 +218,16 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                             {"name": "train-model-trainjob", "template": "train-model-trainjob", "when": trainjob_when},
                         ],
                         [
-                            {"name": "serve-model", "template": "serve-model", "when": serving_when},
+                            {
+                                "name": "serve-model",
+                                "template": "serve-model",
+                                "when": f"{serving_when} && {_TFSERVING_WHEN}",
+                            },
+                            {
+                                "name": "serve-model-mnistkit",
+                                "template": "serve-model-mnistkit",
+                                "when": f"{serving_when} && {_MNISTKIT_WHEN}",
+                            },
                             {"name": "serve-model-service", "template": "serve-model-service", "when": serving_when},
                         ],
                     ],
@@ -233,6 +253,7 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 _train_template("train-model-single", tfjob(replace(ph, tf_worker="0")), p),
                 _train_template("train-model-trainjob", trainjob(ph), p, (TRAINJOB_SUCCESS, TRAINJOB_FAILURE)),
                 _resource("serve-model", "apply", serving_deployment(ph)),
+                _resource("serve-model-mnistkit", "apply", mnistkit_serving_deployment(ph)),
                 _resource("serve-model-service", "apply", serving_service(ph)),
                 {
                     "name": "exit-handler",
@@ -283,7 +304,8 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
 
     ``argo submit --from workflowtemplate/model-deploy -p train-workflow=<name>`` (or ``mnistkit deploy``).
     It waits until that workflow Succeeded (failing if it Failed), reads its parameters (job name, S3
-    settings) and applies the serving Deployment and Service.
+    settings) and applies the serving Deployment and Service. Its own parameters choose the server
+    (``serving-server``: ``tfserving`` or ``mnistkit``) and the images.
     """
     p = (p or ManifestParams()).validate()
     ph = ManifestParams.placeholders()
@@ -325,7 +347,7 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
             "arguments": {
                 "parameters": [
                     {"name": "train-workflow", "value": "", "description": "name of a finished model-train workflow"},
-                    {"name": "serving-image", "value": p.serving_image},
+                    *({"name": k, "value": v} for k, v in deploy_parameters(p).items()),
                 ]
             },
             "templates": [
@@ -334,7 +356,18 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
                     "steps": [
                         [{"name": "wait-for-training", "template": "wait-for-training"}],
                         [
-                            {"name": "serve-model", "template": "serve-model", "arguments": step_args},
+                            {
+                                "name": "serve-model",
+                                "template": "serve-model",
+                                "arguments": step_args,
+                                "when": _TFSERVING_WHEN,
+                            },
+                            {
+                                "name": "serve-model-mnistkit",
+                                "template": "serve-model-mnistkit",
+                                "arguments": step_args,
+                                "when": _MNISTKIT_WHEN,
+                            },
                             {"name": "serve-model-service", "template": "serve-model-service", "arguments": step_args},
                         ],
                     ],
@@ -355,10 +388,17 @@ def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
                     outputs={"parameters": outputs},
                 ),
                 {**_resource("serve-model", "apply", serving_deployment(ph)), "inputs": inputs_decl},
+                {**_resource("serve-model-mnistkit", "apply", mnistkit_serving_deployment(ph)), "inputs": inputs_decl},
                 {**_resource("serve-model-service", "apply", serving_service(ph)), "inputs": inputs_decl},
             ],
         },
     }
+
+
+def deploy_parameters(p: ManifestParams) -> dict[str, str]:
+    """``{"serving-server": ..., ...}``: the ``DEPLOY_PARAMETERS`` of ``p``, as a deploy Workflow passes them."""
+    values = p.parameters()
+    return {name: values[name] for name in DEPLOY_PARAMETERS}
 
 
 def model_deploy_workflow(

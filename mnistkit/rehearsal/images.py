@@ -16,6 +16,8 @@ tag ignored)
                                                          cannot read ``s3://``)
 ``tensorflow/serving``            ``tensorflow_model_    ``mnistkit serve`` with the same flags (the Python
                                   server``               server speaks TF Serving's protocols)
+``mnistkit/serving``              ``mnistkit``           this venv's ``python -m mnistkit`` (``mnistkit serve`` with
+                                                         the rendered args: reads ``s3://``, polls for versions)
 ``amazon/aws-cli``                ``/bin/sh``, ``aws``   ``/bin/sh``; ``aws`` from the ``awscli`` package
 ``library/busybox``, ``busybox``  ``/bin/sh``            ``/bin/sh``
 ================================  =====================  =================================================
@@ -101,6 +103,12 @@ IMAGES: tuple[LocalImage, ...] = (
         "TF Serving -> mnistkit serve",
         {"tensorflow_model_server": lambda: [sys.executable, "-m", "mnistkit", "serve"]},
         {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    ),
+    LocalImage(
+        "mnistkit/serving",
+        "mnistkit's own server (docker/serving)",
+        {"mnistkit": lambda: [sys.executable, "-m", "mnistkit"]},
+        {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
     ),
     LocalImage("amazon/aws-cli", "aws-cli", {"/bin/sh": _SH, "sh": _SH, "aws": _aws_program}),
     LocalImage("library/busybox", "busybox", {"/bin/sh": _SH, "sh": _SH}),

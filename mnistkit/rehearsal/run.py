@@ -21,7 +21,7 @@ from mnistkit.manifests import (
     training_runtime,
 )
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
-from mnistkit.manifests.workflow import model_deploy_workflow
+from mnistkit.manifests.workflow import deploy_parameters, model_deploy_workflow
 from mnistkit.rehearsal.cluster import Rehearsal
 from mnistkit.rehearsal.images import RehearsalError
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
@@ -104,7 +104,7 @@ def rehearse_deploy(
     template = model_deploy_template(p)
     if r.store.get("WorkflowTemplate", p.namespace, "model-deploy") is None:
         r.store.create(template)
-    workflow = model_deploy_workflow(p.job_name, p.namespace, p.job_name, {"serving-image": p.serving_image})
+    workflow = model_deploy_workflow(p.job_name, p.namespace, p.job_name, deploy_parameters(p))
     name = workflow["metadata"]["name"]
     r.store.create(workflow)
     say(f"workflow {name} (model-deploy) submitted to the rehearsal")

@@ -18,7 +18,7 @@ from helpers.k8s_double import PODS, TFJOB, WF, FakeArgo, Fault, K8sDouble
 from mnistkit.cluster.client import ClusterClient
 from mnistkit.cluster.watch import WatchStats
 from mnistkit.config import S3Config, TrainConfig
-from mnistkit.errors import ClusterError
+from mnistkit.errors import ClusterError, ConfigError
 from mnistkit.manifests import ManifestParams
 
 NS = "kubeflow-user-jane"
@@ -357,10 +357,35 @@ def test_deploy_serves_a_finished_workflow_and_is_torn_down_with_it(k8s: K8sDoub
     assert wt and wt["metadata"]["namespace"] == NS
     wf = k8s.get(WF, NS, deploy)
     assert wf and wf["spec"]["workflowTemplateRef"] == {"name": "model-deploy"}
-    assert wf["spec"]["arguments"]["parameters"] == [{"name": "train-workflow", "value": name}]
+    assert wf["spec"]["arguments"]["parameters"] == [
+        {"name": "train-workflow", "value": name},
+        {"name": "serving-server", "value": "tfserving"},  # the training's choice (its default here)
+    ]
     assert len(k8s.list(WF, NS)) == 2
     counts = client.delete(name)
     assert counts["workflows"] == 2 and client.leftovers(name) == []
+
+
+def test_deploy_takes_the_server_from_the_training_or_from_p(k8s: K8sDouble, client: ClusterClient) -> None:
+    fake = FakeArgo(k8s)
+    trained = client.submit(_params(client, "mnist-jane-own", model_serving="false", serving_server="mnistkit"))
+    fake.start(NS, trained)
+    other = client.submit(_params(client, "mnist-jane-tfs", model_serving="false"))
+    fake.start(NS, other)
+
+    def args(name: str) -> dict[str, str]:
+        wf = k8s.get(WF, NS, name)
+        assert wf is not None
+        return {a["name"]: a["value"] for a in wf["spec"]["arguments"]["parameters"]}
+
+    assert args(client.deploy(trained))["serving-server"] == "mnistkit"  # the training's choice
+    chosen = args(client.deploy(other, {"serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1"}))
+    assert chosen == {"train-workflow": other, "serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1"}
+    with pytest.raises(ConfigError) as err:
+        client.deploy(other, {"serving-server": "triton"})
+    assert err.value.field == "serving_server"
+    with pytest.raises(ClusterError, match="deploy takes the parameters serving-server, serving-image"):
+        client.deploy(other, {"tf-worker": "2"})
 
 
 def test_a_single_process_job_is_a_chief_only_tfjob(k8s: K8sDouble, client: ClusterClient) -> None:

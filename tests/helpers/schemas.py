@@ -63,6 +63,15 @@ def tfjob_errors(m: dict[str, Any]) -> list[str]:
     return errs
 
 
+def kserve_errors(m: dict[str, Any]) -> list[str]:
+    """A KServe ``InferenceService`` against KServe's own CRD schema (v0.20.0), strict."""
+    validator = crd_validator("kserve-inferenceservice-crd-v0.20.0.openapi.json")
+    errs = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(m)]
+    if (m.get("apiVersion"), m.get("kind")) != ("serving.kserve.io/v1beta1", "InferenceService"):
+        errs.append("apiVersion/kind must be serving.kserve.io/v1beta1 InferenceService")
+    return errs
+
+
 def core_errors(m: dict[str, Any]) -> list[str]:
     import kubernetes_validate
 

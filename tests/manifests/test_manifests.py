@@ -46,6 +46,7 @@ from helpers.schemas import (
     core_errors,
     crd_validator,
     inline_manifests,
+    kserve_errors,
     substitute,
     tfjob_errors,
 )
@@ -78,13 +79,16 @@ def test_every_rendered_manifest_is_valid_against_its_official_schema(manifests:
             errors = argo_errors(m)
         elif m["kind"] == "TFJob":
             errors = tfjob_errors(m)
+        elif m["kind"] == "InferenceService":
+            errors = kserve_errors(m)
         elif m["kind"] in CORE_KINDS:
             errors = core_errors(m)
         else:
-            continue  # PodDefault, InferenceService: no vendored schema (structure tested below)
+            continue  # PodDefault: no vendored schema (structure tested below)
         assert errors == [], f"{name}: {errors}"
         checked[name] = m["kind"]
-    assert {"Workflow", "WorkflowTemplate", "TFJob", "Deployment", "Service", "Role", "NetworkPolicy"} <= set(
+    assert {"Workflow", "WorkflowTemplate", "TFJob", "Deployment", "Service", "Role", "NetworkPolicy",
+            "InferenceService"} <= set(
         checked.values())
 
 
