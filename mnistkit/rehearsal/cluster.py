@@ -2,9 +2,9 @@
 
 A controller thread reconciles on every change of the store (and at least every 0.5 s, for deadlines): each
 Workflow object gets a ``WorkflowRun``, each object of a registered job kind (``jobs.JOB_CONTROLLERS``: TFJob,
-TrainJob)
-and each Deployment is reconciled, and the kubelet starts and stops the pods' processes. Anything that writes
-to ``store`` -- ``mnistkit rehearse``, or the Kubernetes API test double -- sees the cluster react.
+TrainJob), each Deployment and each KServe InferenceService (custom predictors) is reconciled, and the kubelet
+starts and stops the pods' processes. Anything that writes to ``store`` -- ``mnistkit rehearse``, or the
+Kubernetes API test double -- sees the cluster react.
 
     with Rehearsal(workdir) as r:
         r.store.create(secret); r.store.create(workflow)
@@ -22,7 +22,7 @@ from typing import Any
 
 import mnistkit.rehearsal.tfjob
 import mnistkit.rehearsal.trainjob  # noqa: F401 - registers the TrainJob controller (Kubeflow Trainer v2)
-from mnistkit.rehearsal.deployments import DeploymentController
+from mnistkit.rehearsal.deployments import DeploymentController, InferenceServiceController
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.kubelet import Kubelet
 from mnistkit.rehearsal.pods import Addresses
@@ -42,6 +42,7 @@ class Rehearsal:
         self.kubelet = Kubelet(self.store, self.addresses, self.workdir)
         self.controllers: dict[str, Any] = {k: make(self.store, self.addresses) for k, make in JOB_CONTROLLERS.items()}
         self.controllers["Deployment"] = DeploymentController(self.store, self.addresses)
+        self.controllers["InferenceService"] = InferenceServiceController(self.store, self.addresses)
         self.workflows: dict[str, WorkflowRun] = {}  # workflow uid -> run
         self.poll = poll
         self.errors: list[str] = []
