@@ -10,7 +10,9 @@ import argparse
 import os
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "build_server"]
+
+MAX_CONCURRENT_RPCS_LIMIT = 65536
 
 
 def register(subparsers: Any) -> None:
@@ -42,14 +44,19 @@ def register(subparsers: Any) -> None:
         default=None,
         help="TF Serving's BatchingParameters text (max_batch_size { value: 32 } ...); implies --enable_batching",
     )
+    p.add_argument(
+        "--max_concurrent_rpcs",
+        "--max-concurrent-rpcs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N gRPC calls in flight or queued; more are answered RESOURCE_EXHAUSTED at once (default 256)",
+    )
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import logging
-    import signal
-    import sys
-
+def build_server(args: argparse.Namespace) -> Any:
+    """The ``ModelServer`` the flags describe, not started; a bad flag is a ``ConfigError`` naming it."""
     from mnistkit.errors import ConfigError
 
     if not args.model_base_path:
@@ -67,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
             field="file_system_poll_wait_seconds",
             value=args.file_system_poll_wait_seconds,
         )
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rpcs = args.max_concurrent_rpcs
+    if rpcs is not None and not 1 <= rpcs <= MAX_CONCURRENT_RPCS_LIMIT:
+        raise ConfigError(
+            f"--max_concurrent_rpcs must be a number of calls from 1 to {MAX_CONCURRENT_RPCS_LIMIT}, got {rpcs}",
+            field="max_concurrent_rpcs",
+            value=rpcs,
+        )
     from mnistkit.serving.batching import read_batching_parameters
     from mnistkit.serving.server import ModelServer
 
@@ -80,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         from mnistkit.config import S3Config, split_s3_url
 
         s3_config = S3Config.from_env(bucket=split_s3_url(args.model_base_path, "model_base_path")[0])
-    server = ModelServer(
+    return ModelServer(
         args.model_base_path,
         model_name=args.model_name,
         port=args.port,
@@ -90,7 +103,18 @@ def run(args: argparse.Namespace) -> int:
         s3_config=s3_config,
         cache_dir=args.model_cache_dir,
         batching=batching,
-    ).start()
+        **({"max_concurrent_rpcs": rpcs} if rpcs is not None else {}),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import sys
+
+    server = build_server(args)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server.start()
 
     def _stop(signum: int, _frame: Any) -> None:
         logging.getLogger("mnistkit.serving").info("signal %d: stopping", signum)

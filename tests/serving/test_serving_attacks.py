@@ -229,10 +229,44 @@ def test_grpc_judges_declared_shapes_before_decoding(server: Any) -> None:
 
 def test_grpc_concurrent_rpcs_are_bounded(model_base: Path) -> None:
     """More calls than ``max_concurrent_rpcs`` in flight: the excess is RESOURCE_EXHAUSTED at once."""
+    _assert_rpcs_bounded(start_server(model_base, max_concurrent_rpcs=2, grpc_workers=4, rest_api_port=None), 2)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_serve_max_concurrent_rpcs_flag_bounds_grpc_calls(model_base: Path, n: int) -> None:
+    """``mnistkit serve --max-concurrent-rpcs N``: N slow calls in flight, the N+1st is RESOURCE_EXHAUSTED."""
+    from mnistkit.cli import build_parser
+    from mnistkit.commands.serve import build_server
+
+    from mnistkit.embedded_s3 import free_port
+
+    spelling = "--max-concurrent-rpcs" if n == 1 else "--max_concurrent_rpcs"
+    args = build_parser().parse_args(
+        ["serve", "--model_base_path", str(model_base), "--port", str(free_port()), "--rest_api_port", "0",
+         spelling, str(n)]
+    )
+    _assert_rpcs_bounded(build_server(args).start(), n)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65537"])
+def test_serve_max_concurrent_rpcs_bad_values_name_the_flag(
+    value: str, model_base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mnistkit.cli import main
+
+    assert main(["serve", "--model_base_path", str(model_base), "--max-concurrent-rpcs", value]) == 1
+    assert f"--max_concurrent_rpcs must be a number of calls from 1 to 65536, got {value}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--model_base_path", str(model_base), "--max-concurrent-rpcs", "many"])
+    err = capsys.readouterr().err
+    assert "--max_concurrent_rpcs" in err and "'many'" in err  # argparse names the flag and the value
+
+
+def _assert_rpcs_bounded(srv: Any, n: int) -> None:
+    """``n`` calls held inside the model, then one more: RESOURCE_EXHAUSTED; the held ones still answer."""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    srv = start_server(model_base, max_concurrent_rpcs=2, grpc_workers=4, rest_api_port=None)
     entered = threading.Semaphore(0)
     release = threading.Event()
     real = srv.backend.runner
@@ -245,13 +279,13 @@ def test_grpc_concurrent_rpcs_are_bounded(model_base: Path) -> None:
     srv.backend.runner = blocking
     try:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(srv.grpc_target))
-        held = [stub.Predict.future(_declaring([1, 28, 28], 784), 60) for _ in range(2)]
-        assert entered.acquire(timeout=30) and entered.acquire(timeout=30)
+        held = [stub.Predict.future(_declaring([1, 28, 28], 784), 60) for _ in range(n)]
+        assert all(entered.acquire(timeout=30) for _ in range(n))
         with pytest.raises(grpc.RpcError) as info:
             stub.Predict(_declaring([1, 28, 28], 784), 20)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         release.set()
-        assert [f.result().model_spec.version.value for f in held] == [1, 1]
+        assert [f.result().model_spec.version.value for f in held] == [1] * n
     finally:
         release.set()
         srv.stop()
