@@ -25,7 +25,7 @@ from mnistkit.manifests import ManifestParams, all_manifests, aws_secret
 from mnistkit.rehearsal.cluster import Rehearsal
 from mnistkit.serving.client import ModelClient
 
-from helpers.serving import exported_model, sample  # noqa: F401 - the session's small exported model
+from helpers.serving import exported_model, sample  # the session's small exported model (fixtures)
 
 NS = "kubeflow-user-jane"
 READY_TIMEOUT = 240  # a pod's Python imports TensorFlow and downloads the version first (seconds on a quiet machine)
@@ -60,7 +60,7 @@ def _get(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
 
 
 def test_the_mnistkit_deployment_serves_a_version_published_while_it_runs_without_a_restart(
-    rehearsal: Rehearsal, s3_config: S3Config, exported_model: Path, sample: Any  # noqa: F811 - fixtures
+    rehearsal: Rehearsal, s3_config: S3Config, exported_model: Path, sample: Any
 ) -> None:
     p = _params(s3_config, "mnist-own")
     _publish(s3_config, exported_model, p, 1)
@@ -106,7 +106,7 @@ def test_the_mnistkit_deployment_serves_a_version_published_while_it_runs_withou
 
 
 def test_the_kserve_custom_predictor_answers_v2_behind_its_predictor_service(
-    rehearsal: Rehearsal, s3_config: S3Config, exported_model: Path, sample: Any  # noqa: F811 - fixtures
+    rehearsal: Rehearsal, s3_config: S3Config, exported_model: Path, sample: Any
 ) -> None:
     p = _params(s3_config, "mnist-kserve")
     _publish(s3_config, exported_model, p, 1)
