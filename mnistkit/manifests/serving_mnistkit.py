@@ -23,14 +23,12 @@ from mnistkit.manifests.common import (
     NO_ISTIO_SIDECAR,
     container_security,
     metadata,
-    pod_metadata,
     pod_security,
     resources,
     s3_env,
-    selector,
 )
 from mnistkit.manifests.params import ManifestParams
-from mnistkit.manifests.serving import GRPC_PORT, MODEL_NAME, REST_PORT
+from mnistkit.manifests.serving import GRPC_PORT, MODEL_NAME, REST_PORT, serving_deployment
 
 __all__ = [
     "mnistkit_serving_deployment",
@@ -101,19 +99,10 @@ def mnistkit_serving_deployment(p: ManifestParams) -> dict[str, Any]:
         {"name": "grpc", "containerPort": GRPC_PORT},
         {"name": "http", "containerPort": REST_PORT},
     ]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(p.serving_name, p, "serving"),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector(p, "serving")},
-            "template": {
-                "metadata": pod_metadata(p, "serving"),
-                "spec": {"securityContext": pod_security(), "containers": [container], "volumes": _VOLUMES},
-            },
-        },
-    }
+    dep = serving_deployment(p)  # its name, labels, selector and pod metadata (no Istio sidecar): one Service for both
+    pod = {"securityContext": pod_security(), "containers": [container], "volumes": _VOLUMES}
+    dep["spec"]["template"]["spec"] = pod
+    return dep
 
 
 def mnistkit_inference_service(p: ManifestParams) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from helpers.rehearse import predict, rehearse_deploy
 from mnistkit.config import S3Config
 from mnistkit.manifests import ManifestParams
 from mnistkit.rehearsal.cluster import Rehearsal
@@ -440,41 +441,11 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
 
     assert main(["data", "upload"]) == 0  # s3://<bucket>/data/mnist, with the seed's variables
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "mnistkit",
-        "rehearse",
-        "-p",
-        "tf-worker=1",
-        "-p",
-        "model-train-steps=40",
-        "-p",
-        "model-type=small",
-        "-p",
-        "model-seed=7",
-        "--job-name",
-        "mnist-rehearsed",
-        "--deploy",
-        "--workdir",
-        str(tmp_path / "w"),
-        "--timeout",
-        "500",
-    ]
+    args = ["-p", "tf-worker=1", "-p", "model-train-steps=40", "-p", "model-type=small", "-p", "model-seed=7"]
+    args += ["--job-name", "mnist-rehearsed", "--deploy", "--workdir", str(tmp_path / "w"), "--timeout", "500"]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        port = None
-        for line in proc.stdout:
-            lines.append(line)
-            m = re.search(r"try: mnistkit predict --port (\d+)", line)
-            if m:
-                port = int(m.group(1))
-                break
-        out = "".join(lines)
-        assert port is not None, out[-3000:]
+    with rehearse_deploy(args, env, tmp_path) as run:
+        out = run.output
         trained_s = float(re.search(r": Succeeded in (\d+) s", out).group(1))  # type: ignore[union-attr]
         export = f"s3://{s3_env.bucket}/models/mnist-rehearsed/export/mnist"
         assert f"export: {export}/1/" in out
@@ -487,34 +458,19 @@ def test_rehearse_trains_chief_and_worker_then_serves_what_predict_asks(s3_env: 
         assert "epoch 1/1" in worker.read_text()
         fetch = next(pods.glob("mnist-rehearsed-serving-*/fetch-model.log")).read_text()
         assert f"copying version 1 from {export}/1/ to " in fetch
-        predict = subprocess.run(
-            [sys.executable, "-m", "mnistkit", "predict", "--port", str(port), "--test-image", "3"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-            cwd=tmp_path,
-            check=False,
-        )
-        assert predict.returncode == 0, predict.stderr
-        assert re.search(r"Your model says the above number is\.\.\. \d!", predict.stdout)
+        answer = predict(run.port, env, tmp_path, "--test-image", "3")
+        assert answer.returncode == 0, answer.stderr
+        assert re.search(r"Your model says the above number is\.\.\. \d!", answer.stdout)
         ran, skipped = (len(re.findall(rf"^  +{icon} ", out, re.MULTILINE)) for icon in ("✔", "○"))  # both workflows
         assert ran >= 9 and not re.search(r"^ +✖ ", out, re.MULTILINE)
         print(
             f"FIGURE rehearsal_success steps_succeeded={ran} steps_skipped={skipped} train_wall_s={trained_s:.0f} "
             f"to_serving_s={time.monotonic() - t0:.0f}"
         )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rest, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rest, _ = proc.communicate()
-    assert proc.returncode == 0, rest[-2000:]
+    assert run.returncode == 0, run.rest[0][-2000:]
     # the secret key reached the pods through the Secret only: never in the output or any file written
     written = [f for f in (tmp_path / "w").rglob("*") if f.is_file() and f.stat().st_size < 5_000_000]
-    assert s3_env.secret_access_key not in "".join(lines) + rest
+    assert s3_env.secret_access_key not in out + run.rest[0]
     assert not [f for f in written if s3_env.secret_access_key in f.read_text(errors="replace")]
 
 

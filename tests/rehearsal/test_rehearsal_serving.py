@@ -144,50 +144,24 @@ def test_rehearse_deploy_with_the_mnistkit_server_answers_predict(s3_env: S3Conf
     """``mnistkit rehearse --deploy -p serving-server=mnistkit``: model-train, then model-deploy's
     ``serve-model-mnistkit`` step; ``mnistkit predict`` answers through the rehearsed server."""
     import re
-    import signal
-    import subprocess
-    import sys
 
+    from helpers.rehearse import predict, rehearse_deploy
     from mnistkit.cli import main
 
     assert main(["data", "upload"]) == 0
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     params = ["tf-worker=0", "model-train-steps=20", "model-type=small", "serving-server=mnistkit"]
-    cmd = [sys.executable, "-m", "mnistkit", "rehearse", *(a for p in params for a in ("-p", p))]
-    cmd += ["--job-name", "mnist-own-cli", "--deploy", "--workdir", str(tmp_path / "w"), "--timeout", "500"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        port = None
-        for line in proc.stdout:
-            lines.append(line)
-            m = re.search(r"try: mnistkit predict --port (\d+)", line)
-            if m:
-                port = int(m.group(1))
-                break
-        out = "".join(lines)
-        assert port is not None, out[-3000:]
-        assert "what mnistkit serve loads, and each later version as it is published" in out
-        assert re.search(r"serve-model-mnistkit +Succeeded", out), out[-3000:]  # model-deploy's mnistkit variant
-        assert not re.search(r"serve-model +Succeeded", out)  # and not TF Serving's
-        pods = tmp_path / "w" / "pods" / "kubeflow"
-        serving = next(pods.glob("mnist-own-cli-serving-*"))
+    args = [*(a for p in params for a in ("-p", p)), "--job-name", "mnist-own-cli", "--deploy"]
+    with rehearse_deploy([*args, "--workdir", str(tmp_path / "w"), "--timeout", "500"], env, tmp_path) as run:
+        assert "what mnistkit serve loads, and each later version as it is published" in run.output
+        assert re.search(r"serve-model-mnistkit +Succeeded", run.output), run.output[-3000:]  # model-deploy's variant
+        assert not re.search(r"serve-model +Succeeded", run.output)  # and not TF Serving's
+        serving = next((tmp_path / "w" / "pods" / "kubeflow").glob("mnist-own-cli-serving-*"))
         assert not (serving / "fetch-model.log").exists()  # no init container copied the version
         log = (serving / "mnistkit-serve.log").read_text()
         assert "loaded version 1" in log and "s3://" in log
-        predict = subprocess.run(
-            [sys.executable, "-m", "mnistkit", "predict", "--port", str(port), "--test-image", "3"],
-            capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path, check=False,
-        )  # fmt: skip
-        assert predict.returncode == 0, predict.stderr
-        assert re.search(r"Your model says the above number is\.\.\. \d!", predict.stdout)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rest, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rest, _ = proc.communicate()
-    assert proc.returncode == 0, rest[-2000:]
-    assert s3_env.secret_access_key not in "".join(lines) + rest
+        answer = predict(run.port, env, tmp_path, "--test-image", "3")
+        assert answer.returncode == 0, answer.stderr
+        assert re.search(r"Your model says the above number is\.\.\. \d!", answer.stdout)
+    assert run.returncode == 0, run.rest[0][-2000:]
+    assert s3_env.secret_access_key not in run.output + run.rest[0]
