@@ -89,6 +89,23 @@ def test_the_kserve_predictor_is_mnistkit_serve_speaking_v2_on_the_ports_kserve_
         assert set(env[name]) == {"secretKeyRef"}
 
 
+def test_the_serving_network_policy_admits_every_serving_port_of_both_servers(
+    default: dict[str, Any], own: dict[str, Any]
+) -> None:
+    """KServe copies an InferenceService's labels onto its predictor pods: the serving policy selects them too, so
+    it must admit their ports (a policy-enforcing CNI would drop KServe's traffic to 8080 otherwise)."""
+    for rendered in (default, own):
+        policy = rendered["networkpolicy-serving.yaml"]["spec"]
+        admitted = {pt["port"] for pt in policy["ingress"][0]["ports"]}
+        wanted = policy["podSelector"]["matchLabels"].items()
+        isvc = rendered["inferenceservice.yaml"]
+        assert wanted <= isvc["metadata"]["labels"].items()
+        pods = [_pod(rendered["serving-deployment.yaml"]), isvc["spec"]["predictor"]]
+        ports = {pt["containerPort"] for pod in pods for c in pod.get("containers", []) for pt in c.get("ports", [])}
+        ports |= {8080} if "model" in isvc["spec"]["predictor"] else set()  # KServe's TF Serving runtime: REST 8080
+        assert ports <= admitted, ports - admitted
+
+
 # ---- the serving Deployment --------------------------------------------------------------------------
 def test_the_mnistkit_deployment_serves_the_s3_export_with_the_same_ports_and_service(
     default: dict[str, Any], own: dict[str, Any]
