@@ -150,7 +150,8 @@ def register(subparsers: Any) -> None:
         "--parameter",
         action="append",
         metavar="NAME=VALUE",
-        help="a workflow parameter, as for submit (e.g. -p tf-worker=1 -p model-train-steps=40)",
+        help="a workflow parameter, as for submit (e.g. -p tf-worker=1 -p model-train-steps=40; "
+        "-p serving-server=mnistkit serves with mnistkit's own image)",
     )
     p.add_argument("--job-name", help="default: rehearse-<user>-<date>-<time>-<random>")
     p.add_argument(

@@ -60,6 +60,7 @@ def register(subparsers: Any) -> None:
         "--parameter",
         action="append",
         metavar="NAME=VALUE",
-        help="a workflow parameter, e.g. -p tf-worker=2 -p job-name=mnist-1 (repeatable)",
+        help="a workflow parameter, e.g. -p tf-worker=2 -p job-name=mnist-1 (repeatable); -p serving-server=mnistkit "
+        "serves with mnistkit's own image (reads s3://, loads new versions; a v2 KServe predictor), not TF Serving",
     )
     p.set_defaults(func=run)
