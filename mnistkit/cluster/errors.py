@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
+from typing import Any
 
 from mnistkit.errors import ClusterError
 
@@ -34,14 +36,27 @@ def unknown_resource(exc: BaseException) -> bool:
     return "could not find the requested resource" in str(getattr(exc, "body", "") or "")
 
 
-def _server_says(exc: BaseException) -> str:
+# A refused WebSocket upgrade (port-forward): the client raises ApiException(status=0, reason=<this text>).
+_HANDSHAKE = re.compile(r"^Handshake status (\d+) (.*?) -\+-\+- .*? -\+-\+- b?'?(.*?)'?$", re.DOTALL)
+
+
+def _answer(exc: Any) -> tuple[int, str, str]:
+    """``(status, reason, body)`` of an ``ApiException``, also when it wraps a refused WebSocket handshake."""
+    status, reason, body = exc.status, str(exc.reason or ""), str(exc.body or "")
+    m = _HANDSHAKE.match(reason) if not status else None
+    if m:
+        status, reason, body = int(m.group(1)), m.group(2), m.group(3)
+    return status, reason, body
+
+
+def _server_says(status: int, reason: str, body: str) -> str:
     """``403 Forbidden: <the Status message the API server sent>``."""
     try:
-        message = json.loads(getattr(exc, "body", None) or "{}").get("message", "")
+        message = json.loads(body or "{}").get("message", "")
     except (ValueError, AttributeError):
         message = ""
-    head = f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '') or ''}".strip()
-    return f"{head}: {message}" if message and message != getattr(exc, "reason", None) else head
+    head = f"{status} {reason}".strip()
+    return f"{head}: {message}" if message and message != reason else head
 
 
 def explain(
@@ -65,7 +80,8 @@ def explain(
     if isinstance(exc, ClusterError):
         return exc
     if isinstance(exc, ApiException):
-        status, says = exc.status, _server_says(exc)
+        status, reason, body = _answer(exc)
+        says = _server_says(status, reason, body)
         if status == 401:
             text = (
                 f"the Kubernetes API server {server} refused your credentials while {action} ({says}): "

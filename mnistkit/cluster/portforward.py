@@ -1,14 +1,17 @@
 """Port-forward to a job's TensorBoard or TF Serving pod (``kubectl port-forward``, from Python).
 
-Uses ``kubernetes.stream.portforward``: one WebSocket per accepted local connection, bytes pumped
-both ways by two threads. Needs a real API server (the test double does not speak WebSocket); the pod
-lookup and its errors are tested, the tunnel itself only against a cluster (``cluster`` marker).
+Uses ``kubernetes.stream.portforward``: one WebSocket per accepted local connection (subprotocol
+``v4.channel.k8s.io``), bytes pumped both ways by two threads. What the kubelet writes on the port's error
+channel (nothing listens on the pod's port, ...) goes to ``on_error``, as ``kubectl port-forward`` prints it.
+Tested against the API double, which speaks the kubelet's framing to pods the rehearsal runs
+(``tests/rehearsal/test_rehearsal_portforward.py``).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from mnistkit.errors import ClusterError, ConfigError
@@ -54,15 +57,31 @@ def _pump(src: Any, dst: Any) -> None:
                 pass
 
 
+def _serve(conn: socket.socket, pf: Any, remote: int, on_error: Callable[[str], None] | None) -> None:
+    """Pump one local connection through its WebSocket; then report what the error channel said, if anything."""
+    remote_sock = pf.socket(remote)
+    remote_sock.setblocking(True)
+    threading.Thread(target=_pump, args=(conn, remote_sock), daemon=True).start()
+    _pump(remote_sock, conn)
+    error = pf.error(remote)
+    if error and on_error is not None:
+        on_error(error)
+
+
 def forward(
     client: Any,
     job_name: str,
     target: str = "tensorboard",
     local_port: int = 0,
     stop: threading.Event | None = None,
-    ready: Any = None,
+    ready: Callable[[int, str], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve ``127.0.0.1:local_port`` -> the pod's port until ``stop`` is set (or Ctrl-C)."""
+    """Serve ``127.0.0.1:local_port`` -> the pod's port until ``stop`` is set (or Ctrl-C).
+
+    ``ready(local_port, pod)`` once listening; ``on_error(message)`` for what the kubelet reports on a
+    connection (e.g. ``error forwarding port 6006 to pod ...: connection refused``); the forward goes on.
+    """
     from kubernetes.stream import portforward
 
     pod = find_pod(client, job_name, target)
@@ -92,7 +111,4 @@ def forward(
                 pf = portforward(
                     client.core.connect_get_namespaced_pod_portforward, pod, client.namespace, ports=str(remote)
                 )
-                remote_sock = pf.socket(remote)
-            remote_sock.setblocking(True)
-            for a, b in ((conn, remote_sock), (remote_sock, conn)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=_serve, args=(conn, pf, remote, on_error), daemon=True).start()

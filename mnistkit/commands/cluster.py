@@ -180,7 +180,10 @@ def _port_forward(args: argparse.Namespace) -> int:
     def ready(port: int, pod: str) -> None:
         print(f"forwarding http://127.0.0.1:{port} -> {pod} ({args.target}); Ctrl-C stops", flush=True)
 
-    forward(_client(args), args.name, args.target, args.port, ready=ready)
+    def on_error(message: str) -> None:
+        print(f"mnistkit: port-forward: {message}", file=sys.stderr, flush=True)
+
+    forward(_client(args), args.name, args.target, args.port, ready=ready, on_error=on_error)
     return 0
 
 

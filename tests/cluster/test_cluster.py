@@ -6,6 +6,8 @@ End to end (submit -> watch -> Succeeded/Failed -> logs -> teardown) and faults 
 
 from __future__ import annotations
 
+import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -544,7 +546,7 @@ def test_the_rendered_user_role_allows_everything_the_cli_does(k8s: K8sDouble, t
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     """Every request of every CLI command, made with exactly the rules of ``rbac-user-role.yaml``."""
     from mnistkit.cli import main
-    from mnistkit.cluster.portforward import find_pod
+    from mnistkit.cluster.portforward import find_pod, forward
     from mnistkit.manifests import all_manifests
     from mnistkit.manifests.rbac import permissions_from_rules
 
@@ -567,6 +569,19 @@ def test_the_rendered_user_role_allows_everything_the_cli_does(k8s: K8sDouble, t
 
     client = ClusterClient(k.ApiClient(k8s.configuration()), NS)
     assert find_pod(client, name, "tensorboard") == f"{name}-tb-1"
+    # port-forward's WebSocket (create pods/portforward); no kubelet runs this pod, so the dial fails, said once
+    opened: queue.Queue[int] = queue.Queue()
+    said: queue.Queue[str] = queue.Queue()
+    stop = threading.Event()
+    pf = threading.Thread(target=forward, args=(client, name, "tensorboard"), daemon=True,
+                          kwargs={"stop": stop, "ready": lambda port, _: opened.put(port), "on_error": said.put})
+    pf.start()
+    with socket.create_connection(("127.0.0.1", opened.get(timeout=30)), timeout=30) as conn:
+        assert conn.recv(1) == b""
+    assert said.get(timeout=30).startswith(f"error forwarding port 6006 to pod {name}-tb-1")
+    stop.set()
+    pf.join(30)
+    assert k8s.portforwards == 1
     k8s.create(("argoproj.io", "workflowtemplates"), NS, {"metadata": {"name": "model-deploy"}, "spec": {}})
     assert main(["deploy", *kc, name]) == 0 and main(["deploy", *kc, name]) == 0  # upgrades the old template
     client.stop(f"{name}-deploy")

@@ -11,6 +11,8 @@ What it emulates (only what ``mnistkit.cluster`` uses), over real HTTP (``http.s
 * Watch (``?watch=true``): chunked JSON lines ``{"type": ADDED|MODIFIED|DELETED, "object": ...}`` from a
   ``resourceVersion``; a version older than the retained history gets an ``ERROR`` event with a 410
   ``Gone`` Status, as etcd compaction causes (``compact()``).
+* Port-forward (``/pods/<name>/portforward``): a WebSocket with the kubelet's ``v4.channel.k8s.io`` framing to the
+  loopback port the rehearsal's kubelet gave the container port (``helpers.k8s_portforward``).
 * Pod logs (``/pods/<name>/log``, ``tailLines``), ``SelfSubjectAccessReview`` (allowed unless listed in
   ``denied``), CRDs (``/apis/apiextensions.k8s.io/v1/customresourcedefinitions/<name>``; with ``enforce_crds``,
   custom resources whose CRD is not in ``crds`` answer 404).
@@ -139,6 +141,8 @@ class K8sDouble:
         self.requests: list[tuple[str, str]] = []
         self.watch_410s = 0
         self.gc = True  # garbage-collect dependents (ownerReferences) on delete
+        self.portforwards = 0  # port-forward WebSockets accepted
+        self._tunnels: set[Any] = set()  # their client sockets, shut at stop()
         self._server: ThreadingHTTPServer | None = None
         self._stopping = False
 
@@ -158,6 +162,11 @@ class K8sDouble:
         with self.lock:
             self._stopping = True
             self.changed.notify_all()
+        for sock in list(self._tunnels):
+            try:
+                sock.shutdown(2)
+            except OSError:
+                pass
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -344,6 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
         group = m["group"] or ""
         key: Key = (group, m["plural"])
         ns, name, sub = m["ns"], m["name"], m["sub"]
+        if key == PODS and sub == "portforward" and name and self.command == "GET":
+            return self._portforward(key, ns or "", name, q)
         code, body = self._route(key, ns, name, sub, q)
         if drop:
             # The server did the work; the client never hears about it (a lost response).
@@ -358,6 +369,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
+    def _portforward(self, key: Key, ns: str, name: str, q: dict[str, str]) -> None:
+        """``pods/<name>/portforward``: a WebSocket to the pod's ports (``helpers.k8s_portforward``)."""
+        from helpers import k8s_portforward
+
+        if refused := self._refused(key, ns, name, "portforward", q):
+            return self._send(*refused)
+        if not k8s_portforward.is_upgrade(self.headers):
+            return self._send(400, K8sDouble.status(400, "BadRequest", "Upgrade request required"))
+        pod = self.k8s.get(key, ns, name)
+        if pod is None:
+            return self._send(404, K8sDouble.status(404, "NotFound", f'pods "{name}" not found'))
+        try:
+            ports = k8s_portforward.requested_ports(self.path)
+        except ValueError as exc:
+            return self._send(400, K8sDouble.status(400, "BadRequest", str(exc)))
+        self.k8s.portforwards += 1
+        k8s_portforward.serve(self, pod, ports, self.k8s._tunnels.add)
+
     # ---- routes ----------------------------------------------------------------------------------
     def _refused(self, key: Key, ns: str | None, name: str | None, sub: str | None,
                  q: dict[str, str]) -> tuple[int, Any] | None:
@@ -365,6 +394,8 @@ class _Handler(BaseHTTPRequestHandler):
         k8s, (group, plural) = self.k8s, key
         verb = _VERBS.get(self.command) or ("get" if name else "watch" if q.get("watch") in ("true", "1")
                                                  else "list")
+        if sub in ("portforward", "exec", "attach"):
+            verb = "create"  # a WebSocket upgrade (GET) is authorized as create, as since Kubernetes 1.30
         res = plural + (f"/{sub}" if sub and sub != "status" else "")
         code = k8s.reject
         always_allowed = key in (("authorization.k8s.io", "selfsubjectaccessreviews"),

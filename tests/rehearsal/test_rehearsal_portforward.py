@@ -1,0 +1,174 @@
+"""``mnistkit port-forward`` through the API double to pods the rehearsal really runs (issue 12).
+
+The double serves ``pods/<name>/portforward`` over WebSocket with the kubelet's ``v4.channel.k8s.io`` framing
+(``helpers/k8s_portforward.py``) and dials the loopback port the rehearsal's kubelet gave the container port. Here
+the pod is a small HTTP server run from the trainer image's row of the image table; the slow success path in
+``test_rehearsal_double.py`` forwards to the rehearsed serving Deployment and predicts through it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers.k8s_double import DoubleStore, K8sDouble
+from mnistkit.manifests.common import COMPONENT_LABEL, JOB_LABEL
+from mnistkit.rehearsal.cluster import Rehearsal
+
+NS = "kubeflow-user-jane"
+JOB = "mnist-pf"
+# Answers GET with the pod's name and the path, on the port the kubelet rewrote --port=8501 to.
+_SERVER = (
+    "import http.server, os, sys\n"
+    "port = int(sys.argv[1].split('=')[1])\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = (os.environ['HOSTNAME'] + ' ' + self.path).encode() * int(self.headers.get('X-Repeat', '1'))\n"
+    "        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "    def log_message(self, *a): pass\n"
+    "http.server.ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()\n"
+)
+
+
+def _pod(name: str, component: str, command: list[str], port: int = 8501, probe: bool = True) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": "docker.io/mnistkit/trainer:0.1.0",
+        "command": command,
+        "ports": [{"name": "http", "containerPort": port}],
+    }
+    if probe:
+        container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": port}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {JOB_LABEL: JOB, COMPONENT_LABEL: component}},
+        "spec": {"restartPolicy": "Always", "containers": [container]},
+    }
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("ready") for c in (pod.get("status") or {}).get("containerStatuses", []))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[K8sDouble, Rehearsal, Path]]:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with K8sDouble() as k8s, Rehearsal(tmp_path / "r", store=DoubleStore(k8s), poll=0.2) as r:
+        yield k8s, r, k8s.kubeconfig(tmp_path / "config", NS)
+
+
+class _PortForward:
+    """``python -m mnistkit port-forward ...`` as a user runs it; ``port`` once it says where it listens."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        cmd = [sys.executable, "-m", "mnistkit", "port-forward", "--kubeconfig", str(config), *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        self.first = self.proc.stdout.readline()
+        assert self.first.startswith("forwarding http://127.0.0.1:"), self.first + self.rest()
+        self.port = int(self.first.split(":")[2].split(" ")[0])
+
+    def rest(self) -> str:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=30)
+        return out
+
+    def get(self, path: str, **headers: str) -> str:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return str(resp.read().decode())
+
+
+def test_port_forward_reaches_the_rehearsed_pod_over_the_kubelets_websocket(
+    cluster: tuple[K8sDouble, Rehearsal, Path],
+) -> None:
+    k8s, r, config = cluster
+    r.store.create(_pod(f"{JOB}-serving-1", "serving", ["python", "-c", _SERVER, "--port=8501"]))
+    r.wait("Pod", NS, f"{JOB}-serving-1", _ready, 60)
+    pf = _PortForward(config, JOB, "serving")
+    try:
+        assert f"-> {JOB}-serving-1 (serving)" in pf.first
+        assert pf.get("/v1/models/mnist") == f"{JOB}-serving-1 /v1/models/mnist"
+        # one WebSocket per local connection; a 2 MB answer crosses many frames intact
+        big = pf.get("/big", **{"X-Repeat": "100000"})
+        assert big == f"{JOB}-serving-1 /big" * 100000
+        assert k8s.portforwards == 2
+    finally:
+        out = pf.rest()
+    assert "Traceback" not in out
+    # the request was authorized as the API server does for a WebSocket upgrade
+    assert ("GET", f"/api/v1/namespaces/{NS}/pods/{JOB}-serving-1/portforward?ports=8501") in k8s.requests
+
+
+def test_port_forward_needs_create_on_pods_portforward(cluster: tuple[K8sDouble, Rehearsal, Path]) -> None:
+    k8s, r, config = cluster
+    r.store.create(_pod(f"{JOB}-tb", "tensorboard", ["python", "-c", _SERVER, "--port=6006"], 6006, probe=False))
+    r.wait("Pod", NS, f"{JOB}-tb", lambda p: (p.get("status") or {}).get("phase") == "Running", 60)
+    k8s.denied.add(("", "pods/portforward", "create"))
+    pf = _PortForward(config, JOB)  # listening comes first; the tunnel opens per connection
+    try:
+        with pytest.raises(OSError):
+            pf.get("/")
+    finally:
+        out = pf.rest()
+    assert ("", "pods/portforward", "create") in k8s.refused
+    # the refused WebSocket upgrade is a 403 like any other: one sentence, not the handshake's raw text
+    assert f"you are not allowed to do this in namespace '{NS}'" in out, out
+    assert f"forwarding to pod '{JOB}-tb' was refused (403 Forbidden: " in out and "-+-+-" not in out, out
+    assert 'cannot create resource "pods/portforward"' in out and "Traceback" not in out, out
+
+
+def test_nothing_listening_in_the_pod_is_said_and_the_forward_goes_on(
+    cluster: tuple[K8sDouble, Rehearsal, Path], tmp_path: Path
+) -> None:
+    """The kubelet's error channel reaches the user (as kubectl prints it); the next connection works."""
+    _, r, config = cluster
+    gate = tmp_path / "listen-now"
+    late = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)\n" + _SERVER
+    r.store.create(_pod(f"{JOB}-tb", "tensorboard", ["python", "-c", late, "--port=6006"], 6006))
+    r.wait("Pod", NS, f"{JOB}-tb", lambda p: (p.get("status") or {}).get("phase") == "Running", 60)
+    pf = _PortForward(config, JOB)
+    try:
+        with pytest.raises(OSError):  # the tunnel closes: nothing listens on the pod's port yet
+            pf.get("/")
+        gate.touch()
+        r.wait("Pod", NS, f"{JOB}-tb", _ready, 60)
+        assert pf.get("/now") == f"{JOB}-tb /now"
+    finally:
+        out = pf.rest()
+    said = re.search(rf"mnistkit: port-forward: error forwarding port 6006 to pod {JOB}-tb, uid [\w-]+: .*refused", out)
+    assert said, out
+    assert "Traceback" not in out
+
+
+def test_the_double_speaks_the_v4_channel_protocol() -> None:
+    """The framing itself, with a plain WebSocket client: port prefixes first, then channel byte + data."""
+    import websocket
+
+    with K8sDouble() as k8s:
+        pod = _pod("p", "serving", ["true"])
+        k8s.create(("", "pods"), NS, pod)
+        url = k8s.url.replace("http", "ws") + f"/api/v1/namespaces/{NS}/pods/p/portforward?ports=8501,6006"
+        ws = websocket.create_connection(url, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"], timeout=10)
+        try:
+            assert ws.subprotocol == "v4.channel.k8s.io"  # v5 is exec's; port-forward speaks v4
+            frames = [ws.recv() for _ in range(4)]
+            assert frames[:4] == [b"\x00\x35\x21", b"\x01\x35\x21", b"\x02\x76\x17", b"\x03\x76\x17"]
+            # no kubelet mapped a port for this pod (no rehearsal): the dial fails, on the error channel
+            error = ws.recv()
+            assert error[:1] == b"\x01"
+            assert error[1:].decode().startswith("error forwarding port 8501 to pod p, uid ")
+        finally:
+            ws.close()
+        with pytest.raises(websocket.WebSocketBadStatusException) as bad:
+            websocket.create_connection(url.replace("/p/", "/nope/"), timeout=10)
+        assert bad.value.status_code == 404
