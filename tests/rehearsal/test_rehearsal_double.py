@@ -1,9 +1,11 @@
-"""``mnistkit port-forward`` through the API double to pods the rehearsal really runs (issue 12).
+"""The rehearsal as the controller behind the Kubernetes API double: cluster commands against pods that really run.
 
-The double serves ``pods/<name>/portforward`` over WebSocket with the kubelet's ``v4.channel.k8s.io`` framing
-(``helpers/k8s_portforward.py``) and dials the loopback port the rehearsal's kubelet gave the container port. Here
-the pod is a small HTTP server run from the trainer image's row of the image table; the slow success path in
-``test_rehearsal_double.py`` forwards to the rehearsed serving Deployment and predicts through it.
+``port-forward``: the double serves ``pods/<name>/portforward`` over WebSocket with the kubelet's
+``v4.channel.k8s.io`` framing (``helpers/k8s_portforward.py``) and dials the loopback port the rehearsal's kubelet
+gave the container port; the fast tests forward to a small HTTP server run from the trainer image's row of the
+image table. The slow test goes the whole user way on a real (tiny) training: ``secret``, ``submit --watch``,
+``get``, ``logs``, ``deploy``, ``port-forward`` to the rehearsed serving, ``predict`` through it, ``delete``.
+(The failing-training counterpart is ``test_rehearsal.py::test_cluster_commands_against_a_workflow_that_really_ran``.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +175,70 @@ def test_the_double_speaks_the_v4_channel_protocol() -> None:
         with pytest.raises(websocket.WebSocketBadStatusException) as bad:
             websocket.create_connection(url.replace("/p/", "/nope/"), timeout=10)
         assert bad.value.status_code == 404
+
+
+# ---- the whole user way, on a real training ---------------------------------------------------------------
+DONE = ("Succeeded", "Failed", "Error")
+TEST_IMAGE = 0  # a test digit of the offline sample that a 40-step small model answers with confidence
+
+
+@pytest.mark.slow
+def test_the_user_way_through_the_api_double_on_a_real_training(
+    tmp_path: Path, s3_env: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """secret -> submit --watch (a Chief-only small training, train-model-single) -> get -> logs -> deploy ->
+    port-forward to the rehearsed serving -> predict the right digit through it -> delete leaves nothing."""
+    from mnistkit.cli import main
+
+    job = "mnist-user"
+    assert main(["data", "upload"]) == 0  # s3://<bucket>/data/mnist with the seed's variables
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with K8sDouble() as k8s, Rehearsal(tmp_path / "r", store=DoubleStore(k8s), poll=0.2) as r:
+        k8s.log_source = lambda ns, pod: r.logs(ns, pod)
+        config = k8s.kubeconfig(tmp_path / "config", NS)
+        kc = ["--kubeconfig", str(config)]
+        capsys.readouterr()
+        t0 = time.monotonic()
+        assert main(["secret", *kc]) == 0
+        small = ["-p", "tf-worker=0", "-p", "model-type=small", "-p", "model-train-steps=40", "-p", "model-seed=7"]
+        # model-serving=false: serving comes from `deploy`, as for a user who decides after looking at the run
+        assert main(["submit", *kc, "--job-name", job, *small, "-p", "model-serving=false", "--watch"]) == 0
+        watched = capsys.readouterr().out
+        trained_s = time.monotonic() - t0
+        assert f"{job}: Running" in watched and f"{job}: Succeeded" in watched, watched
+        assert main(["get", *kc, job]) == 0
+        got = capsys.readouterr().out
+        assert "Status:     Succeeded" in got and re.search(r"train-model-single\s+Succeeded", got), got
+        assert re.search(r"serve-model\s+Skipped", got) and not re.search(r"\s(Failed|Error)\s", got), got
+        assert main(["logs", *kc, job]) == 0
+        logs = capsys.readouterr().out
+        assert re.search(r"\[chief-0\] .*exported version 1", logs), logs[-2000:]
+        assert main(["deploy", *kc, job]) == 0
+        capsys.readouterr()
+        deployed = r.wait("Workflow", NS, f"{job}-deploy", lambda o: (o.get("status") or {}).get("phase") in DONE, 300)
+        assert deployed["status"]["phase"] == "Succeeded", deployed["status"]
+        r.wait("Deployment", NS, f"{job}-serving", lambda d: (d.get("status") or {}).get("readyReplicas", 0) >= 1, 300)
+        serving_s = time.monotonic() - t0
+        pf = _PortForward(config, job, "serving")
+        try:
+            predict = subprocess.run(
+                [sys.executable, "-m", "mnistkit", "predict", "--port", str(pf.port), "--protocol", "rest",
+                 "--test-image", str(TEST_IMAGE), "--data-dir", f"s3://{s3_env.bucket}/data/mnist"],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+        finally:
+            forwarded = pf.rest()
+        assert predict.returncode == 0, predict.stderr + forwarded
+        truth = re.search(r"The true label is (\d)\.", predict.stdout)
+        assert truth and f"Your model says the above number is... {truth.group(1)}!" in predict.stdout, predict.stdout
+        assert "(model mnist, version 1)" in predict.stdout and "Traceback" not in forwarded
+        confidence = re.search(rf"\b{truth.group(1)}:(\d\.\d+)", predict.stdout.split("predictions:")[1])
+        assert confidence, predict.stdout
+        assert main(["delete", *kc, job]) == 0
+        left = sorted(o["kind"] for _, o in k8s.all_objects() if o["metadata"].get("namespace") == NS)
+        assert left == ["Secret", "WorkflowTemplate"], left  # both shared by every job of the namespace
+        with capsys.disabled():
+            print(
+                f"\nFIGURE rehearsal_double_success submit_watch_to_succeeded_s={trained_s:.1f} "
+                f"to_serving_ready_s={serving_s:.1f} predict=right p={confidence.group(1)}"
+            )
