@@ -1,10 +1,11 @@
 """``Rehearsal``: one machine playing the cluster -- the object store, Argo, the job operators, Deployments, kubelet.
 
-A controller thread reconciles on every change of the store (and at least every 0.5 s, for deadlines): each
-Workflow object gets a ``WorkflowRun``, each object of a registered job kind (``jobs.JOB_CONTROLLERS``: TFJob,
-TrainJob), each Deployment and each KServe InferenceService (custom predictors) is reconciled, and the kubelet
-starts and stops the pods' processes. Anything that writes to ``store`` -- ``mnistkit rehearse``, or the
-Kubernetes API test double -- sees the cluster react.
+A controller thread reconciles on every change of the store (and at least every 0.5 s, for deadlines and TTLs):
+each Workflow object gets a ``WorkflowRun`` (and is deleted when its ``ttlStrategy`` says so, ``ttl.py``), each
+object of a registered job kind (``jobs.JOB_CONTROLLERS``: TFJob, TrainJob), each Deployment and each KServe
+InferenceService (custom predictors) is reconciled, and the kubelet starts and stops the pods' processes.
+Anything that writes to ``store`` -- ``mnistkit rehearse``, or the Kubernetes API test double -- sees the cluster
+react.
 
     with Rehearsal(workdir) as r:
         r.store.create(secret); r.store.create(workflow)
@@ -27,6 +28,7 @@ from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
 from mnistkit.rehearsal.kubelet import Kubelet
 from mnistkit.rehearsal.pods import Addresses
 from mnistkit.rehearsal.store import Obj, ObjectStore, StoreBase
+from mnistkit.rehearsal.ttl import expire_workflows
 from mnistkit.rehearsal.workflow import WorkflowRun
 
 __all__ = ["Rehearsal"]
@@ -85,6 +87,7 @@ class Rehearsal:
             self._reconcile()
 
     def _reconcile(self) -> None:
+        expire_workflows(self.store)  # Argo's TTL (spec.ttlStrategy)
         for wf in self.store.list("Workflow"):
             uid = wf["metadata"]["uid"]
             if uid not in self.workflows and not (wf.get("status") or {}).get("phase"):

@@ -19,19 +19,19 @@ Restart policies: ``ExitCode`` (pods run with ``Never``): exit 128+ deletes and 
 ``backoffLimit`` restarts in all (recreated pods plus in-place restarts; the real operator counts in-place
 restarts of running pods and its work-queue retries, so a corner case may differ).
 ``activeDeadlineSeconds``: Failed "... active longer than specified deadline". ``cleanPodPolicy`` on finish:
-``Running`` deletes running/pending pods, ``All`` every pod, ``None`` none. ``ttlSecondsAfterFinished`` is not
-emulated (a rehearsal ends sooner).
+``Running`` deletes running/pending pods, ``All`` every pod, ``None`` none. ``ttlSecondsAfterFinished``: a finished
+job is deleted that long after its ``completionTime``, and its pods and Services with it (``CleanupJob``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 from mnistkit.rehearsal.jobs import create_pod, has_condition, job_controller, owner_reference, set_condition
 from mnistkit.rehearsal.pods import Addresses
 from mnistkit.rehearsal.store import ApiError, Obj, StoreBase, now_rfc3339
+from mnistkit.rehearsal.ttl import expired, seconds_since
 
 __all__ = ["REPLICA_ORDER", "TFJobController", "tf_config"]
 
@@ -63,11 +63,6 @@ def _port(spec: dict[str, Any]) -> int:
                 if p.get("name") == _PORT_NAME:
                     return int(p["containerPort"])
     return _DEFAULT_PORT
-
-
-def _seconds_since(stamp: str) -> float:
-    t = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-    return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
 
 
 def _exit_code(pod: Obj) -> int | None:
@@ -116,9 +111,12 @@ class TFJobController:
             if has_condition(status, "Succeeded"):
                 for rs in status.get("replicaStatuses", {}).values():
                     rs["succeeded"] = rs.get("succeeded", 0) + rs.pop("active", 0)
-            return self._save(ns, name, status, old)
+            self._save(ns, name, status, old)
+            if expired(status.get("completionTime"), run_policy.get("ttlSecondsAfterFinished")):
+                self.store.delete("TFJob", ns, name)  # CleanupJob: its pods and Services go with it
+            return None
         deadline = run_policy.get("activeDeadlineSeconds")
-        if deadline is not None and _seconds_since(status["startTime"]) >= int(deadline):
+        if deadline is not None and seconds_since(status["startTime"]) >= int(deadline):
             status.setdefault("completionTime", now_rfc3339())
             set_condition(
                 status,

@@ -23,14 +23,14 @@ Status as Trainer writes it: ``conditions`` (``metav1.Condition``: ``Complete``/
 ``Suspended`` True/False; ``Failed`` with ``DeadlineExceeded`` once ``activeDeadlineSeconds`` passed since
 creation, after which the JobSet and its pods are deleted), and ``jobsStatus`` per replicated job (counts of
 Jobs: ``ready``, ``succeeded``, ``failed``, ``active``, ``suspended``). ``spec.suspend`` deletes running pods.
-Not emulated: initializer jobs, JobSet ``failurePolicy``/restarts, ``ttlSecondsAfterFinished``, pod conditions
+JobSet's ``ttlSecondsAfterFinished``: that long after Complete/Failed, the JobSet's pods are deleted (the TrainJob
+and its status stay). Not emulated: initializer jobs, JobSet ``failurePolicy``/restarts, pod conditions
 (``DisruptionTarget``: nothing here evicts a pod).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
@@ -39,6 +39,7 @@ from typing import Any
 from mnistkit.rehearsal.jobs import create_pod, job_controller
 from mnistkit.rehearsal.pods import Addresses
 from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
+from mnistkit.rehearsal.ttl import expired, seconds_since
 from trainer.jobset import DEFAULT_TF_PORT, ENV_COMPLETION_INDEX, ENV_HOST_MAP
 
 __all__ = ["TrainJobController", "merge_named"]
@@ -86,6 +87,12 @@ def _set(status: dict[str, Any], ctype: str, value: str, reason: str, message: s
     if cur["status"] != value:
         cur["lastTransitionTime"] = now_rfc3339()
     cur.update(status=value, reason=reason, message=message)
+
+
+def _finished_at(status: dict[str, Any]) -> str | None:
+    """When the Complete or Failed condition turned True (JobSet's ``jobSetFinishTime``)."""
+    done = (c for c in status.get("conditions", []) if c["type"] in ("Complete", "Failed") and c["status"] == "True")
+    return next((c.get("lastTransitionTime") for c in done), None)
 
 
 def _true(status: dict[str, Any], ctype: str) -> bool:
@@ -183,6 +190,9 @@ class TrainJobController:
                 self.store.delete("Pod", ns, pod["metadata"]["name"])
             return self._save(ns, name, status, old)
         js = self._jobset_spec(tj)
+        if finished and js is not None and expired(_finished_at(status), js.get("ttlSecondsAfterFinished")):
+            for pod in pods:  # JobSet's TTL: the JobSet goes, its Jobs and pods with it; the TrainJob stays
+                self.store.delete("Pod", ns, pod["metadata"]["name"])
         if js is None or finished:
             return self._save(ns, name, status, old)
         outcomes: dict[str, dict[str, int]] = {}
@@ -205,9 +215,7 @@ class TrainJobController:
         resumed = next(
             (c for c in status.get("conditions", []) if c["type"] == "Suspended" and c["status"] == "False"), None
         )
-        stamp = resumed["lastTransitionTime"] if resumed else tj["metadata"]["creationTimestamp"]
-        t = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-        return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
+        return seconds_since(resumed["lastTransitionTime"] if resumed else tj["metadata"]["creationTimestamp"])
 
     def _job(
         self, tj: Obj, js: dict[str, Any], rjob: dict[str, Any], job_index: int, pods: list[Obj], suspended: bool
