@@ -102,9 +102,12 @@ def test_port_forward_reaches_the_rehearsed_pod_over_the_kubelets_websocket(
         assert f"-> {JOB}-serving-1 (serving)" in pf.first
         assert pf.get("/v1/models/mnist") == f"{JOB}-serving-1 /v1/models/mnist"
         # one WebSocket per local connection; a 2 MB answer crosses many frames intact
+        t0 = time.monotonic()
         big = pf.get("/big", **{"X-Repeat": "100000"})
+        big_s = time.monotonic() - t0
         assert big == f"{JOB}-serving-1 /big" * 100000
         assert k8s.portforwards == 2
+        print(f"FIGURE rehearsal_port_forward connections=2 big_bytes={len(big)} big_s={big_s:.2f}")
     finally:
         out = pf.rest()
     assert "Traceback" not in out
