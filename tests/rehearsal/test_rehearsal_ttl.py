@@ -32,24 +32,20 @@ def _ago(seconds: float) -> str:
     return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _finish_pods(store: ObjectStore, container: str) -> None:
+def _finish_pods(store: ObjectStore) -> None:
     for pod in store.list("Pod", NS):
-        store.update(
-            "Pod",
-            NS,
-            pod["metadata"]["name"],
-            lambda o: o.__setitem__(
-                "status",
-                {
-                    "phase": "Succeeded",
-                    "containerStatuses": [{"name": container, "state": {"terminated": {"exitCode": 0}}}],
-                },
-            ),
-        )
+        store.patch("Pod", NS, pod["metadata"]["name"], {"status": {"phase": "Succeeded"}})
 
 
 def _backdate(store: ObjectStore, kind: str, seconds: float, fn: Callable[[dict[str, Any], str], None]) -> None:
     store.update(kind, NS, JOB, lambda o: fn(o["status"], _ago(seconds)))
+
+
+def _reconcile(store: ObjectStore, ctl: TFJobController | TrainJobController, kind: str) -> dict[str, Any] | None:
+    """One pass of the job's controller; the job afterwards (None once its TTL deleted it)."""
+    if (job := store.get(kind, NS, JOB)) is not None:
+        ctl.reconcile(job)
+    return store.get(kind, NS, JOB)
 
 
 def _kinds(store: ObjectStore) -> list[str]:
@@ -64,14 +60,11 @@ def test_a_finished_tfjob_goes_with_its_pods_and_services_after_ttl_seconds_afte
     ctl = TFJobController(store, Addresses())
 
     def reconcile() -> dict[str, Any] | None:
-        obj = store.get("TFJob", NS, JOB)
-        if obj is not None:
-            ctl.reconcile(obj)
-        return store.get("TFJob", NS, JOB)
+        return _reconcile(store, ctl, "TFJob")
 
     reconcile()
     assert _kinds(store) == ["Pod", "Pod", "Service", "Service", "TFJob"]
-    _finish_pods(store, "tensorflow")
+    _finish_pods(store)
     done = reconcile()
     assert done is not None and done["status"]["conditions"][-1]["type"] == "Succeeded"
     assert reconcile() is not None  # just finished: it stays, and so do its pods (their logs)
@@ -92,15 +85,12 @@ def test_jobset_ttl_deletes_a_finished_trainjobs_pods_and_keeps_the_trainjob() -
     ctl = TrainJobController(store, Addresses())
 
     def reconcile() -> dict[str, Any]:
-        obj = store.get("TrainJob", NS, JOB)
-        assert obj is not None
-        ctl.reconcile(obj)
-        out = store.get("TrainJob", NS, JOB)
-        assert out is not None
-        return out
+        tj = _reconcile(store, ctl, "TrainJob")
+        assert tj is not None  # a TrainJob outlives its JobSet's TTL
+        return tj
 
     reconcile()
-    _finish_pods(store, "node")
+    _finish_pods(store)
     assert [c["type"] for c in reconcile()["status"]["conditions"]] == ["Complete"]
 
     def complete_at(status: dict[str, Any], stamp: str) -> None:
