@@ -76,9 +76,15 @@ class _PortForward:
         cmd = [sys.executable, "-m", "mnistkit", "port-forward", "--kubeconfig", str(config), *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
-        self.first = self.proc.stdout.readline()
-        assert self.first.startswith("forwarding http://127.0.0.1:"), self.first + self.rest()
-        self.port = int(self.first.split(":")[2].split(" ")[0])
+        before = []  # what it printed before listening (nothing, unless a library warns)
+        for line in self.proc.stdout:
+            if line.startswith("forwarding http://127.0.0.1:"):
+                break
+            before.append(line)
+        else:
+            raise AssertionError("port-forward ended without listening:\n" + "".join(before))
+        self.first = line
+        self.port = int(line.split(":")[2].split(" ")[0])
 
     def rest(self) -> str:
         self.proc.terminate()
