@@ -80,32 +80,36 @@ class _Tunnel:
     def __init__(self, handler: Any, pod: dict[str, Any], ports: list[int]) -> None:
         self.handler, self.pod, self.ports = handler, pod, ports
         self.ws = WSConnection(ConnectionType.SERVER)
-        self.lock = threading.Lock()  # wsproto's state and the client socket are shared by the pumps
+        self.lock = threading.Lock()  # wsproto's state, shared by the reader and the pod's pumps
+        self.write_lock = threading.Lock()  # the client socket: frames leave whole and in order
         self.targets: dict[int, socket.socket] = {}  # data channel -> the pod's socket
         self.closed = threading.Event()
         self.open_streams = len(ports)  # the WebSocket ends when every port's stream has ended
 
-    def send(self, event: Event) -> None:
-        with self.lock:
-            if self.closed.is_set() and not isinstance(event, CloseConnection):
-                return
+    def send(self, event: Event, *, closing: bool = False) -> None:
+        """Frame ``event`` and write it; nothing after the close, except the close itself (``closing``).
+
+        A write that blocks (a client slow to read) holds only ``write_lock``: the reader goes on.
+        """
+        with self.write_lock:
+            with self.lock:
+                if self.closed.is_set() and not closing:
+                    return
+                if closing:
+                    self.closed.set()
+                try:
+                    data = self.ws.send(event)
+                except LocalProtocolError:  # the WebSocket is closed already
+                    return
             try:
-                self.handler.wfile.write(self.ws.send(event))
+                self.handler.wfile.write(data)
                 self.handler.wfile.flush()
-            except (OSError, ValueError, LocalProtocolError):  # the client went away, or it closed already
+            except (OSError, ValueError):  # the client went away
                 self.closed.set()
 
     def close(self, code: int = 1000) -> None:
-        with self.lock:
-            first = not self.closed.is_set()
-            self.closed.set()
-        if first:
-            try:
-                with self.lock:
-                    self.handler.wfile.write(self.ws.send(CloseConnection(code=code)))
-                    self.handler.wfile.flush()
-            except (OSError, ValueError, LocalProtocolError):  # a connection that is already gone
-                pass
+        if not self.closed.is_set():
+            self.send(CloseConnection(code=code), closing=True)
         for s in self.targets.values():
             _shutdown(s)
 
@@ -203,13 +207,7 @@ class _Tunnel:
                 elif isinstance(event, Ping):
                     self.send(event.response())
                 elif isinstance(event, CloseConnection):
-                    with self.lock:
-                        try:
-                            self.handler.wfile.write(self.ws.send(event.response()))
-                            self.handler.wfile.flush()
-                        except (OSError, ValueError, LocalProtocolError):  # the client may already be gone
-                            pass
-                        self.closed.set()
+                    self.send(event.response(), closing=True)
             if not data:
                 break
         self.close()
