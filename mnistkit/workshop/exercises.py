@@ -229,6 +229,7 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
     name = "model"
 
     def run() -> CheckResult:
+        from mnistkit.predictor import predict_function, to_digits
         from mnistkit.workshop.digits import fixed_digit_set
 
         target = model_or_export_dir
@@ -254,17 +255,10 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
                     f"the export at {version} breaks the serving contract: {problem}",
                     "export with trainer.export.export_saved_model so TF Serving and the pad can call it",
                 )
-            from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
-
-            target = saved_model_predictor(version)
+            target = version
         ds = digits or fixed_digit_set()
         images = np.asarray(ds.images, np.float32)
-        if hasattr(target, "layers") and hasattr(target, "predict"):
-            raw = target.predict(images, verbose=0)
-        elif hasattr(target, "predict"):
-            raw = target.predict(images)
-        else:
-            raw = target(images)
+        raw = predict_function(target)(images)
         if hasattr(raw, "numpy"):
             raw = raw.numpy()
         if isinstance(raw, np.ndarray) and raw.ndim == 2:
@@ -281,11 +275,7 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
                     "the outputs are not probabilities (they don't sum to 1)",
                     "end the model with a softmax: Dense(10, activation='softmax')",
                 )
-            answers = raw.argmax(axis=1)
-        else:
-            from mnistkit.workshop.digits import as_predictor
-
-            answers = np.asarray(as_predictor(lambda _x, _r=raw: _r)(images)).reshape(-1)
+        answers = to_digits(raw, len(ds))
         labels = np.asarray(ds.labels)
         score = float((answers == labels).mean())
         right = int((answers == labels).sum())
