@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from mnistkit.cluster.errors import explain, explained, unknown_resource
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.cluster.info import TERMINAL_PHASES, WorkflowInfo
 from mnistkit.config import S3Config
 from mnistkit.errors import ClusterError
 from mnistkit.manifests.common import COMPONENT_LABEL, JOB_LABEL
-from mnistkit.manifests.params import ManifestParams, default_job_name
+from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.workflow import model_train_workflow
 
 __all__ = ["ClusterClient", "WorkflowInfo", "TERMINAL_PHASES", "SUBMISSION_ANNOTATION"]

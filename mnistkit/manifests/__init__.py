@@ -21,7 +21,7 @@ import yaml
 
 from mnistkit.manifests.credentials import POD_DEFAULT_LABEL, aws_secret, pod_default
 from mnistkit.manifests.netpol import network_policies
-from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams, current_user, default_job_name
+from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams
 from mnistkit.manifests.rbac import role, role_binding, service_account, user_role
 from mnistkit.manifests.runtime import training_runtime
 from mnistkit.manifests.serving import (
@@ -44,8 +44,6 @@ __all__ = [
     "to_yaml",
     "aws_secret",
     "pod_default",
-    "default_job_name",
-    "current_user",
     "tfjob",
     "trainjob",
     "training_runtime",

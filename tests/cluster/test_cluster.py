@@ -453,12 +453,13 @@ def test_connect_in_a_notebook_uses_the_pods_namespace(tmp_path: Path, monkeypat
     import kubernetes.config
 
     from mnistkit.cluster import connect as conn
+    from mnistkit.cluster import identity
 
     token, ns = tmp_path / "token", tmp_path / "namespace"
     token.write_text("t")
     ns.write_text("kubeflow-user-carol\n")
     monkeypatch.setattr(conn, "_TOKEN_FILE", str(token))
-    monkeypatch.setattr(conn, "NAMESPACE_FILE", str(ns))
+    monkeypatch.setattr(identity, "NAMESPACE_FILE", str(ns))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda: None)
