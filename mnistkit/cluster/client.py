@@ -152,7 +152,7 @@ class ClusterClient:
         ``serving-server``, the images), checked as ``-p`` values are; ``serving-server`` defaults to the
         training workflow's.
         """
-        from mnistkit.manifests.workflow import DEPLOY_PARAMETERS
+        from mnistkit.manifests.deploy import DEPLOY_PARAMETERS
 
         given = dict(parameters or {})
         unknown = sorted(set(given) - set(DEPLOY_PARAMETERS))
@@ -176,7 +176,7 @@ class ClusterClient:
         """Create ``model-deploy``, or upgrade the namespace's copy when it is not this release's; says which."""
         from kubernetes.client.exceptions import ApiException
 
-        from mnistkit.manifests.workflow import model_deploy_template
+        from mnistkit.manifests.deploy import model_deploy_template
 
         template = model_deploy_template(ManifestParams().with_parameters({"namespace": self.namespace}))
         # A digest of what we would send, kept on the object: the server may default fields in the spec,
@@ -204,7 +204,7 @@ class ClusterClient:
     def _create_deploy_workflow(self, train_workflow: str, job: str, parameters: dict[str, str]) -> str:
         from kubernetes.client.exceptions import ApiException
 
-        from mnistkit.manifests.workflow import model_deploy_workflow
+        from mnistkit.manifests.deploy import model_deploy_workflow
 
         body = model_deploy_workflow(train_workflow, self.namespace, job, parameters)
         name = body["metadata"]["name"]

@@ -583,7 +583,7 @@ def test_the_rendered_user_role_allows_everything_the_cli_does(k8s: K8sDouble, t
 
 
 def test_deploy_upgrades_an_outdated_model_deploy_template_once(k8s: K8sDouble, client: ClusterClient) -> None:
-    from mnistkit.manifests.workflow import model_deploy_template
+    from mnistkit.manifests.deploy import model_deploy_template
 
     wt_key = ("argoproj.io", "workflowtemplates")
     k8s.create(wt_key, NS, {"metadata": {"name": "model-deploy"}, "spec": {"entrypoint": "from-an-old-release"}})
