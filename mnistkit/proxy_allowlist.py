@@ -16,19 +16,14 @@ from typing import Any
 
 __all__ = ["allowed_host", "host_allowlist", "user_namespace"]
 
-_SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 @lru_cache(maxsize=1)
 def user_namespace() -> str:
-    ns = os.environ.get("MNISTKIT_NAMESPACE", "")
-    if not ns:
-        try:
-            with open(_SA_NAMESPACE) as f:
-                ns = f.read().strip()
-        except OSError:
-            ns = ""
+    from mnistkit.cluster.identity import pod_namespace
+
+    ns = os.environ.get("MNISTKIT_NAMESPACE", "") or pod_namespace()
     return ns if re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", ns) else ""
 
 

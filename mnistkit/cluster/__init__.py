@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClusterClient", "connect", "doctor", "cluster_status", "pod_namespace"]
+__all__ = ["ClusterClient", "connect", "doctor", "cluster_status", "pod_namespace", "current_user", "default_job_name"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,7 +17,11 @@ def __getattr__(name: str) -> Any:
         from mnistkit.cluster.client import ClusterClient
 
         return ClusterClient
-    if name in ("connect", "cluster_status", "pod_namespace"):
+    if name in ("pod_namespace", "current_user", "default_job_name"):
+        from mnistkit.cluster import identity
+
+        return getattr(identity, name)
+    if name in ("connect", "cluster_status"):
         from importlib import import_module
 
         # the submodule by its full name: `from mnistkit.cluster import connect` would ask this hook again

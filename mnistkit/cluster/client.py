@@ -23,20 +23,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from mnistkit.cluster.errors import explain, explained, unknown_resource
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.cluster.info import TERMINAL_PHASES, WorkflowInfo
 from mnistkit.config import S3Config
 from mnistkit.errors import ClusterError
 from mnistkit.manifests.common import COMPONENT_LABEL, JOB_LABEL
-from mnistkit.manifests.params import ManifestParams, default_job_name
+from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.workflow import model_train_workflow
 
 __all__ = ["ClusterClient", "WorkflowInfo", "TERMINAL_PHASES", "SUBMISSION_ANNOTATION"]
 
 ARGO = ("argoproj.io", "v1alpha1")
-KUBEFLOW = ("kubeflow.org", "v1")
-TRAINER = ("trainer.kubeflow.org", "v1alpha1")
-# (API group/version, plural, what `delete` counts it as): the training objects a job may have created.
-TRAINING_KINDS = ((KUBEFLOW, "tfjobs"), (TRAINER, "trainjobs"))
 _COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # a JobSet (TrainJob) pod's node index
 SUBMISSION_ANNOTATION = "mnistkit.io/submission"
 SPEC_DIGEST_ANNOTATION = "mnistkit.io/spec-digest"
@@ -155,7 +152,7 @@ class ClusterClient:
         ``serving-server``, the images), checked as ``-p`` values are; ``serving-server`` defaults to the
         training workflow's.
         """
-        from mnistkit.manifests.workflow import DEPLOY_PARAMETERS
+        from mnistkit.manifests.deploy import DEPLOY_PARAMETERS
 
         given = dict(parameters or {})
         unknown = sorted(set(given) - set(DEPLOY_PARAMETERS))
@@ -179,7 +176,7 @@ class ClusterClient:
         """Create ``model-deploy``, or upgrade the namespace's copy when it is not this release's; says which."""
         from kubernetes.client.exceptions import ApiException
 
-        from mnistkit.manifests.workflow import model_deploy_template
+        from mnistkit.manifests.deploy import model_deploy_template
 
         template = model_deploy_template(ManifestParams().with_parameters({"namespace": self.namespace}))
         # A digest of what we would send, kept on the object: the server may default fields in the spec,
@@ -207,7 +204,7 @@ class ClusterClient:
     def _create_deploy_workflow(self, train_workflow: str, job: str, parameters: dict[str, str]) -> str:
         from kubernetes.client.exceptions import ApiException
 
-        from mnistkit.manifests.workflow import model_deploy_workflow
+        from mnistkit.manifests.deploy import model_deploy_workflow
 
         body = model_deploy_workflow(train_workflow, self.namespace, job, parameters)
         name = body["metadata"]["name"]
@@ -321,108 +318,21 @@ class ClusterClient:
             out += [f"[{tag}] {line}" for line in str(text).splitlines()]
         return "\n".join(out) + ("\n" if out else "")
 
-    # ---- delete --------------------------------------------------------------------------------
+    # ---- delete (mnistkit.cluster.teardown) ----------------------------------------------------
     def delete(self, job_name: str) -> dict[str, int]:
         """Tear down everything the job created: workflow, TFJob or TrainJob (and pods), TensorBoard, serving.
 
         Exports on S3 stay. Returns how many objects of each kind were deleted.
         """
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
+        from mnistkit.cluster.teardown import delete_job
 
-        opts = client.V1DeleteOptions(propagation_policy="Background")
-        selector = f"{JOB_LABEL}={job_name}"
-        counts = {"workflows": 0, "tfjobs": 0, "trainjobs": 0, "deployments": 0, "services": 0}
-
-        import urllib3
-
-        def gone(fn: Any, *args: Any, **kw: Any) -> int:
-            # DELETE is idempotent: a lost response is retried (urllib3 retries it too); a 404 on the
-            # retry means it is gone, so counts are "confirmed by this call", not exact.
-            for attempt in range(4):
-                try:
-                    fn(*args, **kw)
-                    return 1
-                except ApiException as exc:
-                    if exc.status == 404:
-                        return 0
-                    raise self._api_error(
-                        exc, f"deleting {args[-1] if args else job_name}", "job_name", job_name
-                    ) from None
-                except (urllib3.exceptions.HTTPError, ConnectionError, OSError) as exc:
-                    if attempt == 3:
-                        raise self._api_error(
-                            exc, f"deleting job {job_name!r} (run delete again)", "job_name", job_name
-                        ) from None
-                    time.sleep(0.1 * 2**attempt)
-            return 0
-
-        with self.explained(f"deleting job {job_name!r}", value=job_name):
-            return self._delete_all(job_name, selector, gone, opts, counts)
-
-    def _delete_all(self, job_name: str, selector: str, gone: Any, opts: Any, counts: dict[str, int]) -> dict[str, int]:
-        counts["workflows"] += gone(self._wf_call, "delete_namespaced_custom_object", job_name, body=opts)
-        for wf in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]:
-            counts["workflows"] += gone(
-                self._wf_call, "delete_namespaced_custom_object", wf["metadata"]["name"], body=opts
-            )
-        for api, plural in TRAINING_KINDS:
-            for job in self._training_objects(api, plural, selector):
-                counts[plural] += gone(
-                    self.custom.delete_namespaced_custom_object,
-                    *api,
-                    self.namespace,
-                    plural,
-                    job["metadata"]["name"],
-                    body=opts,
-                )
-        for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items:
-            counts["deployments"] += gone(self.apps.delete_namespaced_deployment, _name(d), self.namespace, body=opts)
-        for s in self.core.list_namespaced_service(self.namespace, label_selector=selector).items:
-            counts["services"] += gone(self.core.delete_namespaced_service, _name(s), self.namespace, body=opts)
-        return counts
-
-    def _training_objects(self, api: tuple[str, str], plural: str, selector: str) -> builtins.list[dict[str, Any]]:
-        """TFJobs or TrainJobs with these labels; none when the cluster lacks that CRD (a 404 on the list)."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            found: Any = self.custom.list_namespaced_custom_object(  # a dict: custom objects are untyped
-                *api, self.namespace, plural, label_selector=selector
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return []
-            raise self._api_error(exc, f"listing {plural}", "job_name", selector) from None
-        return list(found["items"])
+        return delete_job(self, job_name)
 
     def leftovers(self, job_name: str) -> builtins.list[str]:
         """Objects still labelled with the job (pods included): empty after a complete teardown."""
-        with self.explained(f"listing what job {job_name!r} left", value=job_name):
-            return self._leftovers(f"{JOB_LABEL}={job_name}")
+        from mnistkit.cluster.teardown import leftovers
 
-    def _leftovers(self, selector: str) -> builtins.list[str]:
-        names = [
-            f"workflow/{w['metadata']['name']}"
-            for w in self._wf_call("list_namespaced_custom_object", label_selector=selector)["items"]
-        ]
-        names += [
-            f"{plural[:-1]}/{j['metadata']['name']}"
-            for api, plural in TRAINING_KINDS
-            for j in self._training_objects(api, plural, selector)
-        ]
-        names += [
-            f"deployment/{_name(d)}"
-            for d in self.apps.list_namespaced_deployment(self.namespace, label_selector=selector).items
-        ]
-        names += [
-            f"service/{_name(s)}"
-            for s in self.core.list_namespaced_service(self.namespace, label_selector=selector).items
-        ]
-        names += [
-            f"pod/{_name(p)}" for p in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-        ]
-        return names
+        return leftovers(self, job_name)
 
     def stop(self, name: str) -> None:
         """``argo stop``: Argo stops the steps and still runs the exit handler (which deletes the TFJob)."""
@@ -450,8 +360,3 @@ class ClusterClient:
         with self.explained(f"updating Secret {name!r}", target=f"Secret {name!r}", field="secret", value=name):
             self.core.replace_namespaced_secret(name, self.namespace, body)
             return "updated"
-
-
-def _name(obj: Any) -> str:
-    """A kubernetes model object's name (its ``metadata`` is optional in the client's types, never in practice)."""
-    return str(obj.metadata.name) if obj.metadata is not None else ""

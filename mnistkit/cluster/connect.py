@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnistkit.cluster.identity import pod_namespace
 from mnistkit.errors import ClusterError
-from mnistkit.manifests.params import NAMESPACE_FILE
 
 __all__ = ["Connection", "connect", "in_cluster", "kubeconfig_paths", "pod_namespace", "cluster_status"]
 
@@ -44,13 +44,6 @@ def kubeconfig_paths(env: dict[str, str] | None = None) -> list[Path]:
         [Path(p).expanduser() for p in raw.split(os.pathsep) if p] if raw else [Path("~/.kube/config").expanduser()]
     )
     return [p for p in candidates if p.is_file()]
-
-
-def pod_namespace() -> str:
-    try:
-        return Path(NAMESPACE_FILE).read_text().strip()
-    except OSError:
-        return ""
 
 
 def connect(

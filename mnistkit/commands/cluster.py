@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -94,15 +95,16 @@ def _print_info(info: Any) -> None:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from mnistkit.cluster.identity import default_job_name
     from mnistkit.commands.render import parse_parameters
-    from mnistkit.manifests import ManifestParams, default_job_name
+    from mnistkit.manifests import ManifestParams
 
     client = _client(args)
     pairs = parse_parameters(args.parameter)
     pairs.setdefault("job-name", args.job_name or default_job_name())
     requested = pairs.pop("trainer", None)  # else the training API the cluster has (TFJob first, then TrainJob)
     # S3 settings: the seed's variables
-    params = client.with_trainer(client.params_for(ManifestParams.from_env(), **pairs), requested)
+    params = client.with_trainer(client.params_for(ManifestParams.from_env(os.environ), **pairs), requested)
     name = client.submit(params)
     print(f"submitted workflow {name} in namespace {client.namespace} (trainer: {params.trainer})")
     print(f"  model dir: {params.model_dir}\n  exports:   {params.export_dir}")

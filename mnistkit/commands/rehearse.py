@@ -16,6 +16,7 @@ mnistkit's own server image (``mnistkit serve`` on the ``s3://`` export) instead
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from pathlib import Path
@@ -25,17 +26,17 @@ __all__ = ["register", "run"]
 
 
 def _s3_and_params(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
-    import os
 
+    from mnistkit.cluster.identity import default_job_name
     from mnistkit.commands.render import parse_parameters
     from mnistkit.config import S3Config
     from mnistkit.engines.exposure import check_multi_worker
-    from mnistkit.manifests import ManifestParams, default_job_name
+    from mnistkit.manifests import ManifestParams
     from mnistkit.manifests.params import SEED_S3_VARIABLES
 
     pairs = parse_parameters(args.parameter)
     pairs.setdefault("job-name", args.job_name or default_job_name(prefix="rehearse"))
-    params = ManifestParams.from_env().with_parameters(pairs)
+    params = ManifestParams.from_env(os.environ).with_parameters(pairs)
     # A TFJob of several replicas opens TF's gRPC ports on every interface, as local training does.
     check_multi_worker(int(params.tf_worker) + 1, args.allow_exposed_workers or None)
     if any(os.environ.get(k) for k in SEED_S3_VARIABLES):

@@ -9,6 +9,7 @@ No Secret is ever written: create ``aws-creds`` with ``mnistkit secret`` or ``ku
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from mnistkit.errors import ConfigError
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from mnistkit.manifests import ManifestParams, all_manifests, to_yaml
 
     # S3 settings from the seed's variables (as `data upload` uses them); -p wins over them.
-    params = ManifestParams.from_env().with_parameters(parse_parameters(args.parameter))
+    params = ManifestParams.from_env(os.environ).with_parameters(parse_parameters(args.parameter))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     manifests = all_manifests(params)

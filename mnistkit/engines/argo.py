@@ -13,10 +13,11 @@ import json
 import os
 from typing import Any
 
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.config import S3Config, TrainConfig
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.errors import MnistkitError
-from mnistkit.manifests.params import ManifestParams, default_job_name
+from mnistkit.manifests.params import ManifestParams
 from mnistkit.trainspec import RunLayout, parse_metrics
 
 __all__ = ["ArgoEngine", "ArgoJob"]
@@ -160,7 +161,7 @@ class ArgoEngine(Engine):
             # The same S3 settings the notebook uses (keys too, for reading metrics; never sent to the cluster).
             s3 = S3Config.from_env()
         self.s3 = s3
-        base = params or (ManifestParams.from_s3(s3) if s3 else ManifestParams.from_env())
+        base = params or (ManifestParams.from_s3(s3) if s3 else ManifestParams.from_env(os.environ))
         requested = trainer or (base.trainer if base.trainer != ManifestParams.trainer else None)
         self.base = client.with_trainer(client.params_for(base), requested)
 

@@ -29,13 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.config import S3Config, TrainConfig, validate_job_name
 from mnistkit.embedded_s3 import free_port
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.engines.exposure import check_multi_worker
 from mnistkit.engines.owner import die_with_owner, kill_at_exit
 from mnistkit.errors import ConfigError, TrainingError
-from mnistkit.manifests.params import default_job_name
 from mnistkit.trainspec import READY_LINE, RunLayout, parse_metrics
 
 __all__ = ["LocalEngine", "LocalJob", "default_job_name"]

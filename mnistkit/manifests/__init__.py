@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 from mnistkit.manifests.credentials import POD_DEFAULT_LABEL, aws_secret, pod_default
+from mnistkit.manifests.deploy import model_deploy_template
 from mnistkit.manifests.netpol import network_policies
-from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams, current_user, default_job_name
+from mnistkit.manifests.params import PARAMETER_NAMES, ManifestParams
 from mnistkit.manifests.rbac import role, role_binding, service_account, user_role
 from mnistkit.manifests.runtime import training_runtime
 from mnistkit.manifests.serving import (
@@ -34,7 +35,7 @@ from mnistkit.manifests.serving_mnistkit import mnistkit_inference_service, mnis
 from mnistkit.manifests.tensorboard import tensorboard_deployment, tensorboard_service
 from mnistkit.manifests.tfjob import tfjob
 from mnistkit.manifests.trainjob import trainjob
-from mnistkit.manifests.workflow import model_deploy_template, model_train_workflow
+from mnistkit.manifests.workflow import model_train_workflow
 
 __all__ = [
     "ManifestParams",
@@ -44,8 +45,6 @@ __all__ = [
     "to_yaml",
     "aws_secret",
     "pod_default",
-    "default_job_name",
-    "current_user",
     "tfjob",
     "trainjob",
     "training_runtime",

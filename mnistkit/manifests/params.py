@@ -5,19 +5,19 @@ the same builder functions produce both concrete manifests (``mnistkit render``,
 and the workflow's inline manifests, where each value is an Argo placeholder such as
 ``{{workflow.parameters.tf-worker}}`` (``ManifestParams.placeholders()``).
 
+Pure, as every manifest builder: nothing here reads files or the environment. Callers read those
+(``os.environ``, ``mnistkit.cluster.identity``: the pod's namespace, the user, ``default_job_name``) and
+pass the values in.
+
 The model dir of one job is ``<s3-train-base-url>/<job-name>/`` (``--tf-model-dir``), laid out as
 ``mnistkit.trainspec.RunLayout`` says; the trainer's flags come from ``mnistkit.trainspec.FLAGS``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
 import re
-import secrets as _secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 from mnistkit.config import (
@@ -33,17 +33,13 @@ from mnistkit.trainspec import FLAGS, RunLayout
 __all__ = [
     "ManifestParams",
     "PARAMETER_NAMES",
-    "default_job_name",
-    "current_user",
     "is_placeholder",
-    "NAMESPACE_FILE",
     "SEED_S3_VARIABLES",
     "DATA_PREFIX",
     "TRAINERS",
     "SERVING_SERVERS",
 ]
 
-NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # The seed's S3 variables that say where the store is (keys excluded: they travel only in the Secret).
 SEED_S3_VARIABLES = ("BUCKET_NAME", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "S3_USE_HTTPS", "S3_VERIFY_SSL")
 # Where `mnistkit data upload` writes the dataset in the bucket (the seed's S3_DATA_URL=s3://$BUCKET_NAME/data/mnist/).
@@ -56,41 +52,11 @@ TRAINERS = ("tfjob", "trainjob")
 # are published (manifests/serving_mnistkit.py).
 SERVING_SERVERS = ("tfserving", "mnistkit")
 _PLACEHOLDER_RE = re.compile(r"^\{\{.*\}\}$")
-_LABEL_RE = re.compile(r"[^a-z0-9-]+")
 
 
 def is_placeholder(value: object) -> bool:
     """True for an Argo template expression such as ``{{workflow.parameters.job-name}}``."""
     return isinstance(value, str) and bool(_PLACEHOLDER_RE.match(value))
-
-
-def current_user(env: Mapping[str, str] | None = None, namespace_file: str = NAMESPACE_FILE) -> str:
-    """Who is submitting: ``JUPYTERHUB_USER`` in a hub, else the pod's namespace (a Kubeflow profile), else $USER."""
-    env = os.environ if env is None else env
-    user = env.get("JUPYTERHUB_USER", "")
-    if not user:
-        try:
-            user = Path(namespace_file).read_text().strip()
-        except OSError:
-            user = ""
-    return user or env.get("USER", "") or "user"
-
-
-def _label(text: str, max_len: int) -> str:
-    """``"Jane.Doe@Example.com"`` -> ``"jane-doe-example-com"``: a DNS-1123 fragment of at most ``max_len``."""
-    out = _LABEL_RE.sub("-", text.lower()).strip("-")
-    return out[:max_len].strip("-") or "user"
-
-
-def default_job_name(user: str | None = None, now: _dt.datetime | None = None, *, prefix: str = "mnist") -> str:
-    """``<prefix>-<user>-<yyyymmdd-hhmmss>-<4 random>``: unique per user and second, so two hub users never collide.
-
-    The one job-name scheme of mnistkit: the local engine, the panels and the cluster path all use it.
-    """
-    who = _label(user if user is not None else current_user(), 25)
-    stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y%m%d-%H%M%S")
-    suffix = "".join(_secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4))
-    return validate_job_name(f"{_label(prefix, 12)}-{who}-{stamp}-{suffix}")
 
 
 # field name -> workflow parameter name (the seed's names, kept so `argo submit -p` commands still work).
@@ -219,16 +185,14 @@ class ManifestParams:
         return replace(base or cls(), **values).validate()
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, base: ManifestParams | None = None, **overrides: Any
-    ) -> ManifestParams:
-        """The defaults with S3 settings from the seed's variables (``SEED_S3_VARIABLES``, ``S3_DATA_URL``).
+    def from_env(cls, env: Mapping[str, str], base: ManifestParams | None = None, **overrides: Any) -> ManifestParams:
+        """The defaults with S3 settings from the seed's variables (``SEED_S3_VARIABLES``, ``S3_DATA_URL``) in ``env``.
 
-        What ``render``, ``submit``, ``rehearse``, ``ArgoEngine`` and notebook 03 start from, so a user who set
-        the seed's variables gets manifests that read the bucket ``mnistkit data upload`` wrote. With none of
-        them set, ``base`` (default ``ManifestParams()``) unchanged.
+        What ``render``, ``submit``, ``rehearse``, ``ArgoEngine`` and notebook 03 start from (passing
+        ``os.environ``: the caller reads it, not this module), so a user who set the seed's variables gets
+        manifests that read the bucket ``mnistkit data upload`` wrote. With none of them set, ``base`` (default
+        ``ManifestParams()``) unchanged.
         """
-        env = os.environ if env is None else env
         base = base or cls()
         if any(env.get(k, "") for k in SEED_S3_VARIABLES):
             base = cls.from_s3(S3Config.from_env(env), base)

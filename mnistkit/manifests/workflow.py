@@ -1,4 +1,4 @@
-"""The Argo workflows: ``model-train`` (TensorBoard, TFJob, optional serving) and ``model-deploy``.
+"""The Argo workflow ``model-train`` (TensorBoard, TFJob, optional serving); ``model-deploy`` is in ``deploy.py``.
 
 ``model-train`` keeps the seed's parameters and steps: ``get-workflow-info`` -> ``tensorboard`` ->
 ``train-model`` -> ``serve-model`` (only when ``model-serving`` is true). What changed and why:
@@ -23,12 +23,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any
 
-import yaml
-
+from mnistkit.manifests.argo import MNISTKIT_WHEN, TFSERVING_WHEN, pod_security, resource_template
 from mnistkit.manifests.common import JOB_LABEL, NO_ISTIO_SIDECAR, PART_OF, container_security, resources
 from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.rbac import WORKFLOW_SERVICE_ACCOUNT
@@ -40,55 +38,10 @@ from mnistkit.manifests.trainjob import FAILURE_CONDITION as TRAINJOB_FAILURE
 from mnistkit.manifests.trainjob import SUCCESS_CONDITION as TRAINJOB_SUCCESS
 from mnistkit.manifests.trainjob import trainjob
 
-__all__ = [
-    "model_train_workflow",
-    "model_deploy_template",
-    "model_deploy_workflow",
-    "inline_manifest",
-    "TRAIN_STEPS",
-    "DEPLOY_PARAMETERS_FROM_TRAINING",
-    "DEPLOY_PARAMETERS",
-    "deploy_parameters",
-    "REPORT_IMAGE",
-]
+__all__ = ["model_train_workflow", "TRAIN_STEPS", "REPORT_IMAGE"]
 
 TRAIN_STEPS = ("get-workflow-info", "tensorboard", "train-model", "serve-model")
 REPORT_IMAGE = "docker.io/library/busybox:1.36"
-# Argo executor's documented non-root user.
-_EXECUTOR_UID = 8737
-# Parameters model-deploy reads from the finished model-train workflow.
-DEPLOY_PARAMETERS_FROM_TRAINING = (
-    "job-name",
-    "namespace",
-    "s3-train-base-url",
-    "aws-endpoint-url",
-    "s3-endpoint",
-    "aws-region",
-    "s3-use-https",
-    "s3-verify-ssl",
-    "aws-secret",
-)
-# model-deploy's own parameters (besides train-workflow): which server serves the export, and the images.
-DEPLOY_PARAMETERS = ("serving-server", "serving-image", "mnistkit-serving-image")
-# `when` of the two serving variants (Argo's govaluate reads bare words as strings).
-_TFSERVING_WHEN = "{{workflow.parameters.serving-server}} != mnistkit"
-_MNISTKIT_WHEN = "{{workflow.parameters.serving-server}} == mnistkit"
-# Integer fields whose value is a placeholder: Argo substitutes text, so they must not be YAML-quoted.
-_UNQUOTE_RE = re.compile(r"((?:replicas|numNodes): )'(\{\{[^']+\}\})'")
-
-
-def inline_manifest(obj: dict[str, Any]) -> str:
-    """YAML for a resource template's ``manifest`` (placeholders in integer fields left unquoted)."""
-    text = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=1000)
-    return _UNQUOTE_RE.sub(r"\1\2", text)
-
-
-def _resource(name: str, action: str, manifest: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    res: dict[str, Any] = {"action": action, "manifest": inline_manifest(manifest)}
-    if action in ("create", "apply"):
-        res["setOwnerReference"] = True
-    res.update(extra.pop("resource", {}))
-    return {"name": name, "resource": res, **extra}
 
 
 def _train_template(
@@ -97,7 +50,7 @@ def _train_template(
     p: ManifestParams,
     conditions: tuple[str, str] = (SUCCESS_CONDITION, FAILURE_CONDITION),
 ) -> dict[str, Any]:
-    return _resource(
+    return resource_template(
         name,
         "create",
         job,
@@ -107,15 +60,6 @@ def _train_template(
         activeDeadlineSeconds=p.train_deadline_seconds + 600,
         outputs={"parameters": [{"name": "tfjob-name", "valueFrom": {"jsonPath": "{.metadata.name}"}}]},
     )
-
-
-def _pod_security() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": _EXECUTOR_UID,
-        "runAsGroup": _EXECUTOR_UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def _report_template() -> dict[str, Any]:
@@ -189,7 +133,7 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
             "serviceAccountName": WORKFLOW_SERVICE_ACCOUNT,
             # Training deadline plus room for TensorBoard, serving and the exit handler.
             "activeDeadlineSeconds": p.train_deadline_seconds + 1800,
-            "securityContext": _pod_security(),
+            "securityContext": pod_security(),
             "podMetadata": {"annotations": dict(NO_ISTIO_SIDECAR)},
             "arguments": {"parameters": [{"name": k, "value": v} for k, v in p.parameters().items()]},
             "templates": [
@@ -221,18 +165,18 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                             {
                                 "name": "serve-model",
                                 "template": "serve-model",
-                                "when": f"{serving_when} && {_TFSERVING_WHEN}",
+                                "when": f"{serving_when} && {TFSERVING_WHEN}",
                             },
                             {
                                 "name": "serve-model-mnistkit",
                                 "template": "serve-model-mnistkit",
-                                "when": f"{serving_when} && {_MNISTKIT_WHEN}",
+                                "when": f"{serving_when} && {MNISTKIT_WHEN}",
                             },
                             {"name": "serve-model-service", "template": "serve-model-service", "when": serving_when},
                         ],
                     ],
                 },
-                _resource(
+                resource_template(
                     "get-workflow-info",
                     "get",
                     {
@@ -247,14 +191,14 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                         ]
                     },
                 ),
-                _resource("tensorboard", "apply", tensorboard_deployment(ph)),
-                _resource("tensorboard-service", "apply", tensorboard_service(ph)),
+                resource_template("tensorboard", "apply", tensorboard_deployment(ph)),
+                resource_template("tensorboard-service", "apply", tensorboard_service(ph)),
                 _train_template("train-model", tfjob(ph), p),
                 _train_template("train-model-single", tfjob(replace(ph, tf_worker="0")), p),
                 _train_template("train-model-trainjob", trainjob(ph), p, (TRAINJOB_SUCCESS, TRAINJOB_FAILURE)),
-                _resource("serve-model", "apply", serving_deployment(ph)),
-                _resource("serve-model-mnistkit", "apply", mnistkit_serving_deployment(ph)),
-                _resource("serve-model-service", "apply", serving_service(ph)),
+                resource_template("serve-model", "apply", serving_deployment(ph)),
+                resource_template("serve-model-mnistkit", "apply", mnistkit_serving_deployment(ph)),
+                resource_template("serve-model-service", "apply", serving_service(ph)),
                 {
                     "name": "exit-handler",
                     "steps": [
@@ -279,7 +223,7 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 # Stop, don't delete: a 1 s deadline makes the operator fail the TFJob and remove its
                 # *running* pods (cleanPodPolicy Running), while failed pods and their logs stay for
                 # `mnistkit logs` until ttlSecondsAfterFinished.
-                _resource(
+                resource_template(
                     "cleanup",
                     "patch",
                     {**tfjob_ref, "spec": {"runPolicy": {"activeDeadlineSeconds": 1}}},
@@ -287,7 +231,7 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 ),
                 # A TrainJob's deadline is immutable: suspend it instead, which deletes its running pods
                 # (the JobSet's Jobs are suspended) and keeps failed pods and their logs.
-                _resource(
+                resource_template(
                     "cleanup-trainjob",
                     "patch",
                     {**trainjob_ref, "spec": {"suspend": True}},
@@ -295,128 +239,5 @@ def model_train_workflow(p: ManifestParams | None = None, *, name: str | None = 
                 ),
                 _report_template(),
             ],
-        },
-    }
-
-
-def model_deploy_template(p: ManifestParams | None = None) -> dict[str, Any]:
-    """``model-deploy``: serve the export of a finished ``model-train`` workflow, given its name.
-
-    ``argo submit --from workflowtemplate/model-deploy -p train-workflow=<name>`` (or ``mnistkit deploy``).
-    It waits until that workflow Succeeded (failing if it Failed), reads its parameters (job name, S3
-    settings) and applies the serving Deployment and Service. Its own parameters choose the server
-    (``serving-server``: ``tfserving`` or ``mnistkit``) and the images.
-    """
-    p = (p or ManifestParams()).validate()
-    ph = ManifestParams.placeholders()
-    inputs = {n: f"{{{{inputs.parameters.{n}}}}}" for n in DEPLOY_PARAMETERS_FROM_TRAINING}
-    ph = replace(
-        ph,
-        job_name=inputs["job-name"],
-        namespace=inputs["namespace"],
-        s3_train_base_url=inputs["s3-train-base-url"],
-        aws_endpoint_url=inputs["aws-endpoint-url"],
-        s3_endpoint=inputs["s3-endpoint"],
-        aws_region=inputs["aws-region"],
-        s3_use_https=inputs["s3-use-https"],
-        s3_verify_ssl=inputs["s3-verify-ssl"],
-        aws_secret=inputs["aws-secret"],
-        aws_cli_image=p.aws_cli_image,
-    )
-    outputs = [
-        {"name": n, "valueFrom": {"jsonPath": f'{{.spec.arguments.parameters[?(@.name=="{n}")].value}}'}}
-        for n in DEPLOY_PARAMETERS_FROM_TRAINING
-    ]
-    step_args = {
-        "parameters": [
-            {"name": n, "value": f"{{{{steps.wait-for-training.outputs.parameters.{n}}}}}"}
-            for n in DEPLOY_PARAMETERS_FROM_TRAINING
-        ]
-    }
-    inputs_decl = {"parameters": [{"name": n} for n in DEPLOY_PARAMETERS_FROM_TRAINING]}
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "WorkflowTemplate",
-        "metadata": {"name": "model-deploy", "namespace": p.namespace, "labels": dict(PART_OF)},
-        "spec": {
-            "entrypoint": "model-deploy",
-            "serviceAccountName": WORKFLOW_SERVICE_ACCOUNT,
-            "activeDeadlineSeconds": 3600,
-            "securityContext": _pod_security(),
-            "podMetadata": {"annotations": dict(NO_ISTIO_SIDECAR)},
-            "arguments": {
-                "parameters": [
-                    {"name": "train-workflow", "value": "", "description": "name of a finished model-train workflow"},
-                    *({"name": k, "value": v} for k, v in deploy_parameters(p).items()),
-                ]
-            },
-            "templates": [
-                {
-                    "name": "model-deploy",
-                    "steps": [
-                        [{"name": "wait-for-training", "template": "wait-for-training"}],
-                        [
-                            {
-                                "name": "serve-model",
-                                "template": "serve-model",
-                                "arguments": step_args,
-                                "when": _TFSERVING_WHEN,
-                            },
-                            {
-                                "name": "serve-model-mnistkit",
-                                "template": "serve-model-mnistkit",
-                                "arguments": step_args,
-                                "when": _MNISTKIT_WHEN,
-                            },
-                            {"name": "serve-model-service", "template": "serve-model-service", "arguments": step_args},
-                        ],
-                    ],
-                },
-                _resource(
-                    "wait-for-training",
-                    "get",
-                    {
-                        "apiVersion": "argoproj.io/v1alpha1",
-                        "kind": "Workflow",
-                        "metadata": {"name": "{{workflow.parameters.train-workflow}}"},
-                    },
-                    resource={
-                        "successCondition": "status.phase == Succeeded",
-                        "failureCondition": "status.phase in (Failed, Error)",
-                    },
-                    activeDeadlineSeconds=3000,
-                    outputs={"parameters": outputs},
-                ),
-                {**_resource("serve-model", "apply", serving_deployment(ph)), "inputs": inputs_decl},
-                {**_resource("serve-model-mnistkit", "apply", mnistkit_serving_deployment(ph)), "inputs": inputs_decl},
-                {**_resource("serve-model-service", "apply", serving_service(ph)), "inputs": inputs_decl},
-            ],
-        },
-    }
-
-
-def deploy_parameters(p: ManifestParams) -> dict[str, str]:
-    """``{"serving-server": ..., ...}``: the ``DEPLOY_PARAMETERS`` of ``p``, as a deploy Workflow passes them."""
-    values = p.parameters()
-    return {name: values[name] for name in DEPLOY_PARAMETERS}
-
-
-def model_deploy_workflow(
-    train_workflow: str, namespace: str, job: str, parameters: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """The Workflow that runs ``model-deploy`` for ``train_workflow``: named ``<train-workflow>-deploy`` (a
-    retry cannot deploy twice) and labelled with the job, as ``mnistkit deploy`` and the rehearsal create it."""
-    args = {"train-workflow": train_workflow, **(parameters or {})}
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {
-            "name": f"{train_workflow}-deploy"[:63].rstrip("-"),
-            "namespace": namespace,
-            "labels": {**PART_OF, JOB_LABEL: job},
-        },
-        "spec": {
-            "workflowTemplateRef": {"name": "model-deploy"},
-            "arguments": {"parameters": [{"name": k, "value": v} for k, v in args.items()]},
         },
     }

@@ -20,8 +20,8 @@ from mnistkit.manifests import (
     model_train_workflow,
     training_runtime,
 )
+from mnistkit.manifests.deploy import deploy_parameters, model_deploy_workflow
 from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
-from mnistkit.manifests.workflow import deploy_parameters, model_deploy_workflow
 from mnistkit.rehearsal.cluster import Rehearsal
 from mnistkit.rehearsal.images import RehearsalError
 from mnistkit.rehearsal.jobs import JOB_CONTROLLERS

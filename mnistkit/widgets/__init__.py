@@ -18,7 +18,7 @@ _WHERE = {
     "S3Panel": "mnistkit.widgets.s3_panel",
     "TrainingPanel": "mnistkit.widgets.training_panel",
     "TrainingMonitor": "mnistkit.widgets.training_panel",
-    "saved_model_predictor": "mnistkit.widgets.drawing_pad_controller",
+    "saved_model_predictor": "mnistkit.predictor",
 }
 
 

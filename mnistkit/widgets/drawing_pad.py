@@ -7,11 +7,9 @@ syncs the result back. With no browser (papermill), use ``pad.controller.submit(
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anywidget
-import numpy as np
 import traitlets
 
 from mnistkit.widgets._assets import asset
@@ -21,7 +19,8 @@ __all__ = ["DrawingPad"]
 
 
 class DrawingPad(anywidget.AnyWidget):
-    """``DrawingPad(client=ModelClient(...))`` or ``DrawingPad(predict=callable)``; display it as the cell's value."""
+    """``DrawingPad(client=ModelClient(...))``, ``DrawingPad(predict=callable)`` or ``DrawingPad(predict=export_dir)``
+    (what ``mnistkit.predictor`` accepts); display it as the cell's value."""
 
     _esm = asset("drawing_pad.js")
     _css = asset("drawing_pad.css")
@@ -38,9 +37,9 @@ class DrawingPad(anywidget.AnyWidget):
 
     def __init__(
         self,
-        predict: Callable[[np.ndarray], Any] | None = None,
+        predict: object = None,
         *,
-        client: Any = None,
+        client: object = None,
         controller: DrawingPadController | None = None,
         **kwargs: Any,
     ) -> None:

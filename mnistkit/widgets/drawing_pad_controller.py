@@ -1,58 +1,25 @@
 """The drawing pad's logic, as plain Python that tests (and papermill) drive without a browser.
 
 ``DrawingPad`` (``drawing_pad.py``, beside this file) is a thin anywidget view over ``DrawingPadController``:
-a drawing (array, PNG or data URL) is framed as MNIST (``mnistkit.drawing``), sent to a predictor (a
-``ModelClient`` or a function) and kept as a ``PadResult``. Errors are kept as a sentence, never raised at
-the user. Nothing here imports anywidget, TensorFlow or kubernetes at module import time.
+a drawing (array, PNG or data URL) is framed as MNIST (``mnistkit.drawing``), sent to a predictor
+(``mnistkit.predictor``: a ``ModelClient``, a function, a Keras model or an export dir) and kept as a
+``PadResult``. Errors are kept as a sentence, never raised at the user. Nothing here imports anywidget,
+TensorFlow or kubernetes at module import time.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from mnistkit.errors import ConfigError, ServingError
+from mnistkit.errors import ConfigError
+from mnistkit.predictor import Predicted, Predictor, as_predictor
 from mnistkit.widgets.job_monitor import describe_error
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["Predicted", "PadResult", "Predictor", "DrawingPadController", "saved_model_predictor"]
-
-
-@dataclass(frozen=True)
-class Predicted:
-    """One prediction as the pad shows it (the serving client's ``Prediction`` has the same fields)."""
-
-    digit: int
-    probabilities: tuple[float, ...]
-    model_version: int = 0
-
-
-class Predictor(Protocol):
-    def __call__(self, images: np.ndarray) -> Sequence[Any]: ...
-
-
-def _as_predictions(raw: Any, n: int) -> list[Predicted]:
-    """Accept what predictors return: ``Prediction`` objects, or a ``[b, 10]`` probability array (Keras)."""
-    if isinstance(raw, np.ndarray) or (hasattr(raw, "numpy") and not isinstance(raw, (list, tuple))):
-        array = np.asarray(raw.numpy() if hasattr(raw, "numpy") else raw, dtype=np.float64)
-        if array.ndim != 2 or array.shape != (n, 10):
-            raise ServingError(f"the predictor returned shape {list(array.shape)}, expected [{n}, 10]", field="predict")
-        return [Predicted(int(p.argmax()), tuple(float(v) for v in p)) for p in array]
-    out = []
-    for item in raw:
-        probs = tuple(float(v) for v in getattr(item, "probabilities", ()))
-        if len(probs) != 10:
-            raise ServingError(f"the predictor returned {len(probs)} probabilities, expected 10", field="predict")
-        out.append(Predicted(int(item.digit), probs, int(getattr(item, "model_version", 0) or 0)))
-    if len(out) != n:
-        raise ServingError(f"the predictor returned {len(out)} predictions for {n} images", field="predict")
-    return out
+__all__ = ["Predicted", "PadResult", "Predictor", "DrawingPadController"]
 
 
 @dataclass(frozen=True)
@@ -72,25 +39,24 @@ class PadResult:
 class DrawingPadController:
     """Preprocess a drawing, ask a predictor, keep the result (or the error as a sentence).
 
-    ``predict`` is any callable ``images[b, 28, 28] float32 -> list[Prediction]`` (or a ``[b, 10]``
-    array); ``client`` is anything with ``.predict(images)`` such as ``mnistkit.serving.client.ModelClient``.
+    ``predict`` is anything ``mnistkit.predictor.as_predictor`` accepts (a function returning predictions or
+    ``[b, 10]`` probabilities, a Keras model, an export dir); ``client`` is anything with ``.predict(images)``
+    such as ``mnistkit.serving.client.ModelClient``.
     """
 
     def __init__(
         self,
-        predict: Callable[[np.ndarray], Any] | None = None,
+        predict: object = None,
         *,
-        client: Any = None,
+        client: object = None,
         test_set: tuple[np.ndarray, np.ndarray] | None = None,
         seed: int | None = None,
     ) -> None:
-        if predict is None and client is not None:
-            predict = client.predict
-        if predict is None:
+        if predict is None and client is None:
             raise ConfigError(
                 "give the drawing pad a predictor: predict=callable or client=ModelClient(...)", field="predict"
             )
-        self.predict = predict
+        self.predict: Predictor = as_predictor(predict if predict is not None else client)
         self.result: PadResult | None = None
         self.error: str = ""
         self._test_set = test_set
@@ -107,8 +73,7 @@ class DrawingPadController:
 
     def _classify(self, image: np.ndarray, label: int | None = None) -> PadResult | None:
         try:
-            raw = self.predict(image[None].astype(np.float32))
-            self.result = PadResult(image, _as_predictions(raw, 1)[0], label)
+            self.result = PadResult(image, self.predict(image[None])[0], label)
             self.error = ""
         except Exception as exc:  # noqa: BLE001 - a panel shows the sentence; the kernel keeps running
             self.result, self.error = None, describe_error(exc)
@@ -157,29 +122,3 @@ class DrawingPadController:
             return None
         i = int(self._rng.integers(len(x)))
         return self._classify(x[i].astype(np.float32) / 255.0, int(y[i]))
-
-
-def saved_model_predictor(path: str | os.PathLike[str]) -> Callable[[np.ndarray], list[Predicted]]:
-    """A predictor that runs an exported SavedModel in this process (no server): for quick notebook checks.
-
-    ``path`` is a SavedModel directory or a base directory of numbered versions (the newest is used).
-    """
-    from mnistkit.tf_runtime import import_tensorflow
-
-    tf = import_tensorflow()
-
-    from mnistkit.versions import resolve_export
-
-    found = resolve_export(path)
-    if found is None:
-        raise ServingError(
-            f"{path} holds no SavedModel (no saved_model.pb, no numbered versions)", field="path", value=str(path)
-        )
-    base, version = found
-    fn = tf.saved_model.load(str(base)).signatures["serving_default"]
-
-    def predict(images: np.ndarray) -> list[Predicted]:
-        probs = fn(x=tf.constant(np.asarray(images, np.float32)))["predictions"].numpy()
-        return [Predicted(int(p.argmax()), tuple(float(v) for v in p), version) for p in probs]
-
-    return predict

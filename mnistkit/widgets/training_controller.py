@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.engines.base import ENGINE_NAMES
-from mnistkit.manifests.params import default_job_name
 from mnistkit.widgets.job_monitor import JobMonitor, describe_error
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.engines.base import ENGINE_NAMES
-from mnistkit.manifests.params import default_job_name
 from mnistkit.widgets.job_monitor import JobMonitor, MonitorSnapshot
 from mnistkit.widgets.training_controller import TrainingController
 

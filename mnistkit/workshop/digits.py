@@ -15,18 +15,15 @@ carry, so scores from different sets are never ranked together by mistake.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnistkit.errors import DataError, ServingError
+from mnistkit.errors import DataError
 
-__all__ = ["DigitSet", "offline_dataset", "fixed_digit_set", "drawing_pad_score", "as_predictor", "CANVAS", "SEED"]
+__all__ = ["DigitSet", "offline_dataset", "fixed_digit_set", "drawing_pad_score", "CANVAS", "SEED"]
 
 CANVAS = 280  # the drawing pad's canvas size
 SEED = 20180808  # fixed for ever: changing it changes every score
@@ -128,60 +125,14 @@ def fixed_digit_set(source: str = "offline", *, per_digit: int = PER_DIGIT, seed
     return _build(source, int(per_digit), int(seed))
 
 
-def as_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """Anything that predicts -> ``images[b, 28, 28] -> digits[b]``.
+def drawing_pad_score(model: object, digits: DigitSet | None = None, *, batch: int = 50) -> float:
+    """Accuracy of ``model`` (anything ``mnistkit.predictor`` accepts) on the fixed drawn-digit set, in [0, 1]."""
+    from mnistkit.predictor import predict_function, to_digits
 
-    Accepts: an export dir (a SavedModel or a base dir of numbered versions, loaded in this process),
-    a ``ModelClient`` or anything with ``.predict`` (Keras models included: their ``[b, 10]`` output is
-    argmax-ed), or a plain callable returning predictions or probabilities.
-    """
-    if isinstance(model, (str, os.PathLike)):
-        if str(model).startswith("s3://"):
-            raise ServingError(
-                "download the export first (mnistkit.s3.download_prefix) or serve it and pass a ModelClient",
-                field="model",
-                value=str(model),
-            )
-        from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
-
-        model = saved_model_predictor(Path(model))
-    if hasattr(model, "layers") and hasattr(model, "predict"):  # a Keras model: quiet predict, not __call__
-        fn: Callable[[np.ndarray], Any] = lambda images: model.predict(images, verbose=0)  # noqa: E731
-    elif hasattr(model, "predict"):
-        fn = model.predict
-    elif callable(model):
-        fn = model
-    else:
-        raise ServingError(
-            f"cannot predict with a {type(model).__name__}: pass an export dir, a ModelClient, a "
-            "Keras model or a function",
-            field="model",
-            value=type(model).__name__,
-        )
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        raw = fn(np.asarray(images, np.float32))
-        if hasattr(raw, "numpy"):
-            raw = raw.numpy()
-        if isinstance(raw, np.ndarray) and raw.ndim == 2:
-            return raw.argmax(axis=1)
-        if isinstance(raw, np.ndarray) and raw.ndim == 1:
-            return raw.astype(int)
-        return np.asarray([int(getattr(p, "digit", p)) for p in raw])
-
-    return predict
-
-
-def drawing_pad_score(model: Any, digits: DigitSet | None = None, *, batch: int = 50) -> float:
-    """Accuracy of ``model`` (see ``as_predictor``) on the fixed drawn-digit set, in [0, 1]."""
     digits = digits or fixed_digit_set()
-    predict = as_predictor(model)
+    predict = predict_function(model)
     got = []
     for i in range(0, len(digits), batch):
-        out = np.asarray(predict(digits.images[i : i + batch])).reshape(-1)
-        if out.shape[0] != min(batch, len(digits) - i):
-            raise ServingError(
-                f"the model returned {out.shape[0]} answers for {min(batch, len(digits) - i)} images", field="model"
-            )
-        got.append(out)
+        images = np.asarray(digits.images[i : i + batch], np.float32)
+        got.append(to_digits(predict(images), len(images)))
     return float((np.concatenate(got) == digits.labels).mean())

@@ -1,7 +1,7 @@
 """Inside a JupyterHub/Kubeflow notebook: who am I, which namespace, which room, is S3 set up.
 
 Reuses what the cluster side already provides: the namespace comes from the pod's service-account
-file (``mnistkit.manifests.params.NAMESPACE_FILE``, as ``mnistkit.cluster.connect`` reads it), the S3
+file (``mnistkit.cluster.identity.pod_namespace``, as ``mnistkit.cluster.connect`` reads it), the S3
 keys from the environment the ``mnistkit-s3`` PodDefault injects from the ``aws-creds`` Secret (read by
 ``S3Config.from_env``). What this adds is the workshop's part: the participant name from
 ``JUPYTERHUB_USER`` and the room from ``MNISTKIT_WORKSHOP_ROOM`` (set by the hub for everyone).
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from mnistkit.errors import MnistkitError
 
@@ -43,19 +42,15 @@ class HubContext:
 
 def hub_context(env: Mapping[str, str] | None = None, namespace_file: str | None = None) -> HubContext:
     """Read the notebook's surroundings; never raises (problems are listed as sentences)."""
-    from mnistkit.manifests.params import NAMESPACE_FILE
+    from mnistkit.cluster.identity import pod_namespace
     from mnistkit.workshop.names import default_participant, validate_room
 
     env = os.environ if env is None else env
-    ns_file = Path(namespace_file or NAMESPACE_FILE)
-    try:
-        namespace = ns_file.read_text().strip()
-    except OSError:
-        namespace = ""
+    namespace = pod_namespace(namespace_file)
     problems = []
     user = env.get("JUPYTERHUB_USER", "") or env.get("USER", "")
     try:
-        participant = default_participant(env, str(ns_file))
+        participant = default_participant(env, namespace_file)
     except MnistkitError as exc:
         participant = ""
         problems.append(str(exc))
@@ -75,7 +70,7 @@ def hub_context(env: Mapping[str, str] | None = None, namespace_file: str | None
         )
     return HubContext(
         in_hub=bool(env.get("JUPYTERHUB_USER")),
-        in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and ns_file.exists(),
+        in_cluster=bool(env.get("KUBERNETES_SERVICE_HOST")) and bool(namespace),
         user=user,
         participant=participant,
         namespace=namespace,

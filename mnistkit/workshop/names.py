@@ -65,14 +65,14 @@ def participant_from_user(user: str) -> str:
 def default_participant(env: Mapping[str, str] | None = None, namespace_file: str | None = None) -> str:
     """``MNISTKIT_PARTICIPANT`` if set (validated as is), else the hub user: ``JUPYTERHUB_USER``, else the
     pod's namespace (a Kubeflow profile is one per person, and there every ``$USER`` is ``jovyan``),
-    else ``$USER`` on a laptop. Reuses ``mnistkit.manifests.params.current_user``."""
-    from mnistkit.manifests.params import NAMESPACE_FILE, current_user
+    else ``$USER`` on a laptop. Reuses ``mnistkit.cluster.identity.current_user``."""
+    from mnistkit.cluster.identity import current_user
 
     env = os.environ if env is None else env
     explicit = env.get("MNISTKIT_PARTICIPANT", "")
     if explicit:
         return validate_participant(explicit)
-    user = current_user(env, namespace_file or NAMESPACE_FILE)
+    user = current_user(env, namespace_file)
     if not user or (user == "user" and not env.get("USER")):  # current_user's last-resort placeholder
         raise ConfigError(
             "no participant name: set JUPYTERHUB_USER or MNISTKIT_PARTICIPANT, or pass participant='your-name'",

@@ -107,7 +107,7 @@ class Workspace:
 
     def job_name(self, prefix: str = "mnist") -> str:
         """``mnist-<participant>-<yyyymmdd-hhmmss>-<4 random>``: carries the user, unique in a shared namespace."""
-        from mnistkit.manifests.params import default_job_name
+        from mnistkit.cluster.identity import default_job_name
 
         return default_job_name(user=self.participant, prefix=prefix)
 

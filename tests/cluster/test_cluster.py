@@ -455,12 +455,13 @@ def test_connect_in_a_notebook_uses_the_pods_namespace(tmp_path: Path, monkeypat
     import kubernetes.config
 
     from mnistkit.cluster import connect as conn
+    from mnistkit.cluster import identity
 
     token, ns = tmp_path / "token", tmp_path / "namespace"
     token.write_text("t")
     ns.write_text("kubeflow-user-carol\n")
     monkeypatch.setattr(conn, "_TOKEN_FILE", str(token))
-    monkeypatch.setattr(conn, "NAMESPACE_FILE", str(ns))
+    monkeypatch.setattr(identity, "NAMESPACE_FILE", str(ns))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda: None)
@@ -597,7 +598,7 @@ def test_the_rendered_user_role_allows_everything_the_cli_does(k8s: K8sDouble, t
 
 
 def test_deploy_upgrades_an_outdated_model_deploy_template_once(k8s: K8sDouble, client: ClusterClient) -> None:
-    from mnistkit.manifests.workflow import model_deploy_template
+    from mnistkit.manifests.deploy import model_deploy_template
 
     wt_key = ("argoproj.io", "workflowtemplates")
     k8s.create(wt_key, NS, {"metadata": {"name": "model-deploy"}, "spec": {"entrypoint": "from-an-old-release"}})

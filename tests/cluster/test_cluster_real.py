@@ -40,7 +40,8 @@ def test_doctor_finds_what_mnistkit_needs(client) -> None:  # type: ignore[no-un
 
 
 def test_train_on_the_cluster_end_to_end(client) -> None:  # type: ignore[no-untyped-def]
-    from mnistkit.manifests import ManifestParams, default_job_name
+    from mnistkit.cluster.identity import default_job_name
+    from mnistkit.manifests import ManifestParams
 
     overrides = {"job-name": default_job_name(), "model-train-steps": "20", "model-type": "small",
                  "tf-worker": "1", "model-serving": "false"}

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.config import S3Config
 from mnistkit.errors import ConfigError
 from mnistkit.manifests import (
     ManifestParams,
     all_manifests,
     aws_secret,
-    default_job_name,
     model_train_workflow,
     to_yaml,
 )
@@ -399,7 +399,7 @@ def test_default_job_name_carries_the_user_and_is_dns1123() -> None:
 
 
 def test_default_job_name_reads_the_hub_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from mnistkit.manifests.params import current_user
+    from mnistkit.cluster.identity import current_user
 
     monkeypatch.setenv("JUPYTERHUB_USER", "alice")
     assert default_job_name().startswith("mnist-alice-")

@@ -22,7 +22,7 @@ def _art_rows(out: str) -> list[str]:
 @pytest.fixture(scope="module")
 def model_digits(exported_model: Path, sample: Any) -> np.ndarray:
     """What the served model itself answers for every test digit, computed in this process."""
-    from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
+    from mnistkit.predictor import saved_model_predictor
 
     return np.array([p.digit for p in saved_model_predictor(exported_model)(sample.x_test / np.float32(255.0))])
 
@@ -82,7 +82,7 @@ def test_random_test_digit_default(server: Any, capsys: pytest.CaptureFixture[st
     assert len(_art_rows(out)) == 28 and "The true label is" in out
     from mnistkit.serving.ascii import ascii_art
     from mnistkit.serving.images import load_test_images
-    from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
+    from mnistkit.predictor import saved_model_predictor
 
     # the random digit is one of the default test digits: the server answers what the model says of it
     images, _, _ = load_test_images()

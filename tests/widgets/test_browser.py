@@ -49,7 +49,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_trained_model_reads_the_synthetic_seven(model_dir: Path) -> None:
     """Before any browser: the strokes the browser will draw, rendered and preprocessed, are a 7 to this model."""
     from mnistkit.drawing import preprocess
-    from mnistkit.widgets.drawing_pad_controller import saved_model_predictor
+    from mnistkit.predictor import saved_model_predictor
 
     predict = saved_model_predictor(model_dir)
     (prediction,) = predict(preprocess(render_strokes(SEVEN_STROKES))[None])

@@ -17,7 +17,7 @@ from mnistkit.config import TrainConfig, validate_job_name
 from mnistkit.drawing import to_data_url, to_png
 from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.errors import ClusterError, ConfigError, DataError, ServingError
-from mnistkit.manifests.params import default_job_name
+from mnistkit.cluster.identity import default_job_name
 from mnistkit.widgets.drawing_pad_controller import DrawingPadController, Predicted
 from mnistkit.widgets.job_monitor import JobMonitor
 from mnistkit.widgets.s3_panel_controller import S3PanelController

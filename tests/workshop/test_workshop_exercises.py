@@ -10,9 +10,9 @@ import pytest
 from mnistkit.data import Dataset
 from mnistkit.drawing import naive_resize, preprocess
 from mnistkit.errors import ServingError
+from mnistkit.predictor import as_predictor
 from mnistkit.workshop.digits import (
     DigitSet,
-    as_predictor,
     drawing_pad_score,
     fixed_digit_set,
     offline_dataset,
