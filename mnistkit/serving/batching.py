@@ -3,7 +3,8 @@
 A request thread (a gRPC worker or a REST pool thread, of either protocol) puts its checked inputs in a
 queue and waits; ``num_batch_threads`` batch threads each take the oldest request and every queued one
 with the same model, signature, outputs and per-example shape, up to ``max_batch_size`` rows or until
-``batch_timeout_micros`` after the first arrived, pad the rows to the next of ``allowed_batch_sizes``
+``batch_timeout_micros`` after the first arrived (or, while no batch runs, as soon as as many rows wait
+as the last batch had: see ``Batcher``), pad the rows to the next of ``allowed_batch_sizes``
 (if given), run the model once, and hand each request its rows back. More than ``max_enqueued_batches``
 batches waiting is ``RESOURCE_EXHAUSTED``, and a request at least ``max_batch_size`` rows long runs on
 its own. The parameters come from TF Serving's ``--batching_parameters_file`` (its text format).
@@ -15,9 +16,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,16 +136,37 @@ def read_batching_parameters(path: str | None) -> BatchingParameters:
     return parse_batching_parameters(text)
 
 
-@dataclass
 class _Task:
-    key: tuple[Any, ...]
-    model: LoadedModel
-    sig: Signature
-    inputs: Mapping[str, np.ndarray]
-    wanted: list[str]
-    rows: int
-    future: Future[dict[str, np.ndarray]] = field(default_factory=Future)
-    arrived: float = field(default_factory=time.monotonic)
+    """One request waiting in the queue; ``finish`` hands it its rows (or an error) and calls ``notify``."""
+
+    __slots__ = ("key", "model", "sig", "inputs", "wanted", "rows", "arrived", "result", "error", "notify")
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        model: LoadedModel,
+        sig: Signature,
+        inputs: Mapping[str, np.ndarray],
+        wanted: list[str],
+        rows: int,
+        notify: Callable[[], None],
+    ) -> None:
+        self.key, self.model, self.sig, self.inputs, self.wanted, self.rows = key, model, sig, inputs, wanted, rows
+        self.arrived = time.monotonic()
+        self.result: dict[str, np.ndarray] | None = None
+        self.error: BaseException | None = None
+        self.notify = notify
+
+    def finish(self, result: dict[str, np.ndarray] | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.notify()
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The rows of this request (after ``notify``), or its error raised."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 def _batchable(sig: Signature) -> bool:
@@ -157,13 +178,22 @@ def _batchable(sig: Signature) -> bool:
 
 
 class Batcher:
-    """Merges concurrent requests into model calls; ``run`` is a drop-in for ``Backend.run``."""
+    """Merges concurrent requests into model calls; ``run`` is a drop-in for ``Backend.run``.
+
+    When a batch runs: when it is full, when ``batch_timeout_micros`` have passed since its oldest request
+    arrived (TF Serving's two rules), or when no batch is running and as many rows wait as the last batch
+    had. The last rule is what keeps a lone client from waiting (its batches have one row, so its next
+    request runs at once) while concurrent clients get full batches: under load a batch waits for as
+    many requests as the previous one had (they are on their way: their clients got answers at the same
+    time), instead of running the first arrival alone and the rest after it.
+    """
 
     def __init__(self, params: BatchingParameters) -> None:
         self.params = params
         self._queue: deque[_Task] = deque()
         self._rows = 0
         self._running = 0  # batches being run now
+        self._expected = 1  # rows of the last batch: how many requests arrive together now
         self._cond = threading.Condition()
         self._stopped = False
         self._threads = [
@@ -179,13 +209,28 @@ class Batcher:
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         if rows >= self.params.max_batch_size or not _batchable(sig):
             return model.run(sig, inputs, wanted)
+        done = threading.Lock()
+        done.acquire()
+        task = self._enqueue(model, sig, inputs, wanted, rows, done.release)
+        done.acquire()  # released by ``finish`` on a batch thread
+        return task.outputs()
+
+    def _enqueue(
+        self,
+        model: LoadedModel,
+        sig: Signature,
+        inputs: Mapping[str, np.ndarray],
+        wanted: list[str],
+        rows: int,
+        notify: Callable[[], None],
+    ) -> _Task:
         key = (
             id(model),
             sig.name,
             tuple(wanted),
             tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(inputs.items())),
         )
-        task = _Task(key, model, sig, inputs, wanted, rows)
+        task = _Task(key, model, sig, inputs, wanted, rows, notify)
         with self._cond:
             if self._stopped:
                 raise RequestError("the server is stopping", "UNAVAILABLE")
@@ -197,7 +242,7 @@ class Batcher:
             self._queue.append(task)
             self._rows += rows
             self._cond.notify()
-        return task.future.result()
+        return task
 
     def stop(self) -> None:
         with self._cond:
@@ -205,44 +250,49 @@ class Batcher:
             self._cond.notify_all()
         for t in self._threads:
             t.join(5)
-        while self._queue:
-            self._queue.popleft().future.set_exception(RequestError("the server is stopping", "UNAVAILABLE"))
+        with self._cond:
+            left, self._queue = list(self._queue), deque()
+        for task in left:
+            task.finish(error=RequestError("the server is stopping", "UNAVAILABLE"))
 
     def _take(self) -> list[_Task] | None:
-        """The next batch: the oldest task and its kin, once full or timed out (None when stopping)."""
+        """The next batch: the oldest task and its kin, once it is time to run them (None when stopping)."""
         timeout = self.params.batch_timeout_micros / 1e6
         limit = self.params.max_batch_size
         with self._cond:
-            while not self._queue:
-                if self._stopped:
-                    return None
-                self._cond.wait()
-            first = self._queue[0]
-            deadline = first.arrived + timeout
             while True:
-                rows = sum(t.rows for t in self._queue if t.key == first.key)
-                left = deadline - time.monotonic()
-                # While no batch runs, waiting would only add latency: run what is here. While one runs,
-                # requests gather until it ends (or the batch is full, or the timeout passes).
-                if rows >= limit or left <= 0 or self._stopped or self._running == 0:
-                    break
-                self._cond.wait(left)
-            batch: list[_Task] = []
-            total = 0
-            kept: deque[_Task] = deque()
-            while self._queue:
-                t = self._queue.popleft()
-                if t.key == first.key and total + t.rows <= limit:
-                    batch.append(t)
-                    total += t.rows
-                else:
-                    kept.append(t)
-            self._queue = kept
-            self._rows -= total
-            self._running += 1
-            if self._queue:
-                self._cond.notify()  # another batch thread may start on what is left
-            return batch
+                while not self._queue:
+                    if self._stopped:
+                        return None
+                    self._cond.wait()
+                first = self._queue[0]
+                deadline = first.arrived + timeout
+                while self._queue and self._queue[0] is first:  # else another batch thread took it: start over
+                    rows = sum(t.rows for t in self._queue if t.key == first.key)
+                    left = deadline - time.monotonic()
+                    idle_and_all_here = self._running == 0 and rows >= min(self._expected, limit)
+                    if rows >= limit or left <= 0 or self._stopped or idle_and_all_here:
+                        return self._collect(first.key, limit)
+                    self._cond.wait(left)
+
+    def _collect(self, key: tuple[Any, ...], limit: int) -> list[_Task]:
+        """Take the oldest tasks with ``key``, up to ``limit`` rows, out of the queue (lock held)."""
+        batch: list[_Task] = []
+        total = 0
+        kept: deque[_Task] = deque()
+        for t in self._queue:
+            if t.key == key and total + t.rows <= limit:
+                batch.append(t)
+                total += t.rows
+            else:
+                kept.append(t)
+        self._queue = kept
+        self._rows -= total
+        self._running += 1
+        self._expected = total
+        if self._queue:
+            self._cond.notify()  # another batch thread may start on what is left
+        return batch
 
     def _loop(self) -> None:
         while True:
@@ -254,8 +304,7 @@ class Batcher:
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the failure
                 err = exc if isinstance(exc, RequestError) else RequestError(f"batched run failed: {exc}", "INTERNAL")
                 for t in batch:
-                    if not t.future.done():
-                        t.future.set_exception(err)
+                    t.finish(error=err)
             finally:
                 with self._cond:
                     self._running -= 1
@@ -264,7 +313,7 @@ class Batcher:
     def _run(self, batch: list[_Task]) -> None:
         first = batch[0]
         if len(batch) == 1:
-            first.future.set_result(first.model.run(first.sig, first.inputs, first.wanted))
+            first.finish(first.model.run(first.sig, first.inputs, first.wanted))
             return
         total = sum(t.rows for t in batch)
         size = next((s for s in self.params.allowed_batch_sizes if s >= total), total)
@@ -277,5 +326,5 @@ class Batcher:
         outputs = first.model.run(first.sig, merged, first.wanted)
         start = 0
         for t in batch:
-            t.future.set_result({k: v[start : start + t.rows] for k, v in outputs.items()})
+            t.finish({k: v[start : start + t.rows] for k, v in outputs.items()})
             start += t.rows

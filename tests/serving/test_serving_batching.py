@@ -106,6 +106,94 @@ def test_a_lone_request_does_not_wait_for_the_timeout() -> None:
         batcher.stop()
 
 
+def test_under_load_a_batch_waits_for_as_many_requests_as_the_last_one() -> None:
+    """Idle, a batch runs at once only if as many rows wait as the last batch had: concurrent clients
+    (answered together, so asking again together) are not split into a lone first request and the rest;
+    a batch that the timeout cuts short lowers the expectation, so a lone client is back to no wait."""
+    model = FakeModel()
+    batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=30_000_000, num_batch_threads=1))
+    try:
+        model.hold.clear()
+        threads = [threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))]
+        threads[0].start()
+        assert model.entered.wait(30)
+        for _ in range(3):  # three clients ask while the first request runs: one batch of 3 next
+            threads.append(
+                threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+            )
+            threads[-1].start()
+        deadline = time.monotonic() + 30
+        while batcher._rows < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        model.hold.set()
+        for t in threads:
+            t.join(30)
+        assert model.calls == [1, 3]
+        # The three ask again, one after the other: the first two wait (the batcher is idle) for the third.
+        again = [
+            threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.full((1, 2), i, np.float32)}, ["y"]))
+            for i in range(3)
+        ]
+        for t in again[:2]:
+            t.start()
+        while batcher._rows < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert model.calls == [1, 3] and batcher._rows == 2  # not run alone: the idle batcher waits for a third
+        again[2].start()
+        for t in again:
+            t.join(30)
+        assert model.calls == [1, 3, 3]
+    finally:
+        model.hold.set()
+        batcher.stop()
+    # A short timeout: after a batch of 3, a lone request waits at most the timeout, and the next none.
+    batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=50_000, num_batch_threads=1))
+    try:
+        batcher._expected = 3
+        batcher.run(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"])  # cut short by the timeout
+        assert batcher._expected == 1
+    finally:
+        batcher.stop()
+
+
+def test_no_batch_is_empty_when_batch_threads_race() -> None:
+    """A batch thread waiting to batch a request that another batch thread took meanwhile starts over:
+    it never runs an empty batch."""
+    model = FakeModel()
+    batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=300_000, num_batch_threads=2))
+    sizes: list[int] = []
+    real = batcher._run
+
+    def recording(batch: list[Any]) -> None:
+        sizes.append(len(batch))
+        real(batch)
+
+    batcher._run = recording  # type: ignore[method-assign]  # the test records each batch's size
+    answers: list[float] = []
+    try:
+        model.hold.clear()
+        first = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+        first.start()
+        assert model.entered.wait(30)  # batch thread A runs the first request, held
+        second = threading.Thread(
+            target=lambda: answers.append(
+                float(batcher.run(model, SIG, {"x": np.full((1, 2), 2, np.float32)}, ["y"])["y"][0])
+            )
+        )
+        second.start()
+        deadline = time.monotonic() + 30
+        while len(batcher._cond._waiters) < 1 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)  # batch thread B waits to batch the second request
+        model.hold.set()  # A ends and takes the second request itself
+        for t in (first, second):
+            t.join(30)
+        assert answers == [4.0]
+    finally:
+        model.hold.set()
+        batcher.stop()
+    assert sizes and min(sizes) >= 1, sizes
+
+
 def test_padding_to_allowed_sizes_and_large_requests_alone() -> None:
     model = FakeModel()
     batcher = Batcher(
@@ -172,7 +260,7 @@ def test_a_full_queue_is_resource_exhausted() -> None:
 @pytest.mark.slow
 def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
     """16 concurrent clients (TF Serving gRPC and REST, v2 REST) against a batching server: every answer
-    right, and fewer model calls than requests."""
+    right, bad requests among them answered with their own error, and fewer model calls than requests."""
     from helpers.serving import start_server
 
     from mnistkit.serving.client import ModelClient
@@ -192,7 +280,7 @@ def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
         with ModelClient(port=srv.grpc_port) as c:
             expected = [p.digit for p in c.predict(images)]
         errors: list[str] = []
-        requests = [0]
+        requests, refused = [0], [0]
 
         def work(i: int) -> None:
             try:
@@ -207,8 +295,18 @@ def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
                         requests[0] += 1
                     return
                 protocol, port = ("grpc", srv.grpc_port) if i % 3 else ("rest", srv.rest_port)
-                with ModelClient(port=port, protocol=protocol, timeout=60) as c:
+                bad = ModelClient(port=port, protocol=protocol, timeout=60, signature_name="nope")
+                with ModelClient(port=port, protocol=protocol, timeout=60) as c, bad:
                     for j in range(10):
+                        if i < 4 and j % 2:  # a bad request among the good ones: its own error only
+                            try:
+                                bad.predict(images[:1])
+                                errors.append(f"{protocol}: unknown signature answered")
+                            except RequestError as exc:
+                                refused[0] += 1
+                                if exc.code not in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
+                                    errors.append(f"{protocol}: unknown signature got {exc.code}")
+                            continue
                         got = c.predict_one(images[j % 8]).digit
                         if got != expected[j % 8]:
                             errors.append(f"{protocol} {got} != {expected[j % 8]}")
@@ -222,8 +320,8 @@ def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
         for t in threads:
             t.join(120)
         assert errors == []
-        assert requests[0] == 160 and sum(calls) >= 160
-        assert len(calls) < 160 and max(calls) > 1, calls
+        assert refused[0] == 15 and requests[0] == 145 and sum(calls) >= 145
+        assert len(calls) < requests[0] and max(calls) > 1, calls
     finally:
         srv.stop()
 
