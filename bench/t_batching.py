@@ -5,12 +5,21 @@ with TF Serving's ``--enable_batching`` at its default parameters. Throughput of
 sending batch-1 requests (threads, one ``ModelClient`` each), gRPC and REST, with p99; and batch-1 latency
 at one client, interleaved request by request so load drift hits both alike. Goals: 16-client throughput
 with batching >= 2x without (on both protocols), one-client p50 no worse than +0.2 ms.
+
+Where the time goes, printed beside the figures: CPU seconds per request of the server process and of
+the clients (this process), the rows per model call the server logged, and the model's own CPU per row
+at batch 1 and 32 called in-process. On 2 cores the clients and the server share the CPU, so the best
+ratio batching can give is (clients + server without batching) / (the same with the model's batch-1
+cost replaced by its batch-32 cost per row): printed as "bound".
 """
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import Context, Outcome, median, percentile, say
@@ -29,19 +38,50 @@ def _stop(proc: Any) -> None:
         proc.kill()
 
 
+def _model_cpu_per_row(export_dir: str, batch: int, calls: int) -> float:
+    """CPU seconds per row of the served runner (``load_model``) called in-process at ``batch``."""
+    import numpy as np
+
+    from mnistkit.serving.loading import load_model
+
+    model = load_model(export_dir)
+    sig = model.signature(None)
+    x = {"x": np.random.default_rng(0).random((batch, 28, 28), dtype=np.float32)}
+    for _ in range(10):
+        model.run(sig, x, list(sig.outputs))
+    t = time.process_time()
+    for _ in range(calls):
+        model.run(sig, x, list(sig.outputs))
+    return (time.process_time() - t) / calls / batch
+
+
+def _cpu(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def _rows_per_call(log: Path) -> float | None:
+    m = re.findall(r"batching: \d+ model calls, ([0-9.]+) rows per call", log.read_text(errors="replace"))
+    return float(m[-1]) if m else None
+
+
 def run(ctx: Context) -> Outcome:
     import numpy as np
 
     from mnistkit.serving.client import ModelClient
 
-    _export_dir, base = _export(ctx)
+    export_dir, base = _export(ctx)
     image = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
     n = 200 if ctx.quick else 1000
     per = 40 if ctx.quick else 150
     servers: dict[str, tuple[Any, int, int]] = {}
+    logs = ctx.tmp("batching")
+    cpu: dict[str, dict[str, dict[str, float]]] = {}
     try:
-        servers["plain"] = _start_server(base, ctx.tmp("batching") / "plain.log")
-        servers["batching"] = _start_server(base, ctx.tmp("batching") / "batching.log", extra=["--enable_batching"])
+        servers["plain"] = _start_server(base, logs / "plain.log")
+        servers["batching"] = _start_server(base, logs / "batching.log", extra=["--enable_batching"])
         # one client, batch 1, interleaved
         clients = {k: ModelClient("127.0.0.1", g, "grpc") for k, (_p, g, _r) in servers.items()}
         lat: dict[str, list[float]] = {k: [] for k in clients}
@@ -63,9 +103,14 @@ def run(ctx: Context) -> Outcome:
         p99: dict[str, dict[str, float]] = {}
         errors = 0
         for proto in ("grpc", "rest"):
-            for k, (_p, g, r) in servers.items():
+            for k, (proc, g, r) in servers.items():
                 lats: list[float] = []
+                server0, client0 = _cpu(proc.pid), _cpu(os.getpid())
                 rate, errs = _concurrency(g if proto == "grpc" else r, proto, 16, per, image, lats)
+                cpu.setdefault(proto, {})[k] = {
+                    "server_us": (_cpu(proc.pid) - server0) / (16 * per) * 1e6,
+                    "client_us": (_cpu(os.getpid()) - client0) / (16 * per) * 1e6,
+                }
                 rps.setdefault(proto, {})[k] = rate
                 p99.setdefault(proto, {})[k] = percentile(lats, 99)
                 errors += errs
@@ -77,13 +122,26 @@ def run(ctx: Context) -> Outcome:
         for proc, _g, _r in servers.values():
             _stop(proc)
     ratio = {proto: rps[proto]["batching"] / rps[proto]["plain"] for proto in rps}
+    m1, m32 = _model_cpu_per_row(export_dir, 1, 300) * 1e6, _model_cpu_per_row(export_dir, 32, 30) * 1e6
+    per_call = _rows_per_call(logs / "batching.log")
+    say(f"model in-process (the server's runner), CPU per row: batch 1 {m1:.0f} us, batch 32 {m32:.0f} us; "
+        f"the batching server made {per_call or 0:.1f} rows per model call")
+    bound: dict[str, float] = {}
+    for proto, c in cpu.items():
+        plain = c["plain"]["server_us"] + c["plain"]["client_us"]
+        bound[proto] = plain / max(1.0, plain - m1 + m32)
+        say(f"CPU per request, {proto}: server {c['plain']['server_us']:.0f} us plain, "
+            f"{c['batching']['server_us']:.0f} us batching; clients {c['plain']['client_us']:.0f} / "
+            f"{c['batching']['client_us']:.0f} us; bound for batching on this machine {bound[proto]:.2f}x "
+            f"(load {os.getloadavg()[0]:.1f})")
     ok = min(ratio.values()) >= RATIO_GOAL and delta <= LATENCY_MS and errors == 0
     return Outcome(
         "batching",
         f"16 clients batch 1: gRPC {ratio['grpc']:.2f}x (p99 {p99['grpc']['batching']:.1f} ms), REST "
         f"{ratio['rest']:.2f}x (p99 {p99['rest']['batching']:.1f} ms); one client p50 {delta:+.2f} ms; "
-        f"{errors} errors",
+        f"{errors} errors; bound here gRPC {bound['grpc']:.2f}x REST {bound['rest']:.2f}x",
         f">= {RATIO_GOAL:g}x on both, one client <= +{LATENCY_MS} ms, 0 errors",
         ok,
-        {"rps": rps, "p99_ms": p99, "ratio": ratio, "one_client_p50_ms": p50, "errors": errors},
+        {"rps": rps, "p99_ms": p99, "ratio": ratio, "one_client_p50_ms": p50, "errors": errors, "cpu_us": cpu,
+         "model_cpu_us_per_row": {"1": m1, "32": m32}, "rows_per_call": per_call, "bound": bound},
     )

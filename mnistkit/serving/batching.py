@@ -194,6 +194,8 @@ class Batcher:
         self._rows = 0
         self._running = 0  # batches being run now
         self._expected = 1  # rows of the last batch: how many requests arrive together now
+        self.batches = 0  # model calls made, and the rows they held (logged at stop)
+        self.rows = 0
         self._cond = threading.Condition()
         self._stopped = False
         self._threads = [
@@ -250,6 +252,8 @@ class Batcher:
             self._cond.notify_all()
         for t in self._threads:
             t.join(5)
+        if self.batches:
+            log.info("batching: %d model calls, %.2f rows per call on average", self.batches, self.rows / self.batches)
         with self._cond:
             left, self._queue = list(self._queue), deque()
         for task in left:
@@ -290,6 +294,8 @@ class Batcher:
         self._rows -= total
         self._running += 1
         self._expected = total
+        self.batches += 1
+        self.rows += total
         if self._queue:
             self._cond.notify()  # another batch thread may start on what is left
         return batch
