@@ -183,7 +183,8 @@ class Batcher:
     When a batch runs: when it is full, when ``batch_timeout_micros`` have passed since its oldest request
     arrived (TF Serving's two rules), or when no batch is running and as many rows wait as the last batch
     had. The last rule is what keeps a lone client from waiting (its batches have one row, so its next
-    request runs at once) while concurrent clients get full batches: under load a batch waits for as
+    request runs at once, in its own thread: no hand-off to a batch thread) while concurrent clients get
+    full batches: under load a batch waits for as
     many requests as the previous one had (they are on their way: their clients got answers at the same
     time), instead of running the first arrival alone and the rest after it.
     """
@@ -211,6 +212,20 @@ class Batcher:
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         if rows >= self.params.max_batch_size or not _batchable(sig):
             return model.run(sig, inputs, wanted)
+        with self._cond:
+            alone = not self._queue and self._running == 0 and self._expected <= rows and not self._stopped
+            if alone:  # nothing to wait for: a batch of its own, run in this thread (no hand-off)
+                self._running += 1
+                self._expected = rows
+                self.batches += 1
+                self.rows += rows
+        if alone:
+            try:
+                return model.run(sig, inputs, wanted)
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()  # requests that came meanwhile are batched now
         done = threading.Lock()
         done.acquire()
         task = self._enqueue(model, sig, inputs, wanted, rows, done.release)

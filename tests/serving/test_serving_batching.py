@@ -95,13 +95,18 @@ def test_concurrent_requests_are_merged_and_split_back() -> None:
 
 
 def test_a_lone_request_does_not_wait_for_the_timeout() -> None:
+    """An idle batcher runs a lone request at once, in the request's own thread (no hand-off)."""
     model = FakeModel()
+    threads: list[threading.Thread] = []
+    real = model.run
+    model.run = lambda *a: (threads.append(threading.current_thread()), real(*a))[1]  # type: ignore[method-assign]
     batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=20_000_000))
     try:
         t = time.monotonic()
         out = batcher.run(model, SIG, {"x": np.ones((2, 2), np.float32)}, ["y"])
         assert time.monotonic() - t < 10  # the timeout is 20 s: an idle batcher runs at once
         assert out["y"].tolist() == [2.0, 2.0]
+        assert threads == [threading.current_thread()]
     finally:
         batcher.stop()
 
