@@ -11,7 +11,8 @@ pool does not.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,9 +23,26 @@ from mnistkit.serving.signature import MAX_BATCH, MAX_DECODED_BYTES, Signature
 from mnistkit.serving.status import RequestError
 from mnistkit.versions import is_version_name
 
-__all__ = ["Backend", "parse_version", "signature_def_map"]
+__all__ = ["Backend", "ModelCall", "Steps", "parse_version", "signature_def_map"]
 
 T = TypeVar("T")
+Outputs = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """What a request handler asks the backend to run: checked ``inputs`` through ``sig`` of ``model``."""
+
+    model: LoadedModel
+    sig: Signature
+    inputs: Mapping[str, np.ndarray]
+    wanted: list[str]
+
+
+# A request handler written as steps: it yields one ``ModelCall``, receives the outputs, returns its answer.
+# The gRPC front ends (threads) run the steps in one go (``Backend.complete``); the REST front end can
+# run the part before the model on its event loop and the rest where the model ran (``Backend.run_later``).
+Steps = Generator[ModelCall, Outputs, T]
 
 
 def parse_version(text: str | None) -> int | None:
@@ -56,6 +74,9 @@ class Backend:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.runner: Callable[[LoadedModel, Signature, Mapping[str, np.ndarray], list[str]], dict[str, np.ndarray]]
         self.runner = _run_direct
+        # With batching on: queue a call and return at once, ``done(outputs, error)`` called on a batch thread.
+        self.enqueue: Callable[[ModelCall, Callable[[Outputs | None, BaseException | None], None]], bool] | None
+        self.enqueue = None
 
     @property
     def pool(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -96,6 +117,35 @@ class Backend:
     ) -> dict[str, np.ndarray]:
         """Run checked ``inputs`` through ``sig`` (merged with concurrent requests when batching is on)."""
         return self.runner(model, sig, inputs, wanted)
+
+    def complete(self, steps: Steps[T]) -> T:
+        """Run a handler's steps in this thread: the part before the model, the model, the rest."""
+        try:
+            call = next(steps)
+        except StopIteration as stop:  # answered without the model
+            return stop.value
+        outputs = self.run(call.model, call.sig, call.inputs, call.wanted)
+        try:
+            steps.send(outputs)
+        except StopIteration as stop:
+            return stop.value
+        raise RuntimeError("a request handler asked for the model twice")
+
+    def run_later(self, call: ModelCall, done: Callable[[Outputs | None, BaseException | None], None]) -> None:
+        """Run ``call`` off the calling thread and call ``done(outputs, error)`` where it ran: queued for a
+        batch when batching takes it (no thread waits for it), else on the prediction pool."""
+        if self.enqueue is not None and self.enqueue(call, done):
+            return
+
+        def run() -> None:
+            try:
+                outputs = self.run(call.model, call.sig, call.inputs, call.wanted)
+            except Exception as exc:  # noqa: BLE001 - handed to ``done``, which answers with it
+                done(None, exc)
+                return
+            done(outputs, None)
+
+        self.submit(run)
 
 
 def _run_direct(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mnistkit.errors import ConfigError
+from mnistkit.serving.backend import ModelCall
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.signature import Signature
 from mnistkit.serving.status import RequestError
@@ -149,7 +150,7 @@ class _Task:
         inputs: Mapping[str, np.ndarray],
         wanted: list[str],
         rows: int,
-        notify: Callable[[], None],
+        notify: Callable[[_Task], None],
     ) -> None:
         self.key, self.model, self.sig, self.inputs, self.wanted, self.rows = key, model, sig, inputs, wanted, rows
         self.arrived = time.monotonic()
@@ -159,7 +160,7 @@ class _Task:
 
     def finish(self, result: dict[str, np.ndarray] | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
-        self.notify()
+        self.notify(self)
 
     def outputs(self) -> dict[str, np.ndarray]:
         """The rows of this request (after ``notify``), or its error raised."""
@@ -228,9 +229,20 @@ class Batcher:
                     self._cond.notify_all()  # requests that came meanwhile are batched now
         done = threading.Lock()
         done.acquire()
-        task = self._enqueue(model, sig, inputs, wanted, rows, done.release)
+        task = self._enqueue(model, sig, inputs, wanted, rows, lambda _task: done.release())
         done.acquire()  # released by ``finish`` on a batch thread
         return task.outputs()
+
+    def submit(
+        self, call: ModelCall, done: Callable[[dict[str, np.ndarray] | None, BaseException | None], None]
+    ) -> bool:
+        """Queue ``call`` without waiting: ``done(outputs, error)`` is called on a batch thread. False when
+        batching does not take it (too many rows, or a signature without a batch dimension)."""
+        rows = next(iter(call.inputs.values())).shape[0] if call.inputs else 0
+        if rows >= self.params.max_batch_size or not _batchable(call.sig):
+            return False
+        self._enqueue(call.model, call.sig, call.inputs, call.wanted, rows, lambda task: done(task.result, task.error))
+        return True
 
     def _enqueue(
         self,
@@ -239,7 +251,7 @@ class Batcher:
         inputs: Mapping[str, np.ndarray],
         wanted: list[str],
         rows: int,
-        notify: Callable[[], None],
+        notify: Callable[[_Task], None],
     ) -> _Task:
         key = (
             id(model),

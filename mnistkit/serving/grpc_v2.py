@@ -106,8 +106,8 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             names = [o.name for o in request.outputs] or None
-            model, outputs = oip.infer(
-                self._backend, request.model_name, request.model_version, _inputs(request), names
+            model, outputs = self._backend.complete(
+                oip.infer(self._backend, request.model_name, request.model_version, _inputs(request), names)
             )
         except RequestError as exc:
             grpc_abort(context, exc)

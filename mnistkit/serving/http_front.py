@@ -6,8 +6,11 @@ message delegate rather than ``tornado.web`` (whose per-request machinery cost +
 refuses, from the headers alone and before a byte of the body is read, a ``Content-Length`` that is not
 one ASCII decimal within the limit, any ``Transfer-Encoding``, and a body on a GET, answering and closing
 the connection so an attacker's body is never read. Then it routes the request to a front end's handler;
-a handler that runs the model (``Route.in_pool``) runs on ``Backend.pool``, never on the event loop.
-Why Tornado rather than aiohttp or uvicorn: docs/serving.md.
+a handler that runs the model (``Route.in_pool``) runs on ``Backend.pool``, never on the event loop. With
+batching on, a small POST to a handler written as steps (``Route.steps``: it yields its ``ModelCall``)
+is parsed and checked on the loop and queued for a batch; its answer is built where the batch ran and
+handed back to the loop, so no pool thread waits for the batch. Why Tornado rather than aiohttp or
+uvicorn: docs/serving.md.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import tornado.http1connection
 import tornado.httpserver
 import tornado.httputil
 import tornado.netutil
 
-from mnistkit.serving.backend import Backend
+from mnistkit.serving.backend import Backend, ModelCall, Outputs, Steps
 from mnistkit.serving.status import RequestError
 
 __all__ = [
@@ -44,9 +47,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("mnistkit.serving.rest")
+T = TypeVar("T")
 
 IDLE_SECONDS = 120.0  # a kept-alive connection with no request for this long is closed
 BODY_SECONDS = 60.0  # a body that takes longer than this to arrive is dropped
+INLINE_BYTES = 64 * 1024  # with batching, POST bodies up to this size are parsed on the loop (tens of us)
 _DECIMAL = re.compile(r"[0-9]{1,15}", re.ASCII)
 _METHODS = ("GET", "POST")
 
@@ -79,16 +84,18 @@ def error_reply(exc: RequestError) -> Reply:
     return json_reply(exc.http_status, {"error": str(exc)})
 
 
-Handler = Callable[[HttpRequest, "re.Match[str]"], Reply]
+Handler = Callable[[HttpRequest, "re.Match[str]"], "Reply | Steps[Reply]"]
 
 
 @dataclass(frozen=True)
 class Route:
-    """A path pattern (matched in full) and its handler; ``in_pool``: the handler runs on the prediction pool."""
+    """A path pattern (matched in full) and its handler; ``in_pool``: the handler runs on the prediction pool;
+    ``steps``: its POSTs are steps (``Backend.complete``) that may run around a batch (module docstring)."""
 
     pattern: re.Pattern[str]
     handler: Handler
     in_pool: bool = False
+    steps: bool = False
 
 
 def _reason(status: int) -> str:
@@ -170,11 +177,49 @@ class _Exchange(tornado.httputil.HTTPMessageDelegate):
         route, match = self._app.route(request.path)
         if route is None or match is None:
             self._send(json_reply(404, {"error": f"Malformed request: {request.method} {request.path[:200]}"}))
+        elif (
+            route.steps
+            and request.method == "POST"
+            and self._app.backend.enqueue is not None
+            and len(request.body) <= INLINE_BYTES
+        ):
+            self._run_steps(route, request, match)
         elif route.in_pool:
             future = self._app.backend.submit(self._call_and_send, route, request, match)
             future.add_done_callback(self._if_cancelled)
         else:
             self._send(self._app.call(route, request, match))
+
+    def _run_steps(self, route: Route, request: HttpRequest, match: re.Match[str]) -> None:
+        """On the loop: the handler's checks, then its model call queued; the rest runs where the batch ran."""
+        app = self._app
+
+        def begin() -> tuple[Steps[Reply], ModelCall] | Reply:
+            steps = route.handler(request, match)
+            if isinstance(steps, Reply):
+                return steps
+            try:
+                return steps, next(steps)
+            except StopIteration as stop:  # answered without the model
+                return stop.value
+
+        started = app.guard(request, begin)
+        if isinstance(started, Reply):
+            self._send(started)
+            return
+        steps, call = started
+
+        def done(outputs: Outputs | None, error: BaseException | None) -> None:
+            answer = app.guard(request, lambda: app.resume(steps, outputs, error))
+            try:
+                app.loop.call_soon_threadsafe(self._send, answer)
+            except RuntimeError:  # the loop is closed: the server stopped
+                pass
+
+        try:
+            app.backend.run_later(call, done)
+        except RequestError as exc:  # the batch queue is full, or the server is stopping
+            self._send(error_reply(exc))
 
     def _call_and_send(self, route: Route, request: HttpRequest, match: re.Match[str]) -> None:
         """On the pool: run the handler, and hand its reply to the event loop to send."""
@@ -227,11 +272,32 @@ class _App(tornado.httputil.HTTPServerConnectionDelegate):
                 return route, match
         return None, None
 
+    def call(self, route: Route, request: HttpRequest, match: re.Match[str]) -> Reply:
+        """Run a handler (its steps too, model included) in this thread."""
+
+        def answer() -> Reply:
+            reply = route.handler(request, match)
+            return reply if isinstance(reply, Reply) else self.backend.complete(reply)
+
+        return self.guard(request, answer)
+
     @staticmethod
-    def call(route: Route, request: HttpRequest, match: re.Match[str]) -> Reply:
-        """Run a handler: a ``RequestError`` is its status; anything else a 500 (logged, never with the body)."""
+    def resume(steps: Steps[Reply], outputs: Outputs | None, error: BaseException | None) -> Reply:
+        """A handler's steps after its model call: its answer from ``outputs`` (or the call's ``error``)."""
+        if error is not None:
+            raise error
+        assert outputs is not None
         try:
-            return route.handler(request, match)
+            steps.send(outputs)
+        except StopIteration as stop:
+            return stop.value
+        raise RuntimeError("a request handler asked for the model twice")
+
+    @staticmethod
+    def guard(request: HttpRequest, fn: Callable[[], T]) -> T | Reply:
+        """``fn()``: a ``RequestError`` is its status; anything else a 500 (logged, never with the body)."""
+        try:
+            return fn()
         except RequestError as exc:
             return error_reply(exc)
         except Exception:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistkit.serving.backend import Backend, parse_version
+from mnistkit.serving.backend import Backend, ModelCall, Steps, parse_version
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, Signature, TensorInfo, check_declared, check_outputs, feed
 from mnistkit.serving.status import RequestError
@@ -103,8 +103,9 @@ def infer(
     version: str | None,
     inputs: Sequence[V2Input],
     output_names: list[str] | None,
-) -> tuple[LoadedModel, dict[str, np.ndarray]]:
-    """Check, decode and run one inference request; the model that answered and its outputs (in order)."""
+) -> Steps[tuple[LoadedModel, dict[str, np.ndarray]]]:
+    """Check and decode one inference request, yield its model call; the model and its outputs (in order).
+    ``Backend.complete`` runs it in one go."""
     model = backend.resolve(name, parse_version(version))
     sig = _signature(model)
     if not inputs:
@@ -129,7 +130,7 @@ def infer(
         dtype, shape = declared[i.name]
         assert dtype is not None
         values[i.name] = i.decode(dtype, shape)
-    outputs = backend.run(model, sig, feed(sig, values, strict_dtype=True, max_batch=backend.max_batch), wanted)
+    outputs = yield ModelCall(model, sig, feed(sig, values, strict_dtype=True, max_batch=backend.max_batch), wanted)
     return model, outputs
 
 

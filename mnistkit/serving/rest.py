@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mnistkit.serving.backend import Backend, parse_version, signature_def_map
+from mnistkit.serving.backend import Backend, ModelCall, Steps, parse_version, signature_def_map
 from mnistkit.serving.http_front import HttpRequest, Reply, Route, json_reply
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.manager import VersionStatus
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, feed
 from mnistkit.serving.status import RequestError
 
-__all__ = ["metadata_json", "parse_json", "predict_json", "routes", "status_json"]
+__all__ = ["metadata_json", "parse_json", "predict_json", "predict_steps", "routes", "status_json"]
 
 
 def status_json(statuses: list[VersionStatus]) -> dict[str, Any]:
@@ -105,7 +105,12 @@ def parse_json(raw: bytes) -> dict[str, Any]:
 
 
 def predict_json(backend: Backend, model: LoadedModel, raw: bytes) -> bytes:
-    """A ``:predict`` body -> the JSON answer (runs on the prediction pool)."""
+    """A ``:predict`` body -> the JSON answer, in this thread."""
+    return backend.complete(predict_steps(backend, model, raw))
+
+
+def predict_steps(backend: Backend, model: LoadedModel, raw: bytes) -> Steps[bytes]:
+    """A ``:predict`` body -> its model call (yielded) -> the JSON answer."""
     body = parse_json(raw)
     sig_name = body.get("signature_name", DEFAULT_SIGNATURE)
     if not isinstance(sig_name, str):
@@ -129,7 +134,7 @@ def predict_json(backend: Backend, model: LoadedModel, raw: bytes) -> bytes:
             raise RequestError('"inputs" must be an object naming every input', field="inputs")
         if any(v is None or v == [] for v in inputs.values()):
             raise RequestError("an input is empty: nothing to predict", field="inputs")
-    outputs = backend.run(
+    outputs = yield ModelCall(
         model, sig, feed(sig, inputs, strict_dtype=False, max_batch=backend.max_batch), list(sig.outputs)
     )
     if has_rows:
@@ -140,8 +145,9 @@ def predict_json(backend: Backend, model: LoadedModel, raw: bytes) -> bytes:
     return orjson.dumps(answer)
 
 
-def _v1(request: HttpRequest, m: re.Match[str], backend: Backend) -> Reply:
-    """``/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:<verb>]`` (runs on the prediction pool)."""
+def _v1(request: HttpRequest, m: re.Match[str], backend: Backend) -> Steps[Reply]:
+    """``/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:<verb>]`` (off the event loop, but for the
+    checks of a small ``:predict`` when batching: ``http_front``)."""
     name, verb = m["name"], m["verb"]
     if m["label"] is not None:
         raise RequestError("version labels are not supported; use /versions/<number>")
@@ -157,7 +163,8 @@ def _v1(request: HttpRequest, m: re.Match[str], backend: Backend) -> Reply:
     if verb != "predict":
         raise RequestError(f":{verb[:50]} is not supported by this server; use :predict", "UNIMPLEMENTED")
     model = backend.resolve(name, version)
-    return Reply(200, predict_json(backend, model, request.body), (("X-Model-Version", str(model.version)),))
+    answer = yield from predict_steps(backend, model, request.body)
+    return Reply(200, answer, (("X-Model-Version", str(model.version)),))
 
 
 _V1_PATH = re.compile(
@@ -168,4 +175,4 @@ _V1_PATH = re.compile(
 
 def routes(backend: Backend) -> list[Route]:
     """TF Serving's REST routes over ``backend``."""
-    return [Route(_V1_PATH, functools.partial(_v1, backend=backend), in_pool=True)]
+    return [Route(_V1_PATH, functools.partial(_v1, backend=backend), in_pool=True, steps=True)]

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from mnistkit.serving import oip
-from mnistkit.serving.backend import Backend
+from mnistkit.serving.backend import Backend, Steps
 from mnistkit.serving.http_front import HttpRequest, Reply, Route, json_reply
 from mnistkit.serving.rest import parse_json
 from mnistkit.serving.status import RequestError
@@ -125,13 +125,13 @@ def _wanted(body: dict[str, Any]) -> tuple[list[str] | None, dict[str, bool]]:
     return [o["name"] for o in outputs], binary
 
 
-def _infer(request: HttpRequest, m: re.Match[str], backend: Backend) -> Reply:
+def _infer(request: HttpRequest, m: re.Match[str], backend: Backend) -> Steps[Reply]:
     if request.method != "POST":
         raise RequestError(f"Malformed request: {request.method} {request.path[:200]}", "NOT_FOUND")
     head, binary = _split(request)
     body = parse_json(head)
     names, binary_out = _wanted(body)
-    model, outputs = oip.infer(backend, m["name"], m["version"], _inputs(body, binary), names)
+    model, outputs = yield from oip.infer(backend, m["name"], m["version"], _inputs(body, binary), names)
     answer: dict[str, Any] = {"model_name": m["name"], "model_version": str(model.version), "outputs": []}
     if isinstance(body.get("id"), str):
         answer["id"] = body["id"]
@@ -157,8 +157,8 @@ def _infer(request: HttpRequest, m: re.Match[str], backend: Backend) -> Reply:
 def routes(backend: Backend) -> list[Route]:
     """The Open Inference Protocol's REST routes over ``backend``."""
 
-    def route(pattern: str, fn: Any, in_pool: bool = False) -> Route:
-        return Route(re.compile(pattern), functools.partial(fn, backend=backend), in_pool)
+    def route(pattern: str, fn: Any, in_pool: bool = False, steps: bool = False) -> Route:
+        return Route(re.compile(pattern), functools.partial(fn, backend=backend), in_pool, steps)
 
     return [
         route(r"/v2/?", _server),
@@ -166,5 +166,5 @@ def routes(backend: Backend) -> list[Route]:
         route(r"/v2/health/ready", _ready),
         route(_MODEL + r"/?", _metadata, in_pool=True),
         route(_MODEL + r"/ready", _model_ready),
-        route(_MODEL + r"/infer", _infer, in_pool=True),
+        route(_MODEL + r"/infer", _infer, in_pool=True, steps=True),
     ]

@@ -138,6 +138,7 @@ class ModelServer:
 
             self._batcher = Batcher(self.batching)
             self.backend.runner = self._batcher.run
+            self.backend.enqueue = self._batcher.submit
         self.manager.start()
         try:
             self._grpc = grpc.server(

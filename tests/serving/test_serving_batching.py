@@ -326,6 +326,13 @@ def test_server_batches_across_protocols(model_base: Path, sample: Any) -> None:
             t.join(120)
         assert errors == []
         assert refused[0] == 15 and requests[0] == 145 and sum(calls) >= 145
+        # Small REST predicts were checked on the event loop and queued for a batch: no pool thread waited.
+        assert srv.backend._pool is None
+        # A request of max_batch_size rows runs alone, on the pool (never on the event loop).
+        with ModelClient(port=srv.rest_port, protocol="rest") as c:
+            many = np.concatenate([images, images])
+            assert [p.digit for p in c.predict(many)] == expected + expected
+        assert srv.backend._pool is not None and calls[-1] == 16
         assert len(calls) < requests[0] and max(calls) > 1, calls
     finally:
         srv.stop()
