@@ -140,23 +140,13 @@ def read_batching_parameters(path: str | None) -> BatchingParameters:
 class _Task:
     """One request waiting in the queue; ``finish`` hands it its rows (or an error) and calls ``notify``."""
 
-    __slots__ = ("key", "model", "sig", "inputs", "wanted", "rows", "arrived", "result", "error", "notify")
+    __slots__ = ("key", "call", "rows", "arrived", "result", "error", "notify")
 
-    def __init__(
-        self,
-        key: tuple[Any, ...],
-        model: LoadedModel,
-        sig: Signature,
-        inputs: Mapping[str, np.ndarray],
-        wanted: list[str],
-        rows: int,
-        notify: Callable[[_Task], None],
-    ) -> None:
-        self.key, self.model, self.sig, self.inputs, self.wanted, self.rows = key, model, sig, inputs, wanted, rows
+    def __init__(self, key: tuple[Any, ...], call: ModelCall, rows: int, notify: Callable[[_Task], None]) -> None:
+        self.key, self.call, self.rows, self.notify = key, call, rows, notify
         self.arrived = time.monotonic()
         self.result: dict[str, np.ndarray] | None = None
         self.error: BaseException | None = None
-        self.notify = notify
 
     def finish(self, result: dict[str, np.ndarray] | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
@@ -229,7 +219,7 @@ class Batcher:
                     self._cond.notify_all()  # requests that came meanwhile are batched now
         done = threading.Lock()
         done.acquire()
-        task = self._enqueue(model, sig, inputs, wanted, rows, lambda _task: done.release())
+        task = self._enqueue(ModelCall(model, sig, inputs, wanted), rows, lambda _task: done.release())
         done.acquire()  # released by ``finish`` on a batch thread
         return task.outputs()
 
@@ -241,25 +231,17 @@ class Batcher:
         rows = next(iter(call.inputs.values())).shape[0] if call.inputs else 0
         if rows >= self.params.max_batch_size or not _batchable(call.sig):
             return False
-        self._enqueue(call.model, call.sig, call.inputs, call.wanted, rows, lambda task: done(task.result, task.error))
+        self._enqueue(call, rows, lambda task: done(task.result, task.error))
         return True
 
-    def _enqueue(
-        self,
-        model: LoadedModel,
-        sig: Signature,
-        inputs: Mapping[str, np.ndarray],
-        wanted: list[str],
-        rows: int,
-        notify: Callable[[_Task], None],
-    ) -> _Task:
+    def _enqueue(self, call: ModelCall, rows: int, notify: Callable[[_Task], None]) -> _Task:
         key = (
-            id(model),
-            sig.name,
-            tuple(wanted),
-            tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(inputs.items())),
+            id(call.model),
+            call.sig.name,
+            tuple(call.wanted),
+            tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(call.inputs.items())),
         )
-        task = _Task(key, model, sig, inputs, wanted, rows, notify)
+        task = _Task(key, call, rows, notify)
         with self._cond:
             if self._stopped:
                 raise RequestError("the server is stopping", "UNAVAILABLE")
@@ -344,15 +326,15 @@ class Batcher:
                     self._cond.notify_all()  # a batch thread waiting for this one to end takes its batch now
 
     def _run(self, batch: list[_Task]) -> None:
-        first = batch[0]
+        first = batch[0].call
         if len(batch) == 1:
-            first.finish(first.model.run(first.sig, first.inputs, first.wanted))
+            batch[0].finish(first.model.run(first.sig, first.inputs, first.wanted))
             return
         total = sum(t.rows for t in batch)
         size = next((s for s in self.params.allowed_batch_sizes if s >= total), total)
         merged = {}
         for key in first.inputs:
-            parts = [t.inputs[key] for t in batch]
+            parts = [t.call.inputs[key] for t in batch]
             if size > total:  # pad with copies of the last row, as TF Serving pads
                 parts.append(np.repeat(parts[-1][-1:], size - total, axis=0))
             merged[key] = np.concatenate(parts)
