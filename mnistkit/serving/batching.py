@@ -281,6 +281,9 @@ class Batcher:
                 first = self._queue[0]
                 deadline = first.arrived + timeout
                 while self._queue and self._queue[0] is first:  # else another batch thread took it: start over
+                    if self._running >= self.params.num_batch_threads:  # a lone request runs in its own thread
+                        self._cond.wait()  # and counts as a batch thread: wait for a model call to end
+                        continue
                     rows = sum(t.rows for t in self._queue if t.key == first.key)
                     left = deadline - time.monotonic()
                     idle_and_all_here = self._running == 0 and rows >= min(self._expected, limit)
