@@ -3,9 +3,11 @@
 The gRPC services (TF Serving's and the Open Inference Protocol's) and the REST front ends import only
 this module, the signature checks and the status table; none of them knows about the others or about
 the server that starts them. Predictions run on fixed pools of threads: gRPC's worker pool, and
-``Backend.pool`` for REST (whose event loop must not run a model). A thread per connection that runs
-TensorFlow grows the process with every new connection (TensorFlow keeps per-thread state), a fixed
-pool does not.
+``Backend.pool`` for REST (whose event loop must not run a model), and with batching the batcher's
+threads. A thread per connection that runs TensorFlow grows the process with every new connection
+(TensorFlow keeps per-thread state), a fixed pool does not. Handlers that run the model are written as
+``Steps`` (they yield a ``ModelCall``), so a front end can run them in one thread (``complete``) or
+around a queued batch (``run_later``).
 """
 
 from __future__ import annotations
