@@ -570,7 +570,7 @@ def test_the_rendered_user_role_allows_everything_the_cli_does(k8s: K8sDouble, t
 
     client = ClusterClient(k.ApiClient(k8s.configuration()), NS)
     assert find_pod(client, name, "tensorboard") == f"{name}-tb-1"
-    # port-forward's WebSocket (create pods/portforward); no kubelet runs this pod, so the dial fails, said once
+    # port-forward's WebSocket (get + create pods/portforward); no kubelet runs this pod: the dial fails, said once
     opened: queue.Queue[int] = queue.Queue()
     said: queue.Queue[str] = queue.Queue()
     stop = threading.Event()

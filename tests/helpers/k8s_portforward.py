@@ -4,7 +4,8 @@ What the kubernetes client (``kubernetes.stream.portforward``) gets from a real 
 (``pkg/kubelet/cri/streaming/portforward/websocket.go``):
 
 * the request is a WebSocket upgrade of ``GET .../pods/<name>/portforward?ports=P1,P2``; the API server authorizes
-  it as ``create`` on ``pods/portforward`` (Kubernetes >= 1.30, ``AuthorizePodWebsocketUpgradeCreatePermission``);
+  it as ``get`` on ``pods/portforward`` (the HTTP verb) and, since Kubernetes 1.35
+  (``AuthorizePodWebsocketUpgradeCreatePermission``, beta, on by default), also as ``create``;
 * subprotocol ``v4.channel.k8s.io`` (or none); ``v5.channel.k8s.io``, which the client offers first, is exec's only;
 * port i gets data channel 2i and error channel 2i+1; the server first writes, on each of the two, the port as 2
   bytes little-endian; then every binary message is one channel byte + payload;

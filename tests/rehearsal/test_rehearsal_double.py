@@ -121,22 +121,27 @@ def test_port_forward_reaches_the_rehearsed_pod_over_the_kubelets_websocket(
     assert ("GET", f"/api/v1/namespaces/{NS}/pods/{JOB}-serving-1/portforward?ports=8501") in k8s.requests
 
 
-def test_port_forward_needs_create_on_pods_portforward(cluster: tuple[K8sDouble, Rehearsal, Path]) -> None:
+@pytest.mark.parametrize("verb", ["create", "get"])
+def test_port_forward_needs_get_and_create_on_pods_portforward(
+    cluster: tuple[K8sDouble, Rehearsal, Path], verb: str
+) -> None:
+    """The WebSocket upgrade is a GET, authorized as get; Kubernetes >= 1.35 also checks create: either alone, 403."""
     k8s, r, config = cluster
     r.store.create(_pod(f"{JOB}-tb", "tensorboard", ["python", "-c", _SERVER, "--port=6006"], 6006, probe=False))
     r.wait("Pod", NS, f"{JOB}-tb", lambda p: (p.get("status") or {}).get("phase") == "Running", 60)
-    k8s.denied.add(("", "pods/portforward", "create"))
+    k8s.denied.add(("", "pods/portforward", verb))
     pf = _PortForward(config, JOB)  # listening comes first; the tunnel opens per connection
     try:
         with pytest.raises(OSError):
             pf.get("/")
     finally:
         out = pf.rest()
-    assert ("", "pods/portforward", "create") in k8s.refused
+    assert k8s.refused == [("", "pods/portforward", verb)]
+    assert k8s.portforwards == 0
     # the refused WebSocket upgrade is a 403 like any other: one sentence, not the handshake's raw text
     assert f"you are not allowed to do this in namespace '{NS}'" in out, out
     assert f"forwarding to pod '{JOB}-tb' was refused (403 Forbidden: " in out and "-+-+-" not in out, out
-    assert 'cannot create resource "pods/portforward"' in out and "Traceback" not in out, out
+    assert f'cannot {verb} resource "pods/portforward"' in out and "Traceback" not in out, out
 
 
 def test_nothing_listening_in_the_pod_is_said_and_the_forward_goes_on(
