@@ -20,15 +20,19 @@ from __future__ import annotations
 from typing import Any
 
 from mnistkit.manifests.common import (
-    NO_ISTIO_SIDECAR,
     container_security,
-    metadata,
     pod_security,
     resources,
     s3_env,
 )
 from mnistkit.manifests.params import ManifestParams
-from mnistkit.manifests.serving import GRPC_PORT, MODEL_NAME, REST_PORT, serving_deployment
+from mnistkit.manifests.serving import (
+    GRPC_PORT,
+    MODEL_NAME,
+    REST_PORT,
+    inference_service_metadata,
+    serving_deployment,
+)
 
 __all__ = [
     "mnistkit_serving_deployment",
@@ -116,10 +120,7 @@ def mnistkit_inference_service(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {
-            **metadata(p.job_name, p, "serving"),
-            "annotations": {**NO_ISTIO_SIDECAR, **KSERVE_DEPLOYMENT_MODE},
-        },
+        "metadata": inference_service_metadata(p, KSERVE_DEPLOYMENT_MODE),
         "spec": {
             "predictor": {
                 "minReplicas": 1,

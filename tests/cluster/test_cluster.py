@@ -265,6 +265,28 @@ def test_port_forward_names_the_missing_pod(k8s: K8sDouble, client: ClusterClien
     assert find_pod(client, "mnist-x", "tensorboard") == "mnist-x-tb-abc"
 
 
+@pytest.mark.parametrize("server", ["tfserving", "mnistkit"])
+def test_port_forward_to_serving_picks_the_deployments_pod_not_kserves(
+    k8s: K8sDouble, client: ClusterClient, server: str
+) -> None:
+    """Both rendered: KServe's predictor pod (the InferenceService's labels, copied) sorts first by name, yet
+    port-forward's ``serving`` is the Deployment's pod, which listens on 8501/8500."""
+    from dataclasses import replace
+
+    from helpers.kserve import predictor_pod_labels
+    from mnistkit.cluster.portforward import find_pod
+    from mnistkit.manifests import all_manifests
+
+    params = replace(ManifestParams().with_parameters({"namespace": NS, "serving-server": server}), job_name="mnist-x")
+    rendered = all_manifests(params)
+    deployment_pod = rendered["serving-deployment.yaml"]["spec"]["template"]["metadata"]["labels"]
+    for name, labels in (("mnist-x-predictor-7d9f-abc", predictor_pod_labels(rendered["inferenceservice.yaml"])),
+                         ("mnist-x-serving-5c4b-xyz", deployment_pod)):
+        k8s.create(PODS, NS, {"metadata": {"name": name, "labels": labels}, "status": {"phase": "Running"}})
+    assert find_pod(client, "mnist-x", "serving") == find_pod(client, "mnist-x", "serving-grpc") == (
+        "mnist-x-serving-5c4b-xyz")
+
+
 # ---- the engine and the CLI ----------------------------------------------------------------------------
 def test_argo_engine_runs_a_trainconfig_as_chief_plus_workers(k8s: K8sDouble, client: ClusterClient) -> None:
     from mnistkit.engines import JobState
