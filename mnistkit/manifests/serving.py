@@ -48,6 +48,13 @@ KSERVE_SERVICE_ACCOUNT = "mnistkit-kserve-s3"
 # Deployment's "serving", the serving Service (and port-forward) would select KServe's pods, on ports they don't
 # listen on. Their own component keeps them apart, with their own NetworkPolicy (KServe's ports).
 KSERVE_COMPONENT = "serving-kserve"
+# Without these labels KServe exposes the unauthenticated server outside the cluster: its Standard (raw) mode
+# makes an Ingress or HTTPRoute unless networking.kserve.io/visibility is cluster-local; Knative (Serverless) mode
+# reads networking.knative.dev/visibility (KServe v0.20: ingress/kube_ingress_reconciler.go, ingress_reconciler.go).
+CLUSTER_LOCAL = {
+    "networking.kserve.io/visibility": "cluster-local",
+    "networking.knative.dev/visibility": "cluster-local",
+}
 
 # Copies the newest *complete* version: a folder named by digits only (TF Serving's own rule; never the
 # trainer's `.staging/`) whose saved_model.pb is there (the trainer publishes it last, so a version being
@@ -196,7 +203,8 @@ def inference_service(p: ManifestParams) -> dict[str, Any]:
 
 
 def inference_service_metadata(p: ManifestParams, annotations: dict[str, str]) -> dict[str, Any]:
-    """An InferenceService's metadata: its own component label, no Istio sidecar."""
+    """An InferenceService's metadata: its own component label, cluster-local only, no Istio sidecar."""
     meta = metadata(p.job_name, p, KSERVE_COMPONENT)
+    meta["labels"].update(CLUSTER_LOCAL)
     meta["annotations"] = {**NO_ISTIO_SIDECAR, **annotations}
     return meta

@@ -118,6 +118,16 @@ def test_kserve_predictor_pods_are_not_the_serving_deployments_and_have_their_ow
         assert sorted(pt["port"] for pt in kserve["ingress"][0]["ports"]) == [8080, 8081]
 
 
+def test_both_inference_services_are_cluster_local(default: dict[str, Any], own: dict[str, Any]) -> None:
+    """The server has no authentication: KServe must not expose it through its ingress. In Standard (raw) mode it
+    makes an Ingress/HTTPRoute unless networking.kserve.io/visibility is cluster-local; Knative mode reads
+    networking.knative.dev/visibility (the TF Serving InferenceService follows the cluster's default mode)."""
+    for rendered in (default, own):
+        labels = rendered["inferenceservice.yaml"]["metadata"]["labels"]
+        assert labels["networking.kserve.io/visibility"] == "cluster-local"
+        assert labels["networking.knative.dev/visibility"] == "cluster-local"
+
+
 # ---- the serving Deployment --------------------------------------------------------------------------
 def test_the_mnistkit_deployment_serves_the_s3_export_with_the_same_ports_and_service(
     default: dict[str, Any], own: dict[str, Any]
