@@ -381,18 +381,22 @@ def test_deploy_serves_a_finished_workflow_and_is_torn_down_with_it(k8s: K8sDoub
     assert wt and wt["metadata"]["namespace"] == NS
     wf = k8s.get(WF, NS, deploy)
     assert wf and wf["spec"]["workflowTemplateRef"] == {"name": "model-deploy"}
-    assert wf["spec"]["arguments"]["parameters"] == [
+    assert wf["spec"]["arguments"]["parameters"] == [  # the training's choices (its defaults here)
         {"name": "train-workflow", "value": name},
-        {"name": "serving-server", "value": "tfserving"},  # the training's choice (its default here)
+        {"name": "serving-server", "value": "tfserving"},
+        {"name": "serving-image", "value": "docker.io/tensorflow/serving:2.18.0"},
+        {"name": "mnistkit-serving-image", "value": "docker.io/mnistkit/serving:0.1.0"},
     ]
     assert len(k8s.list(WF, NS)) == 2
     counts = client.delete(name)
     assert counts["workflows"] == 2 and client.leftovers(name) == []
 
 
-def test_deploy_takes_the_server_from_the_training_or_from_p(k8s: K8sDouble, client: ClusterClient) -> None:
+def test_deploy_takes_the_server_and_images_from_the_training_or_from_p(k8s: K8sDouble, client: ClusterClient) -> None:
     fake = FakeArgo(k8s)
-    trained = client.submit(_params(client, "mnist-jane-own", model_serving="false", serving_server="mnistkit"))
+    private = {"serving_image": "registry.corp/tf/serving:2.18.0", "mnistkit_serving_image": "registry.corp/m/s:7"}
+    trained = client.submit(_params(client, "mnist-jane-own", model_serving="false", serving_server="mnistkit",
+                                    **private))
     fake.start(NS, trained)
     other = client.submit(_params(client, "mnist-jane-tfs", model_serving="false"))
     fake.start(NS, other)
@@ -402,9 +406,12 @@ def test_deploy_takes_the_server_from_the_training_or_from_p(k8s: K8sDouble, cli
         assert wf is not None
         return {a["name"]: a["value"] for a in wf["spec"]["arguments"]["parameters"]}
 
-    assert args(client.deploy(trained))["serving-server"] == "mnistkit"  # the training's choice
+    assert args(client.deploy(trained)) == {  # the training's choices: its server and private-registry images
+        "train-workflow": trained, "serving-server": "mnistkit",
+        "serving-image": "registry.corp/tf/serving:2.18.0", "mnistkit-serving-image": "registry.corp/m/s:7"}
     chosen = args(client.deploy(other, {"serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1"}))
-    assert chosen == {"train-workflow": other, "serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1"}
+    assert chosen == {"train-workflow": other, "serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1",
+                      "serving-image": "docker.io/tensorflow/serving:2.18.0"}  # -p wins; the rest: the training's
     with pytest.raises(ConfigError) as err:
         client.deploy(other, {"serving-server": "triton"})
     assert err.value.field == "serving_server"
