@@ -107,8 +107,12 @@ def forward(
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
-            with client.explained(f"forwarding to pod {pod!r}", target=f"pod {pod!r}", value=job_name):
-                pf = portforward(
-                    client.core.connect_get_namespaced_pod_portforward, pod, client.namespace, ports=str(remote)
-                )
+            try:
+                with client.explained(f"forwarding to pod {pod!r}", target=f"pod {pod!r}", value=job_name):
+                    pf = portforward(
+                        client.core.connect_get_namespaced_pod_portforward, pod, client.namespace, ports=str(remote)
+                    )
+            except BaseException:
+                conn.close()  # the local client sees the connection end, not a hang
+                raise
             threading.Thread(target=_serve, args=(conn, pf, remote, on_error), daemon=True).start()

@@ -287,6 +287,36 @@ def test_port_forward_to_serving_picks_the_deployments_pod_not_kserves(
         "mnist-x-serving-5c4b-xyz")
 
 
+def test_port_forward_to_an_api_server_gone_away_cannot_reach_it_and_closes_the_connection(
+    k8s: K8sDouble, client: ClusterClient
+) -> None:
+    """The client turns a failed WebSocket connection into ApiException(status=0): not an answer from the server.
+    The local connection that asked for it is closed, not left hanging."""
+    from mnistkit.cluster.portforward import forward
+
+    k8s.create(PODS, NS, {"metadata": {"name": "mnist-x-tb-1", "labels": {
+        "mnistkit.io/job": "mnist-x", "app.kubernetes.io/component": "tensorboard"}}, "status": {"phase": "Running"}})
+    opened: queue.Queue[int] = queue.Queue()
+    raised: queue.Queue[BaseException] = queue.Queue()  # held: the frame (and a socket it forgot) stays alive
+
+    def run() -> None:
+        try:
+            forward(client, "mnist-x", "tensorboard", ready=lambda port, _: opened.put(port))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test, which checks what it is
+            raised.put(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    port = opened.get(timeout=30)
+    server = k8s.url
+    k8s.stop()  # nothing listens at the API server's address any more
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        exc = raised.get(timeout=30)
+        assert conn.recv(1) == b""  # closed by forward (a timeout here: left open)
+    assert isinstance(exc, ClusterError), repr(exc)
+    assert str(exc).startswith(f"cannot reach the Kubernetes API server {server} while forwarding to pod 'mnist-x-tb-1'")
+    assert "answered" not in str(exc) and exc.field == "server"
+
+
 # ---- the engine and the CLI ----------------------------------------------------------------------------
 def test_argo_engine_runs_a_trainconfig_as_chief_plus_workers(k8s: K8sDouble, client: ClusterClient) -> None:
     from mnistkit.engines import JobState

@@ -87,8 +87,15 @@ class _PortForward:
         self.port = int(line.split(":")[2].split(" ")[0])
 
     def rest(self) -> str:
+        if self.proc.returncode is not None:
+            return ""  # ended() read it all
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=30)
+        return out
+
+    def ended(self) -> str:
+        """What it printed until it ended by itself (a refused forward ends it)."""
+        out, _ = self.proc.communicate(timeout=60)
         return out
 
     def get(self, path: str, **headers: str) -> str:
@@ -132,10 +139,12 @@ def test_port_forward_needs_get_and_create_on_pods_portforward(
     k8s.denied.add(("", "pods/portforward", verb))
     pf = _PortForward(config, JOB)  # listening comes first; the tunnel opens per connection
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError):  # the connection is closed, then the refusal ends port-forward
             pf.get("/")
+        out = pf.ended()
     finally:
-        out = pf.rest()
+        pf.rest()
+    assert pf.proc.returncode == 1, out
     assert k8s.refused == [("", "pods/portforward", verb)]
     assert k8s.portforwards == 0
     # the refused WebSocket upgrade is a 403 like any other: one sentence, not the handshake's raw text
