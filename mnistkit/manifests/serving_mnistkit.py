@@ -10,9 +10,10 @@ The Deployment has TF Serving's ports (gRPC 8500, REST 8501), so ``serving_servi
 serves either server. The InferenceService runs the same image as its ``kserve-container``; KServe (v0.20) has
 no ``protocolVersion`` field for custom containers: the ``PROTOCOL=v2`` variable on the container declares the
 protocol. REST listens on 8080, the port KServe expects and exposes as the predictor Service's port 80; gRPC on
-8081, named ``grpc`` (KServe gives it ``appProtocol: kubernetes.io/h2c``). Two ports need KServe's ``Standard``
-(raw Deployment) mode, named ``RawDeployment`` by releases before 0.15, which 0.20 still reads as ``Standard``:
-Knative (``Serverless``) takes one port per container.
+8081, named ``grpc`` (KServe gives it ``appProtocol: kubernetes.io/h2c``). Two ports need KServe's raw Deployment
+mode: Knative (``Serverless``) takes one port per container. Up to 0.15 it is ``RawDeployment``; 0.16 renamed it
+``Standard`` and still accepts the old name, so the rendered ``RawDeployment`` works with both. KServe's defaulting
+webhook rewrites it to ``Standard`` on the stored object, so ``kubectl diff`` shows that difference.
 """
 
 from __future__ import annotations
