@@ -198,6 +198,10 @@ def test_the_double_speaks_the_v4_channel_protocol() -> None:
         with pytest.raises(websocket.WebSocketBadStatusException) as bad:
             websocket.create_connection(url.replace("/p/", "/nope/"), timeout=10)
         assert bad.value.status_code == 404
+        # only exec's subprotocol offered: refused as golang.org/x/net/websocket does, 403 and no body
+        with pytest.raises(websocket.WebSocketBadStatusException) as bad:
+            websocket.create_connection(url, subprotocols=["v5.channel.k8s.io"], timeout=10)
+        assert bad.value.status_code == 403 and not bad.value.resp_body
 
 
 # ---- the whole user way, on a real training ---------------------------------------------------------------
