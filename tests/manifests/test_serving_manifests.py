@@ -128,6 +128,16 @@ def test_both_inference_services_are_cluster_local(default: dict[str, Any], own:
         assert labels["networking.knative.dev/visibility"] == "cluster-local"
 
 
+def test_the_serving_image_exposes_every_port_the_manifests_run_it_on(own: dict[str, Any]) -> None:
+    """EXPOSE documents the image's ports: the Deployment's 8500/8501 and the KServe predictor's 8080/8081."""
+    dockerfile = (ROOT / "docker" / "serving" / "Dockerfile").read_text()
+    exposed = {int(port) for line in dockerfile.splitlines() if line.startswith("EXPOSE ") for port in line.split()[1:]}
+    pods = [_pod(own["serving-deployment.yaml"]), own["inferenceservice.yaml"]["spec"]["predictor"]]
+    used = {pt["containerPort"] for pod in pods for c in pod["containers"] for pt in c.get("ports", [])
+            if c["image"] == ManifestParams().mnistkit_serving_image}
+    assert used == {8500, 8501, 8080, 8081} and used <= exposed, used - exposed
+
+
 # ---- the serving Deployment --------------------------------------------------------------------------
 def test_the_mnistkit_deployment_serves_the_s3_export_with_the_same_ports_and_service(
     default: dict[str, Any], own: dict[str, Any]
