@@ -149,8 +149,8 @@ class ClusterClient:
         Creates the template when the namespace lacks it; the deploy workflow is named
         ``<train-workflow>-deploy`` (so a retry cannot deploy twice) and labelled with the job, so
         ``delete`` removes it with the rest. ``parameters``: model-deploy's own (``DEPLOY_PARAMETERS``:
-        ``serving-server``, the images), checked as ``-p`` values are; ``serving-server`` defaults to the
-        training workflow's.
+        ``serving-server``, the images), checked as ``-p`` values are; each defaults to the training workflow's
+        (an image from a private registry stays), ``serving-server`` to ``tfserving`` if the training has none.
         """
         from mnistkit.manifests.deploy import DEPLOY_PARAMETERS
 
@@ -164,7 +164,10 @@ class ClusterClient:
             )
         wf = self.workflow(train_workflow)
         trained = {p["name"]: p.get("value", "") for p in wf.get("spec", {}).get("arguments", {}).get("parameters", [])}
-        given.setdefault("serving-server", trained.get("serving-server") or ManifestParams().serving_server)
+        for name in DEPLOY_PARAMETERS:
+            if trained.get(name):
+                given.setdefault(name, trained[name])
+        given.setdefault("serving-server", ManifestParams().serving_server)
         checked = ManifestParams().with_parameters(given).parameters()  # a bad value names its parameter
         values = {name: checked[name] for name in given}
         job = WorkflowInfo.from_object(wf).job_name or train_workflow

@@ -59,6 +59,12 @@ def _server_says(status: int, reason: str, body: str) -> str:
     return f"{head}: {message}" if message and message != reason else head
 
 
+def _unreachable(server: str, action: str) -> ClusterError:
+    return ClusterError(
+        f"cannot reach the Kubernetes API server {server} while {action}: {_HOW_TO_REACH}", field="server", value=server
+    )
+
+
 def explain(
     exc: BaseException,
     *,
@@ -81,6 +87,10 @@ def explain(
         return exc
     if isinstance(exc, ApiException):
         status, reason, body = _answer(exc)
+        if not status:
+            # no answer at all: kubernetes.stream turns a failed WebSocket connection (refused, reset, DNS) into
+            # ApiException(status=0); a refused handshake, which did answer, has its status from _answer
+            return _unreachable(server, action)
         says = _server_says(status, reason, body)
         if status == 401:
             text = (
@@ -110,11 +120,7 @@ def explain(
             )
         return ClusterError(text, field=field, value=value)
     if is_unreachable(exc):
-        return ClusterError(
-            f"cannot reach the Kubernetes API server {server} while {action}: {_HOW_TO_REACH}",
-            field="server",
-            value=server,
-        )
+        return _unreachable(server, action)
     return None
 
 

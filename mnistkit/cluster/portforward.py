@@ -4,7 +4,7 @@ Uses ``kubernetes.stream.portforward``: one WebSocket per accepted local connect
 ``v4.channel.k8s.io``), bytes pumped both ways by two threads. What the kubelet writes on the port's error
 channel (nothing listens on the pod's port, ...) goes to ``on_error``, as ``kubectl port-forward`` prints it.
 Tested against the API double, which speaks the kubelet's framing to pods the rehearsal runs
-(``tests/rehearsal/test_rehearsal_portforward.py``).
+(``tests/rehearsal/test_rehearsal_double.py``).
 """
 
 from __future__ import annotations
@@ -107,8 +107,12 @@ def forward(
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
-            with client.explained(f"forwarding to pod {pod!r}", target=f"pod {pod!r}", value=job_name):
-                pf = portforward(
-                    client.core.connect_get_namespaced_pod_portforward, pod, client.namespace, ports=str(remote)
-                )
+            try:
+                with client.explained(f"forwarding to pod {pod!r}", target=f"pod {pod!r}", value=job_name):
+                    pf = portforward(
+                        client.core.connect_get_namespaced_pod_portforward, pod, client.namespace, ports=str(remote)
+                    )
+            except BaseException:
+                conn.close()  # the local client sees the connection end, not a hang
+                raise
             threading.Thread(target=_serve, args=(conn, pf, remote, on_error), daemon=True).start()

@@ -240,8 +240,8 @@ def register(subparsers: Any) -> None:
         "--parameter",
         action="append",
         metavar="NAME=VALUE",
-        help="model-deploy parameter (repeatable): serving-server=tfserving|mnistkit (default: the training's), "
-        "serving-image, mnistkit-serving-image",
+        help="model-deploy parameter (repeatable): serving-server=tfserving|mnistkit, serving-image, "
+        "mnistkit-serving-image (default: the training's)",
     )
 
     p = add("doctor", "check the cluster has what mnistkit needs, and say what is missing", _doctor)

@@ -7,9 +7,10 @@ cluster can reach them. Each policy selects one component's pods and admits ingr
 * training: pods carrying the same job's training labels (the job's other workers);
 * TensorBoard and serving: any pod of the same namespace (the user's notebook, the workflow's steps).
 
-The serving policy also selects a KServe InferenceService's predictor pods (KServe copies the service's labels onto
-them), so it admits KServe's ports too: REST 8080 (both predictors) and the custom predictor's gRPC 8081. Traffic
-through KServe's ingress gateway comes from another namespace and needs a rule of your own.
+KServe copies an InferenceService's labels onto its predictor pods, whose component is therefore ``serving-kserve``
+(not the Deployment's ``serving``): their own policy admits KServe's ports, REST 8080 (both predictors) and the
+custom predictor's gRPC 8081, from the namespace. Traffic through KServe's or Knative's gateways (Knative's
+activator, in Serverless mode) comes from another namespace and needs a rule of your own.
 
 Policies need a CNI that enforces them (Calico, Cilium...); apply them with the rest: ``kubectl apply -f``.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from mnistkit.manifests.common import metadata, selector
 from mnistkit.manifests.params import ManifestParams
-from mnistkit.manifests.serving import GRPC_PORT, REST_PORT
+from mnistkit.manifests.serving import GRPC_PORT, KSERVE_COMPONENT, REST_PORT
 from mnistkit.manifests.serving_mnistkit import KSERVE_GRPC_PORT, KSERVE_REST_PORT
 from mnistkit.manifests.tensorboard import TENSORBOARD_PORT
 from trainer.jobset import DEFAULT_TF_PORT
@@ -51,7 +52,8 @@ def network_policies(p: ManifestParams) -> dict[str, dict[str, Any]]:
             p, "training", [TRAINER_PORT], {"podSelector": {"matchLabels": selector(p, "training")}}
         ),
         "networkpolicy-tensorboard.yaml": _policy(p, "tensorboard", [TENSORBOARD_PORT], same_namespace),
-        "networkpolicy-serving.yaml": _policy(
-            p, "serving", [GRPC_PORT, REST_PORT, KSERVE_REST_PORT, KSERVE_GRPC_PORT], same_namespace
+        "networkpolicy-serving.yaml": _policy(p, "serving", [GRPC_PORT, REST_PORT], same_namespace),
+        "networkpolicy-serving-kserve.yaml": _policy(
+            p, KSERVE_COMPONENT, [KSERVE_REST_PORT, KSERVE_GRPC_PORT], same_namespace
         ),
     }

@@ -80,6 +80,9 @@ USER_PERMISSIONS: tuple[Permission, ...] = (
     ("trainer.kubeflow.org", "trainjobs", "delete"),
     ("", "pods", "list"),
     ("", "pods/log", "get"),
+    # port-forward's WebSocket upgrade is a GET: authorized as get, and since Kubernetes 1.35
+    # (AuthorizePodWebsocketUpgradeCreatePermission, beta) also as create
+    ("", "pods/portforward", "get"),
     ("", "pods/portforward", "create"),
     ("", "services", "list"),
     ("", "services", "delete"),

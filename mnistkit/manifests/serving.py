@@ -35,6 +35,8 @@ __all__ = [
     "SEED_GRPC_PORT",
     "MODEL_NAME",
     "KSERVE_SERVICE_ACCOUNT",
+    "KSERVE_COMPONENT",
+    "inference_service_metadata",
 ]
 
 GRPC_PORT = 8500
@@ -42,6 +44,17 @@ REST_PORT = 8501
 SEED_GRPC_PORT = 9000
 MODEL_NAME = "mnist"
 KSERVE_SERVICE_ACCOUNT = "mnistkit-kserve-s3"
+# An InferenceService's component label. KServe copies the service's labels onto its predictor pods: with the
+# Deployment's "serving", the serving Service (and port-forward) would select KServe's pods, on ports they don't
+# listen on. Their own component keeps them apart, with their own NetworkPolicy (KServe's ports).
+KSERVE_COMPONENT = "serving-kserve"
+# Without these labels KServe exposes the unauthenticated server outside the cluster: its Standard (raw) mode
+# makes an Ingress or HTTPRoute unless networking.kserve.io/visibility is cluster-local; Knative (Serverless) mode
+# reads networking.knative.dev/visibility (KServe v0.20: ingress/kube_ingress_reconciler.go, ingress_reconciler.go).
+CLUSTER_LOCAL = {
+    "networking.kserve.io/visibility": "cluster-local",
+    "networking.knative.dev/visibility": "cluster-local",
+}
 
 # Copies the newest *complete* version: a folder named by digits only (TF Serving's own rule; never the
 # trainer's `.staging/`) whose saved_model.pb is there (the trainer publishes it last, so a version being
@@ -175,10 +188,7 @@ def inference_service(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {
-            **metadata(p.job_name, p, "serving"),
-            "annotations": dict(NO_ISTIO_SIDECAR),
-        },
+        "metadata": inference_service_metadata(p, {}),
         "spec": {
             "predictor": {
                 "serviceAccountName": KSERVE_SERVICE_ACCOUNT,
@@ -190,3 +200,11 @@ def inference_service(p: ManifestParams) -> dict[str, Any]:
             }
         },
     }
+
+
+def inference_service_metadata(p: ManifestParams, annotations: dict[str, str]) -> dict[str, Any]:
+    """An InferenceService's metadata: its own component label, cluster-local only, no Istio sidecar."""
+    meta = metadata(p.job_name, p, KSERVE_COMPONENT)
+    meta["labels"].update(CLUSTER_LOCAL)
+    meta["annotations"] = {**NO_ISTIO_SIDECAR, **annotations}
+    return meta

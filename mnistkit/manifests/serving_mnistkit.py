@@ -10,9 +10,10 @@ The Deployment has TF Serving's ports (gRPC 8500, REST 8501), so ``serving_servi
 serves either server. The InferenceService runs the same image as its ``kserve-container``; KServe (v0.20) has
 no ``protocolVersion`` field for custom containers: the ``PROTOCOL=v2`` variable on the container declares the
 protocol. REST listens on 8080, the port KServe expects and exposes as the predictor Service's port 80; gRPC on
-8081, named ``grpc`` (KServe gives it ``appProtocol: kubernetes.io/h2c``). Two ports need KServe's ``Standard``
-(raw Deployment) mode, named ``RawDeployment`` by releases before 0.15, which 0.20 still reads as ``Standard``:
-Knative (``Serverless``) takes one port per container.
+8081, named ``grpc`` (KServe gives it ``appProtocol: kubernetes.io/h2c``). Two ports need KServe's raw Deployment
+mode: Knative (``Serverless``) takes one port per container. Up to 0.15 it is ``RawDeployment``; 0.16 renamed it
+``Standard`` and still accepts the old name, so the rendered ``RawDeployment`` works with both. KServe's defaulting
+webhook rewrites it to ``Standard`` on the stored object, so ``kubectl diff`` shows that difference.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from __future__ import annotations
 from typing import Any
 
 from mnistkit.manifests.common import (
-    NO_ISTIO_SIDECAR,
     container_security,
-    metadata,
     pod_security,
     resources,
     s3_env,
 )
 from mnistkit.manifests.params import ManifestParams
-from mnistkit.manifests.serving import GRPC_PORT, MODEL_NAME, REST_PORT, serving_deployment
+from mnistkit.manifests.serving import (
+    GRPC_PORT,
+    MODEL_NAME,
+    REST_PORT,
+    inference_service_metadata,
+    serving_deployment,
+)
 
 __all__ = [
     "mnistkit_serving_deployment",
@@ -116,10 +121,7 @@ def mnistkit_inference_service(p: ManifestParams) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {
-            **metadata(p.job_name, p, "serving"),
-            "annotations": {**NO_ISTIO_SIDECAR, **KSERVE_DEPLOYMENT_MODE},
-        },
+        "metadata": inference_service_metadata(p, KSERVE_DEPLOYMENT_MODE),
         "spec": {
             "predictor": {
                 "minReplicas": 1,

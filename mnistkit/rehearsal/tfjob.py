@@ -20,7 +20,8 @@ Restart policies: ``ExitCode`` (pods run with ``Never``): exit 128+ deletes and 
 restarts of running pods and its work-queue retries, so a corner case may differ).
 ``activeDeadlineSeconds``: Failed "... active longer than specified deadline". ``cleanPodPolicy`` on finish:
 ``Running`` deletes running/pending pods, ``All`` every pod, ``None`` none. ``ttlSecondsAfterFinished``: a finished
-job is deleted that long after its ``completionTime``, and its pods and Services with it (``CleanupJob``).
+job is deleted that long after its ``completionTime``, and its pods and Services with it (``CleanupJob``; the
+operator skips it while ``runPolicy.suspend`` is true, which the rehearsal does not model: mnistkit never suspends).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 * **Argo** (``workflow/gccontroller``): a Workflow whose phase is Failed, Error or Succeeded is deleted 1 s after
   ``status.finishedAt`` + its TTL (Argo queues it that second late, on purpose). The TTL is ``spec.ttlStrategy``
-  (else the one of its ``workflowTemplateRef``): ``secondsAfterFailure`` for Failed, ``secondsAfterError`` for
-  Error, ``secondsAfterSuccess`` for Succeeded, else ``secondsAfterCompletion``. What it owns goes with it (GC).
+  (else the one of its ``workflowTemplateRef``): ``secondsAfterFailure`` for Failed, ``secondsAfterSuccess`` for
+  Succeeded, else (also when that one is null, and always for Error: Argo has no ``secondsAfterError``)
+  ``secondsAfterCompletion``. What it owns goes with it (GC).
 * **Training operator** (``CleanupJob``, v1.9): a finished TFJob is deleted ``runPolicy.ttlSecondsAfterFinished``
   after ``status.completionTime``; its pods and Services go with it (``tfjob.py`` calls ``expired``).
 * **JobSet** (``executeTTLAfterFinishedPolicy``): ``ttlSecondsAfterFinished`` after the Completed/Failed condition,
@@ -21,7 +22,8 @@ from mnistkit.rehearsal.store import Obj, StoreBase
 
 __all__ = ["expire_workflows", "expired", "seconds_since", "workflow_ttl"]
 
-_WORKFLOW_TTL = {"Failed": "secondsAfterFailure", "Error": "secondsAfterError", "Succeeded": "secondsAfterSuccess"}
+_WORKFLOW_TTL = {"Failed": "secondsAfterFailure", "Succeeded": "secondsAfterSuccess"}
+_COMPLETED = ("Failed", "Error", "Succeeded")
 
 
 def seconds_since(stamp: str) -> float:
@@ -43,9 +45,12 @@ def workflow_ttl(store: StoreBase, wf: Obj) -> int | None:
         template = store.get("WorkflowTemplate", wf["metadata"].get("namespace", ""), ref.get("name", ""))
         strategy = ((template or {}).get("spec") or {}).get("ttlStrategy")
     phase = (wf.get("status") or {}).get("phase")
-    if not strategy or phase not in _WORKFLOW_TTL:
+    if not strategy or phase not in _COMPLETED:
         return None
-    value = strategy.get(_WORKFLOW_TTL[phase], strategy.get("secondsAfterCompletion"))
+    # Argo's ttl(): the phase's field if it is set (not null), else secondsAfterCompletion
+    value = strategy.get(_WORKFLOW_TTL.get(phase, ""))
+    if value is None:
+        value = strategy.get("secondsAfterCompletion")
     return int(value) if value is not None else None
 
 

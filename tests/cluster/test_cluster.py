@@ -265,6 +265,58 @@ def test_port_forward_names_the_missing_pod(k8s: K8sDouble, client: ClusterClien
     assert find_pod(client, "mnist-x", "tensorboard") == "mnist-x-tb-abc"
 
 
+@pytest.mark.parametrize("server", ["tfserving", "mnistkit"])
+def test_port_forward_to_serving_picks_the_deployments_pod_not_kserves(
+    k8s: K8sDouble, client: ClusterClient, server: str
+) -> None:
+    """Both rendered: KServe's predictor pod (the InferenceService's labels, copied) sorts first by name, yet
+    port-forward's ``serving`` is the Deployment's pod, which listens on 8501/8500."""
+    from dataclasses import replace
+
+    from helpers.kserve import predictor_pod_labels
+    from mnistkit.cluster.portforward import find_pod
+    from mnistkit.manifests import all_manifests
+
+    params = replace(ManifestParams().with_parameters({"namespace": NS, "serving-server": server}), job_name="mnist-x")
+    rendered = all_manifests(params)
+    deployment_pod = rendered["serving-deployment.yaml"]["spec"]["template"]["metadata"]["labels"]
+    for name, labels in (("mnist-x-predictor-7d9f-abc", predictor_pod_labels(rendered["inferenceservice.yaml"])),
+                         ("mnist-x-serving-5c4b-xyz", deployment_pod)):
+        k8s.create(PODS, NS, {"metadata": {"name": name, "labels": labels}, "status": {"phase": "Running"}})
+    assert find_pod(client, "mnist-x", "serving") == find_pod(client, "mnist-x", "serving-grpc") == (
+        "mnist-x-serving-5c4b-xyz")
+
+
+def test_port_forward_to_an_api_server_gone_away_cannot_reach_it_and_closes_the_connection(
+    k8s: K8sDouble, client: ClusterClient
+) -> None:
+    """The client turns a failed WebSocket connection into ApiException(status=0): not an answer from the server.
+    The local connection that asked for it is closed, not left hanging."""
+    from mnistkit.cluster.portforward import forward
+
+    k8s.create(PODS, NS, {"metadata": {"name": "mnist-x-tb-1", "labels": {
+        "mnistkit.io/job": "mnist-x", "app.kubernetes.io/component": "tensorboard"}}, "status": {"phase": "Running"}})
+    opened: queue.Queue[int] = queue.Queue()
+    raised: queue.Queue[BaseException] = queue.Queue()  # held: the frame (and a socket it forgot) stays alive
+
+    def run() -> None:
+        try:
+            forward(client, "mnist-x", "tensorboard", ready=lambda port, _: opened.put(port))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test, which checks what it is
+            raised.put(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    port = opened.get(timeout=30)
+    server = k8s.url
+    k8s.stop()  # nothing listens at the API server's address any more
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        exc = raised.get(timeout=30)
+        assert conn.recv(1) == b""  # closed by forward (a timeout here: left open)
+    assert isinstance(exc, ClusterError), repr(exc)
+    assert str(exc).startswith(f"cannot reach the Kubernetes API server {server} while forwarding to pod 'mnist-x-tb-1'")
+    assert "answered" not in str(exc) and exc.field == "server"
+
+
 # ---- the engine and the CLI ----------------------------------------------------------------------------
 def test_argo_engine_runs_a_trainconfig_as_chief_plus_workers(k8s: K8sDouble, client: ClusterClient) -> None:
     from mnistkit.engines import JobState
@@ -359,18 +411,22 @@ def test_deploy_serves_a_finished_workflow_and_is_torn_down_with_it(k8s: K8sDoub
     assert wt and wt["metadata"]["namespace"] == NS
     wf = k8s.get(WF, NS, deploy)
     assert wf and wf["spec"]["workflowTemplateRef"] == {"name": "model-deploy"}
-    assert wf["spec"]["arguments"]["parameters"] == [
+    assert wf["spec"]["arguments"]["parameters"] == [  # the training's choices (its defaults here)
         {"name": "train-workflow", "value": name},
-        {"name": "serving-server", "value": "tfserving"},  # the training's choice (its default here)
+        {"name": "serving-server", "value": "tfserving"},
+        {"name": "serving-image", "value": "docker.io/tensorflow/serving:2.18.0"},
+        {"name": "mnistkit-serving-image", "value": "docker.io/mnistkit/serving:0.1.0"},
     ]
     assert len(k8s.list(WF, NS)) == 2
     counts = client.delete(name)
     assert counts["workflows"] == 2 and client.leftovers(name) == []
 
 
-def test_deploy_takes_the_server_from_the_training_or_from_p(k8s: K8sDouble, client: ClusterClient) -> None:
+def test_deploy_takes_the_server_and_images_from_the_training_or_from_p(k8s: K8sDouble, client: ClusterClient) -> None:
     fake = FakeArgo(k8s)
-    trained = client.submit(_params(client, "mnist-jane-own", model_serving="false", serving_server="mnistkit"))
+    private = {"serving_image": "registry.corp/tf/serving:2.18.0", "mnistkit_serving_image": "registry.corp/m/s:7"}
+    trained = client.submit(_params(client, "mnist-jane-own", model_serving="false", serving_server="mnistkit",
+                                    **private))
     fake.start(NS, trained)
     other = client.submit(_params(client, "mnist-jane-tfs", model_serving="false"))
     fake.start(NS, other)
@@ -380,9 +436,12 @@ def test_deploy_takes_the_server_from_the_training_or_from_p(k8s: K8sDouble, cli
         assert wf is not None
         return {a["name"]: a["value"] for a in wf["spec"]["arguments"]["parameters"]}
 
-    assert args(client.deploy(trained))["serving-server"] == "mnistkit"  # the training's choice
+    assert args(client.deploy(trained)) == {  # the training's choices: its server and private-registry images
+        "train-workflow": trained, "serving-server": "mnistkit",
+        "serving-image": "registry.corp/tf/serving:2.18.0", "mnistkit-serving-image": "registry.corp/m/s:7"}
     chosen = args(client.deploy(other, {"serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1"}))
-    assert chosen == {"train-workflow": other, "serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1"}
+    assert chosen == {"train-workflow": other, "serving-server": "mnistkit", "mnistkit-serving-image": "r.io/m/s:1",
+                      "serving-image": "docker.io/tensorflow/serving:2.18.0"}  # -p wins; the rest: the training's
     with pytest.raises(ConfigError) as err:
         client.deploy(other, {"serving-server": "triton"})
     assert err.value.field == "serving_server"
@@ -570,7 +629,7 @@ def test_the_rendered_user_role_allows_everything_the_cli_does(k8s: K8sDouble, t
 
     client = ClusterClient(k.ApiClient(k8s.configuration()), NS)
     assert find_pod(client, name, "tensorboard") == f"{name}-tb-1"
-    # port-forward's WebSocket (create pods/portforward); no kubelet runs this pod, so the dial fails, said once
+    # port-forward's WebSocket (get + create pods/portforward); no kubelet runs this pod: the dial fails, said once
     opened: queue.Queue[int] = queue.Queue()
     said: queue.Queue[str] = queue.Queue()
     stop = threading.Event()

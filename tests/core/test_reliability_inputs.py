@@ -313,3 +313,36 @@ def test_every_cluster_command_explains_api_failures_in_one_sentence(tmp_path: P
             bad.append(f"{scenario} {command}: {', '.join(problems)}\n{out.strip()[-1200:]}")
     print(f"FIGURE cluster_api_failures cases={len(cases)} bad={len(bad)}")
     assert bad == [], "\n\n".join(bad)
+
+
+def test_port_forward_says_it_cannot_reach_an_api_server_gone_away(tmp_path: Path) -> None:
+    """Listing the pods worked; the WebSocket for the first connection finds no API server: one sentence saying it
+    cannot reach the server (not that the server answered), no traceback."""
+    import socket
+
+    from helpers.k8s_double import K8sDouble
+
+    ns = "kubeflow-user-jane"
+    k8s = K8sDouble().start()
+    k8s.create(("", "pods"), ns, {"metadata": {"name": "mnist-x-tb-1", "labels": {
+        "mnistkit.io/job": "mnist-x", "app.kubernetes.io/component": "tensorboard"}}, "status": {"phase": "Running"}})
+    server = k8s.url
+    kc = k8s.kubeconfig(tmp_path / "kc", ns)
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    proc = subprocess.Popen([sys.executable, "-m", "mnistkit", "port-forward", "--kubeconfig", str(kc), "mnist-x"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("forwarding http://127.0.0.1:"), line + proc.stderr.read() if proc.stderr else line
+        port = int(line.split(":")[2].split(" ")[0])
+    finally:
+        k8s.stop()  # the API server goes away (connection refused from now on)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        assert conn.recv(1) == b""
+    _, err = proc.communicate(timeout=60)
+    errors = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert len(errors) == 1 and errors[0].startswith(
+        f"mnistkit: error: cannot reach the Kubernetes API server {server} while forwarding to pod 'mnist-x-tb-1'"
+    ), err

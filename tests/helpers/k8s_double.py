@@ -394,16 +394,21 @@ class _Handler(BaseHTTPRequestHandler):
         k8s, (group, plural) = self.k8s, key
         verb = _VERBS.get(self.command) or ("get" if name else "watch" if q.get("watch") in ("true", "1")
                                                  else "list")
-        if sub in ("portforward", "exec", "attach"):
-            verb = "create"  # a WebSocket upgrade (GET) is authorized as create, as since Kubernetes 1.30
+        verbs = [verb]
+        if sub in ("portforward", "exec", "attach") and verb == "get" and "websocket" in str(
+                self.headers.get("Upgrade", "")).lower():
+            # a WebSocket upgrade is a GET, authorized as get; since Kubernetes 1.35
+            # (AuthorizePodWebsocketUpgradeCreatePermission, beta, on by default) also as create
+            verbs.append("create")
         res = plural + (f"/{sub}" if sub and sub != "status" else "")
         code = k8s.reject
         always_allowed = key in (("authorization.k8s.io", "selfsubjectaccessreviews"),
                                  ("apiextensions.k8s.io", "customresourcedefinitions"))
-        if code is None and not always_allowed and (
-                (group, res, verb) in k8s.denied or (k8s.allowed is not None and (group, res, verb) not in k8s.allowed)):
-            code = 403
-            k8s.refused.append((group, res, verb))
+        for verb in verbs if code is None and not always_allowed else ():
+            if (group, res, verb) in k8s.denied or (k8s.allowed is not None and (group, res, verb) not in k8s.allowed):
+                code = 403
+                k8s.refused.append((group, res, verb))
+                break
         if code is None:
             return None
         reason, message = _REJECT[code]

@@ -4,8 +4,10 @@ What the kubernetes client (``kubernetes.stream.portforward``) gets from a real 
 (``pkg/kubelet/cri/streaming/portforward/websocket.go``):
 
 * the request is a WebSocket upgrade of ``GET .../pods/<name>/portforward?ports=P1,P2``; the API server authorizes
-  it as ``create`` on ``pods/portforward`` (Kubernetes >= 1.30, ``AuthorizePodWebsocketUpgradeCreatePermission``);
+  it as ``get`` on ``pods/portforward`` (the HTTP verb) and, since Kubernetes 1.35
+  (``AuthorizePodWebsocketUpgradeCreatePermission``, beta, on by default), also as ``create``;
 * subprotocol ``v4.channel.k8s.io`` (or none); ``v5.channel.k8s.io``, which the client offers first, is exec's only;
+  none of those offered: 403 with an empty body (``golang.org/x/net/websocket``'s answer to a failed handshake);
 * port i gets data channel 2i and error channel 2i+1; the server first writes, on each of the two, the port as 2
   bytes little-endian; then every binary message is one channel byte + payload;
 * each port is dialled in the pod at once; data both ways until either side closes; a failed dial is written,
@@ -36,7 +38,6 @@ from wsproto.events import (
     Message,
     Ping,
     RejectConnection,
-    RejectData,
     Request,
 )
 from wsproto.utilities import LocalProtocolError
@@ -124,17 +125,10 @@ class _Tunnel:
         offered = request.subprotocols or [""]
         chosen = next((p for p in offered if p in _SUPPORTED), None)
         if chosen is None:
-            body = f"requested protocol(s) are not supported: {offered}; supports {[PROTOCOL]}".encode()
-            h.wfile.write(
-                self.ws.send(
-                    RejectConnection(
-                        status_code=400,
-                        has_body=True,
-                        headers=[(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-                    )
-                )
-            )
-            h.wfile.write(self.ws.send(RejectData(data=body)))
+            # golang.org/x/net/websocket answers a failed handshake (wsstream: "requested protocol(s) are not
+            # supported") with 403 and an empty body
+            h.wfile.write(self.ws.send(RejectConnection(status_code=403, headers=[(b"content-length", b"0")])))
+            h.wfile.flush()
             return False
         h.wfile.write(self.ws.send(AcceptConnection(subprotocol=chosen or None)))
         h.wfile.flush()

@@ -524,4 +524,4 @@ def test_network_policies_admit_the_trainer_port_only_from_the_same_job(manifest
     other_pods = other["tfjob.yaml"]["spec"]["tfReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"]
     assert not peers.items() <= other_pods.items()  # another job's pods are not admitted
     assert tb["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
-    assert sorted(pt["port"] for pt in serve["spec"]["ingress"][0]["ports"]) == [8080, 8081, 8500, 8501]  # + KServe
+    assert sorted(pt["port"] for pt in serve["spec"]["ingress"][0]["ports"]) == [8500, 8501]

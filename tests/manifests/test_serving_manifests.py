@@ -20,6 +20,7 @@ from mnistkit.errors import ConfigError
 from mnistkit.manifests import ManifestParams, all_manifests, model_deploy_template, model_train_workflow, to_yaml
 from mnistkit.rehearsal.images import IMAGES, repository_of
 
+from helpers.kserve import predictor_pod_labels
 from helpers.paths import ROOT
 from helpers.schemas import argo_when, as_json, core_errors, inline_manifests, kserve_errors
 
@@ -89,21 +90,52 @@ def test_the_kserve_predictor_is_mnistkit_serve_speaking_v2_on_the_ports_kserve_
         assert set(env[name]) == {"secretKeyRef"}
 
 
-def test_the_serving_network_policy_admits_every_serving_port_of_both_servers(
+def test_kserve_predictor_pods_are_not_the_serving_deployments_and_have_their_own_policy(
     default: dict[str, Any], own: dict[str, Any]
 ) -> None:
-    """KServe copies an InferenceService's labels onto its predictor pods: the serving policy selects them too, so
-    it must admit their ports (a policy-enforcing CNI would drop KServe's traffic to 8080 otherwise)."""
+    """KServe copies an InferenceService's labels onto its predictor pods: with the Deployment's component label the
+    serving Service (``<job>-serving``) and port-forward would pick KServe's pods, on ports they don't listen on.
+    Their own component, and their own policy admitting KServe's ports (an enforcing CNI drops the rest)."""
     for rendered in (default, own):
-        policy = rendered["networkpolicy-serving.yaml"]["spec"]
-        admitted = {pt["port"] for pt in policy["ingress"][0]["ports"]}
-        wanted = policy["podSelector"]["matchLabels"].items()
-        isvc = rendered["inferenceservice.yaml"]
-        assert wanted <= isvc["metadata"]["labels"].items()
-        pods = [_pod(rendered["serving-deployment.yaml"]), isvc["spec"]["predictor"]]
-        ports = {pt["containerPort"] for pod in pods for c in pod.get("containers", []) for pt in c.get("ports", [])}
-        ports |= {8080} if "model" in isvc["spec"]["predictor"] else set()  # KServe's TF Serving runtime: REST 8080
-        assert ports <= admitted, ports - admitted
+        isvc_pods = predictor_pod_labels(rendered["inferenceservice.yaml"]).items()
+        deployment_pods = rendered["serving-deployment.yaml"]["spec"]["template"]["metadata"]["labels"].items()
+        service = rendered["serving-service.yaml"]["spec"]["selector"].items()
+        assert service <= deployment_pods and not service <= isvc_pods
+        assert not rendered["serving-deployment.yaml"]["spec"]["selector"]["matchLabels"].items() <= isvc_pods
+        serving, kserve = (rendered[f"networkpolicy-{c}.yaml"]["spec"] for c in ("serving", "serving-kserve"))
+        assert serving["podSelector"]["matchLabels"].items() <= deployment_pods
+        assert not serving["podSelector"]["matchLabels"].items() <= isvc_pods
+        assert kserve["podSelector"]["matchLabels"].items() <= isvc_pods
+        assert not kserve["podSelector"]["matchLabels"].items() <= deployment_pods
+        for policy, pods in ((serving, [_pod(rendered["serving-deployment.yaml"])]),
+                             (kserve, [rendered["inferenceservice.yaml"]["spec"]["predictor"]])):
+            admitted = {pt["port"] for pt in policy["ingress"][0]["ports"]}
+            ports = {pt["containerPort"] for pod in pods for c in pod.get("containers", []) for pt in c.get("ports", [])}
+            ports |= {8080} if "model" in pods[0] else set()  # KServe's TF Serving runtime: REST 8080
+            assert ports and ports <= admitted, ports - admitted
+            assert policy["ingress"][0]["from"] == [{"podSelector": {}}]  # the namespace only
+        assert sorted(pt["port"] for pt in serving["ingress"][0]["ports"]) == [8500, 8501]
+        assert sorted(pt["port"] for pt in kserve["ingress"][0]["ports"]) == [8080, 8081]
+
+
+def test_both_inference_services_are_cluster_local(default: dict[str, Any], own: dict[str, Any]) -> None:
+    """The server has no authentication: KServe must not expose it through its ingress. In Standard (raw) mode it
+    makes an Ingress/HTTPRoute unless networking.kserve.io/visibility is cluster-local; Knative mode reads
+    networking.knative.dev/visibility (the TF Serving InferenceService follows the cluster's default mode)."""
+    for rendered in (default, own):
+        labels = rendered["inferenceservice.yaml"]["metadata"]["labels"]
+        assert labels["networking.kserve.io/visibility"] == "cluster-local"
+        assert labels["networking.knative.dev/visibility"] == "cluster-local"
+
+
+def test_the_serving_image_exposes_every_port_the_manifests_run_it_on(own: dict[str, Any]) -> None:
+    """EXPOSE documents the image's ports: the Deployment's 8500/8501 and the KServe predictor's 8080/8081."""
+    dockerfile = (ROOT / "docker" / "serving" / "Dockerfile").read_text()
+    exposed = {int(port) for line in dockerfile.splitlines() if line.startswith("EXPOSE ") for port in line.split()[1:]}
+    pods = [_pod(own["serving-deployment.yaml"]), own["inferenceservice.yaml"]["spec"]["predictor"]]
+    used = {pt["containerPort"] for pod in pods for c in pod["containers"] for pt in c.get("ports", [])
+            if c["image"] == ManifestParams().mnistkit_serving_image}
+    assert used == {8500, 8501, 8080, 8081} and used <= exposed, used - exposed
 
 
 # ---- the serving Deployment --------------------------------------------------------------------------

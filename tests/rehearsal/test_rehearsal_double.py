@@ -87,8 +87,15 @@ class _PortForward:
         self.port = int(line.split(":")[2].split(" ")[0])
 
     def rest(self) -> str:
+        if self.proc.returncode is not None:
+            return ""  # ended() read it all
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=30)
+        return out
+
+    def ended(self) -> str:
+        """What it printed until it ended by itself (a refused forward ends it)."""
+        out, _ = self.proc.communicate(timeout=60)
         return out
 
     def get(self, path: str, **headers: str) -> str:
@@ -121,22 +128,29 @@ def test_port_forward_reaches_the_rehearsed_pod_over_the_kubelets_websocket(
     assert ("GET", f"/api/v1/namespaces/{NS}/pods/{JOB}-serving-1/portforward?ports=8501") in k8s.requests
 
 
-def test_port_forward_needs_create_on_pods_portforward(cluster: tuple[K8sDouble, Rehearsal, Path]) -> None:
+@pytest.mark.parametrize("verb", ["create", "get"])
+def test_port_forward_needs_get_and_create_on_pods_portforward(
+    cluster: tuple[K8sDouble, Rehearsal, Path], verb: str
+) -> None:
+    """The WebSocket upgrade is a GET, authorized as get; Kubernetes >= 1.35 also checks create: either alone, 403."""
     k8s, r, config = cluster
     r.store.create(_pod(f"{JOB}-tb", "tensorboard", ["python", "-c", _SERVER, "--port=6006"], 6006, probe=False))
     r.wait("Pod", NS, f"{JOB}-tb", lambda p: (p.get("status") or {}).get("phase") == "Running", 60)
-    k8s.denied.add(("", "pods/portforward", "create"))
+    k8s.denied.add(("", "pods/portforward", verb))
     pf = _PortForward(config, JOB)  # listening comes first; the tunnel opens per connection
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError):  # the connection is closed, then the refusal ends port-forward
             pf.get("/")
+        out = pf.ended()
     finally:
-        out = pf.rest()
-    assert ("", "pods/portforward", "create") in k8s.refused
+        pf.rest()
+    assert pf.proc.returncode == 1, out
+    assert k8s.refused == [("", "pods/portforward", verb)]
+    assert k8s.portforwards == 0
     # the refused WebSocket upgrade is a 403 like any other: one sentence, not the handshake's raw text
     assert f"you are not allowed to do this in namespace '{NS}'" in out, out
     assert f"forwarding to pod '{JOB}-tb' was refused (403 Forbidden: " in out and "-+-+-" not in out, out
-    assert 'cannot create resource "pods/portforward"' in out and "Traceback" not in out, out
+    assert f'cannot {verb} resource "pods/portforward"' in out and "Traceback" not in out, out
 
 
 def test_nothing_listening_in_the_pod_is_said_and_the_forward_goes_on(
@@ -184,6 +198,10 @@ def test_the_double_speaks_the_v4_channel_protocol() -> None:
         with pytest.raises(websocket.WebSocketBadStatusException) as bad:
             websocket.create_connection(url.replace("/p/", "/nope/"), timeout=10)
         assert bad.value.status_code == 404
+        # only exec's subprotocol offered: refused as golang.org/x/net/websocket does, 403 and no body
+        with pytest.raises(websocket.WebSocketBadStatusException) as bad:
+            websocket.create_connection(url, subprotocols=["v5.channel.k8s.io"], timeout=10)
+        assert bad.value.status_code == 403 and not bad.value.resp_body
 
 
 # ---- the whole user way, on a real training ---------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_jobset_ttl_deletes_a_finished_trainjobs_pods_and_keeps_the_trainjob() -
     assert store.list("Pod", NS) == []  # a finished TrainJob's JobSet is not made again
 
 
-def _workflow(name: str, script: str, ttl: dict[str, int] | None = None, **spec: Any) -> dict[str, Any]:
+def _workflow(name: str, script: str, ttl: dict[str, int | None] | None = None, **spec: Any) -> dict[str, Any]:
     owned = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-cm"}, "data": {}}
     body: dict[str, Any] = {
         "entrypoint": "main",
@@ -133,12 +133,16 @@ def test_argo_picks_the_ttl_by_phase_as_its_gc_controller_does() -> None:
     store = ObjectStore()
     strategy = {"secondsAfterSuccess": 5, "secondsAfterFailure": 7, "secondsAfterCompletion": 9}
 
-    def ttl(phase: str, strategy: dict[str, int] | None, **spec: Any) -> int | None:
+    def ttl(phase: str, strategy: dict[str, int | None] | None, **spec: Any) -> int | None:
         wf = _workflow("w", "true", strategy, **spec)
         return workflow_ttl(store, {**wf, "status": {"phase": phase}})
 
     assert [ttl(p, strategy) for p in ("Succeeded", "Failed", "Error", "Running")] == [5, 7, 9, None]
     assert ttl("Failed", {"secondsAfterSuccess": 5}) is None  # no TTL for that phase, none for completion
+    # a phase's field present but null is unset (Argo's *int32 nil): secondsAfterCompletion applies
+    assert ttl("Failed", {"secondsAfterFailure": None, "secondsAfterCompletion": 9}) == 9
+    assert ttl("Succeeded", {"secondsAfterSuccess": None, "secondsAfterCompletion": 9}) == 9
+    assert ttl("Error", {"secondsAfterError": 1, "secondsAfterCompletion": 9}) == 9  # no such field in Argo
     assert ttl("Succeeded", None) is None
     store.create(
         {
