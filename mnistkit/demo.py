@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +59,10 @@ def run_demo(
     from mnistkit.serving.server import ModelServer
 
     out = out or sys.stdout
-    say: Callable[[str], None] = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+
+    def say(msg: str) -> None:
+        print(msg, file=out, flush=True)
+
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run = Path(run_dir or Path("runs") / f"demo-{stamp}").resolve()
     run.mkdir(parents=True, exist_ok=True)

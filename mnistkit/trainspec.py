@@ -160,7 +160,7 @@ def build_parser(env: Mapping[str, str] | None = None, prog: str = "python -m tr
 
 def config_from_args(args: argparse.Namespace, **engine_fields: object) -> TrainConfig:
     """A validated ``TrainConfig`` from parsed trainer flags (raises ``ConfigError`` naming the flag)."""
-    return TrainConfig(**{f: getattr(args, f) for f in _TRAINER_FIELDS}, **engine_fields)  # type: ignore[arg-type]
+    return TrainConfig(**{f: getattr(args, f) for f in _TRAINER_FIELDS}, **engine_fields)  # type: ignore[arg-type]  # TrainConfig checks them
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from mnistkit._types import TFModule
+
 __all__ = [
     "export_saved_model",
     "publish_local",
@@ -35,9 +37,9 @@ def export_saved_model(model: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` (any callable Keras model taking [b, 28, 28]) as a SavedModel at ``path``."""
     from mnistkit.tf_runtime import import_tensorflow
 
-    tf = import_tensorflow()
+    tf: TFModule = import_tensorflow()
 
-    class MnistServing(tf.Module):  # type: ignore[name-defined]  # tf is imported at run time, untyped
+    class MnistServing(tf.Module):
         def __init__(self, m: Any) -> None:
             super().__init__()
             self.model = m

@@ -21,7 +21,7 @@ __all__ = ["build_model", "learning_rate", "keras"]
 from mnistkit.tf_runtime import import_tensorflow
 
 tf = import_tensorflow()  # TensorFlow's start-up noise silenced before tf_keras loads it
-import tf_keras as keras  # noqa: E402
+import tf_keras as keras  # noqa: E402 - after import_tensorflow(), which silences it
 
 
 def learning_rate(rate: float, schedule: str = "constant", *, total_steps: int = 0, warmup_steps: int = 0) -> Any:

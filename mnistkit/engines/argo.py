@@ -192,5 +192,5 @@ class ArgoEngine(Engine):
         wf = self.client.workflow(job_name)
         return ArgoJob(self, job_name, self._params_of(wf))
 
-    def list(self) -> list[ArgoJob]:  # type: ignore[override]
+    def list(self) -> list[ArgoJob]:
         return [self.get(i.name) for i in self.client.list()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from mnistkit.config import TrainConfig
@@ -117,4 +117,4 @@ class Engine(abc.ABC):
     def get(self, job_name: str) -> Job: ...
 
     @abc.abstractmethod
-    def list(self) -> list[Job]: ...
+    def list(self) -> Sequence[Job]: ...

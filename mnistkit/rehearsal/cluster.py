@@ -36,8 +36,11 @@ __all__ = ["Rehearsal"]
 
 class Rehearsal:
     def __init__(self, workdir: str | Path | None = None, *, store: StoreBase | None = None, poll: float = 1.0) -> None:
-        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="mnistkit-rehearsal-")
-        self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if not workdir:
+            self._tmp = tempfile.TemporaryDirectory(prefix="mnistkit-rehearsal-")
+            workdir = self._tmp.name
+        self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store = store or ObjectStore()
         self.addresses = Addresses()

@@ -129,7 +129,7 @@ class _Parser:
             return not (type(left) is type(right) and left == right)
         if isinstance(left, bool) or isinstance(right, bool) or type(left) is not type(right):
             raise self.error(f"cannot compare {left!r} {op} {right!r}")
-        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]  # type: ignore[operator]
+        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]  # type: ignore[operator]  # same type, checked above
 
     def add(self) -> Value:
         left = self.mul()

@@ -1,0 +1,37 @@
+"""Named stand-ins for ``Any``: each name says why no real type is used where it appears.
+
+mnistkit and trainer annotate with real types wherever one exists (numpy, matplotlib, kubernetes and
+jsonpath-ng ship theirs). What is left is dynamic for a reason, and the reason is the alias's name.
+A bare ``Any`` outside this module fails ``make lint`` in signatures (ruff ANN401) and
+tests/core/test_typing.py everywhere else; ``dict[str, Any]``/``Mapping[str, Any]`` (a JSON object) and
+``*args: Any``/``**kwargs: Any`` forwarded to another signature are the two shapes allowed as they are.
+
+Nothing here imports anything heavy: ``import mnistkit`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+__all__ = ["JsonValue", "TFModel", "TFTensor", "TFModule", "Widget", "Boto3Client", "Opaque"]
+
+JsonValue: TypeAlias = Any
+"""A value parsed from JSON or YAML (str, int, float, bool, None, list or dict), walked by shape."""
+
+TFModel: TypeAlias = Any
+"""A tf_keras Model or a loaded SavedModel: TensorFlow and tf_keras ship no type information."""
+
+TFTensor: TypeAlias = Any
+"""A tf.Tensor, tf.Variable or tf.data.Dataset: TensorFlow ships no type information."""
+
+TFModule: TypeAlias = Any
+"""The ``tensorflow`` (or ``tf_keras``) module itself, passed in because it is imported lazily."""
+
+Widget: TypeAlias = Any
+"""An ipywidgets widget: ipywidgets ships no type information."""
+
+Boto3Client: TypeAlias = Any
+"""A boto3 client other than S3's (IAM, STS): boto3 ships no type information (see ``mnistkit.s3.S3Client``)."""
+
+Opaque: TypeAlias = Any
+"""A value only passed through to a library that accepts many kinds (a user's object, a callback's result)."""
