@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-__all__ = ["JsonValue", "TFModel", "TFTensor", "TFModule", "Widget", "Boto3Client", "Opaque"]
+__all__ = ["JsonValue", "TFModel", "TFTensor", "TFModule", "Widget", "Boto3Client", "Opaque", "KubeBody"]
 
 JsonValue: TypeAlias = Any
 """A value parsed from JSON or YAML (str, int, float, bool, None, list or dict), walked by shape."""
@@ -35,3 +35,6 @@ Boto3Client: TypeAlias = Any
 
 Opaque: TypeAlias = Any
 """A value only passed through to a library that accepts many kinds (a user's object, a callback's result)."""
+
+KubeBody: TypeAlias = Any
+"""A manifest dict sent where the kubernetes client's signature names a model class: it serializes both."""

@@ -7,12 +7,19 @@ Everything here imports ``kubernetes`` lazily (``import mnistkit.cluster`` stays
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 __all__ = ["ClusterClient", "connect", "doctor", "cluster_status", "pod_namespace", "current_user", "default_job_name"]
 
 
-def __getattr__(name: str) -> Any:
+if TYPE_CHECKING:  # what __getattr__ imports on first use, for type checkers
+    from mnistkit.cluster.client import ClusterClient
+    from mnistkit.cluster.connect import cluster_status, connect
+    from mnistkit.cluster.doctor import doctor
+    from mnistkit.cluster.identity import current_user, default_job_name, pod_namespace
+
+
+def __getattr__(name: str) -> object:
     if name == "ClusterClient":
         from mnistkit.cluster.client import ClusterClient
 

@@ -20,16 +20,24 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, cast
 
 from mnistkit.cluster.errors import explain, explained, unknown_resource
 from mnistkit.cluster.identity import default_job_name
 from mnistkit.cluster.info import TERMINAL_PHASES, WorkflowInfo
+from mnistkit.cluster.objects import annotations_of, labels_of, name_of
 from mnistkit.config import S3Config
 from mnistkit.errors import ClusterError
 from mnistkit.manifests.common import COMPONENT_LABEL, JOB_LABEL
 from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.workflow import model_train_workflow
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, V1Pod
+
+    from mnistkit._types import KubeBody
+    from mnistkit.cluster.watch import WatchStats
 
 __all__ = ["ClusterClient", "WorkflowInfo", "TERMINAL_PHASES", "SUBMISSION_ANNOTATION"]
 
@@ -42,7 +50,7 @@ SPEC_DIGEST_ANNOTATION = "mnistkit.io/spec-digest"
 class ClusterClient:
     """One namespace of one cluster. Build with ``ClusterClient.connect()`` or from a ``Connection``."""
 
-    def __init__(self, api_client: Any, namespace: str) -> None:
+    def __init__(self, api_client: ApiClient, namespace: str) -> None:
         from kubernetes import client
 
         self.api_client = api_client
@@ -71,13 +79,15 @@ class ClusterClient:
         )
         return err or ClusterError(f"{what} failed: {type(exc).__name__}: {exc}", field=field, value=value)
 
-    def explained(self, what: str, target: str = "", field: str = "job_name", value: str | None = None) -> Any:
+    def explained(
+        self, what: str, target: str = "", field: str = "job_name", value: str | None = None
+    ) -> AbstractContextManager[None]:
         """A context manager: API failures inside become one ``ClusterError`` sentence naming server/object."""
         return explained(
             server=self.server, namespace=self.namespace, action=what, target=target, field=field, value=value
         )
 
-    def _wf_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _wf_call(self, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:  # the JSON body
         return getattr(self.custom, method)(ARGO[0], ARGO[1], self.namespace, "workflows", *args, **kwargs)
 
     def with_trainer(self, params: ManifestParams, trainer: str | None = None) -> ManifestParams:
@@ -192,9 +202,10 @@ class ClusterClient:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        existing: Any = self.custom.get_namespaced_custom_object(
-            *ARGO, self.namespace, "workflowtemplates", "model-deploy"
-        )  # a dict (custom objects are untyped)
+        existing = cast(  # a dict (the client types custom objects as object)
+            dict[str, Any],
+            self.custom.get_namespaced_custom_object(*ARGO, self.namespace, "workflowtemplates", "model-deploy"),
+        )
         if (existing["metadata"].get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION) == digest:
             return "current"
         # Replace with its resourceVersion: if someone changed it meanwhile, the server says 409, not overwrite.
@@ -255,7 +266,7 @@ class ClusterClient:
         return sorted(infos, key=lambda i: (i.started, i.name), reverse=True)
 
     # ---- watch ---------------------------------------------------------------------------------
-    def watch(self, name: str, timeout: float | None = None, stats: Any = None) -> Iterator[WorkflowInfo]:
+    def watch(self, name: str, timeout: float | None = None, stats: WatchStats | None = None) -> Iterator[WorkflowInfo]:
         """Yield the workflow each time it changes, until it is done (or ``timeout``)."""
         from mnistkit.cluster.watch import follow
 
@@ -279,7 +290,7 @@ class ClusterClient:
             if info.done:
                 return
 
-    def wait(self, name: str, timeout: float | None = None, stats: Any = None) -> WorkflowInfo:
+    def wait(self, name: str, timeout: float | None = None, stats: WatchStats | None = None) -> WorkflowInfo:
         """Block until the workflow is done; returns its last state (maybe not done, after ``timeout``)."""
         info = None
         for info in self.watch(name, timeout=timeout, stats=stats):
@@ -288,20 +299,20 @@ class ClusterClient:
         return info or self.get(name)
 
     # ---- logs ----------------------------------------------------------------------------------
-    def pods(self, job_name: str, component: str = "training") -> builtins.list[Any]:
+    def pods(self, job_name: str, component: str = "training") -> builtins.list[V1Pod]:
         selector = f"{JOB_LABEL}={job_name},{COMPONENT_LABEL}={component}"
         with self.explained(f"listing the {component} pods of job {job_name!r}", value=job_name):
             return list(self.core.list_namespaced_pod(self.namespace, label_selector=selector).items)
 
     @staticmethod
-    def _role(pod: Any) -> tuple[int, str, str]:
+    def _role(pod: V1Pod) -> tuple[int, str, str]:
         """(0 for the chief, ``chief-0``/``worker-1``/``node-0`` or the pod name, container) of a training pod."""
-        labels, notes = pod.metadata.labels or {}, pod.metadata.annotations or {}
+        labels, notes = labels_of(pod), annotations_of(pod)
         index = labels.get(_COMPLETION_INDEX) or notes.get(_COMPLETION_INDEX)
         if index is not None:  # a TrainJob node (JobSet pod); node 0 plays the chief
             return (0 if index == "0" else 1, f"node-{index}", "node")
         rtype, idx = labels.get("training.kubeflow.org/replica-type"), labels.get("training.kubeflow.org/replica-index")
-        return (0 if rtype == "chief" else 1, f"{rtype}-{idx}" if rtype else pod.metadata.name, "tensorflow")
+        return (0 if rtype == "chief" else 1, f"{rtype}-{idx}" if rtype else name_of(pod), "tensorflow")
 
     def logs(self, job_name: str, tail: int | None = None) -> str:
         """The training pods' logs (TFJob or TrainJob), each line prefixed with ``[chief-0]``/``[worker-1]``
@@ -309,13 +320,13 @@ class ClusterClient:
         from kubernetes.client.exceptions import ApiException
 
         out: list[str] = []
-        for pod in sorted(self.pods(job_name), key=lambda pod: (self._role(pod)[0], pod.metadata.name)):
+        for pod in sorted(self.pods(job_name), key=lambda pod: (self._role(pod)[0], name_of(pod))):
             _, tag, container = self._role(pod)
             kwargs: dict[str, Any] = {"container": container}
             if tail is not None:
                 kwargs["tail_lines"] = tail
             try:
-                text = self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace, **kwargs)
+                text = self.core.read_namespaced_pod_log(name_of(pod), self.namespace, **kwargs)
             except ApiException as exc:
                 text = f"(no log: {exc.status} {exc.reason})\n"
             out += [f"[{tag}] {line}" for line in str(text).splitlines()]
@@ -352,7 +363,7 @@ class ClusterClient:
 
         from mnistkit.manifests.credentials import aws_secret
 
-        body: Any = aws_secret(s3, name=name, namespace=self.namespace)  # a dict body: the client accepts one
+        body: KubeBody = aws_secret(s3, name=name, namespace=self.namespace)  # a dict body: the client accepts one
         with self.explained(f"creating Secret {name!r}", field="secret", value=name):
             try:
                 self.core.create_namespaced_secret(self.namespace, body)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.cluster.identity import pod_namespace
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, Configuration
 from mnistkit.errors import ClusterError
 
 __all__ = ["Connection", "connect", "in_cluster", "kubeconfig_paths", "pod_namespace", "cluster_status"]
@@ -22,7 +25,7 @@ _TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 @dataclass
 class Connection:
-    api_client: Any  # kubernetes.client.ApiClient
+    api_client: ApiClient
     namespace: str
     source: str  # "kubeconfig:<context>", "in-cluster" or "configuration"
 
@@ -51,7 +54,7 @@ def connect(
     *,
     kubeconfig: str | None = None,
     context: str | None = None,
-    configuration: Any = None,
+    configuration: Configuration | None = None,
 ) -> Connection:
     """An ``ApiClient`` and the namespace to work in. ``configuration`` (a ``kubernetes.client.Configuration``)
     skips discovery; tests use it to point the client at the API double."""

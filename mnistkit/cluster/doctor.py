@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.cluster import trainers
+from mnistkit.cluster.objects import drain, raw
 from mnistkit.errors import ClusterError
 from mnistkit.manifests.rbac import USER_PERMISSIONS, WORKFLOW_SERVICE_ACCOUNT
+
+if TYPE_CHECKING:
+    from mnistkit.cluster.client import ClusterClient
 
 __all__ = ["Check", "doctor", "format_report", "CRDS", "CONTROLLERS"]
 
@@ -61,13 +65,7 @@ class Check:
     fix: str = ""
 
 
-def _drain(resp: Any) -> None:
-    """Read and drop a raw response (a Secret's body included): a half-read one would poison the pool."""
-    _ = resp.data
-    resp.release_conn()
-
-
-def _crd_checks(client: Any) -> tuple[list[Check], dict[str, bool | None]]:
+def _crd_checks(client: ClusterClient) -> tuple[list[Check], dict[str, bool | None]]:
     from kubernetes.client.exceptions import ApiException
 
     found: dict[str, bool | None] = {}
@@ -99,7 +97,7 @@ def _crd_checks(client: Any) -> tuple[list[Check], dict[str, bool | None]]:
     return out, found
 
 
-def _trainer_checks(client: Any, found: dict[str, bool | None]) -> list[Check]:
+def _trainer_checks(client: ClusterClient, found: dict[str, bool | None]) -> list[Check]:
     """Where the mnistkit-tensorflow runtime is (with Trainer v2), and which API `submit` will use."""
     out = []
     kind, known = None, True
@@ -129,7 +127,7 @@ def _trainer_checks(client: Any, found: dict[str, bool | None]) -> list[Check]:
     return out
 
 
-def _controller_checks(client: Any, crds: dict[str, bool | None]) -> list[Check]:
+def _controller_checks(client: ClusterClient, crds: dict[str, bool | None]) -> list[Check]:
     from kubernetes.client.exceptions import ApiException
 
     out = []
@@ -139,7 +137,7 @@ def _controller_checks(client: Any, crds: dict[str, bool | None]) -> list[Check]
         found, forbidden = None, False
         for ns, name in places:
             try:
-                resp = client.apps.read_namespaced_deployment(name, ns, _preload_content=False)
+                resp = raw(client.apps.read_namespaced_deployment(name, ns, _preload_content=False))
                 dep = json.loads(resp.data)
                 resp.release_conn()
             except ApiException as exc:
@@ -174,14 +172,14 @@ def _controller_checks(client: Any, crds: dict[str, bool | None]) -> list[Check]
     return out
 
 
-def _object_checks(client: Any, secret_name: str) -> list[Check]:
+def _object_checks(client: ClusterClient, secret_name: str) -> list[Check]:
     from kubernetes.client.exceptions import ApiException
 
     out = []
     for what, call, fix in (
         (
             f"ServiceAccount {WORKFLOW_SERVICE_ACCOUNT}",
-            lambda: _drain(
+            lambda: drain(
                 client.core.read_namespaced_service_account(
                     WORKFLOW_SERVICE_ACCOUNT, client.namespace, _preload_content=False
                 )
@@ -191,7 +189,7 @@ def _object_checks(client: Any, secret_name: str) -> list[Check]:
         ),
         (
             f"Secret {secret_name}",
-            lambda: _drain(client.core.read_namespaced_secret(secret_name, client.namespace, _preload_content=False)),
+            lambda: drain(client.core.read_namespaced_secret(secret_name, client.namespace, _preload_content=False)),
             "create it from the S3 panel, or `mnistkit secret` (reads AWS_* from the environment)",
         ),
     ):
@@ -208,7 +206,7 @@ def _object_checks(client: Any, secret_name: str) -> list[Check]:
     return out
 
 
-def _permission_checks(client: Any, found: dict[str, bool | None]) -> list[Check]:
+def _permission_checks(client: ClusterClient, found: dict[str, bool | None]) -> list[Check]:
     from kubernetes import client as k
     from kubernetes.client.exceptions import ApiException
 
@@ -253,7 +251,7 @@ def _permission_checks(client: Any, found: dict[str, bool | None]) -> list[Check
     return [Check("your permissions", True, f"all {len(needed)} needed verbs allowed in {client.namespace}")]
 
 
-def doctor(client: Any, secret_name: str = "aws-creds") -> list[Check]:
+def doctor(client: ClusterClient, secret_name: str = "aws-creds") -> list[Check]:
     """Run every check against ``client`` (a ``ClusterClient``); never raises for a cluster problem."""
     from kubernetes.client.exceptions import ApiException
 

@@ -12,9 +12,12 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.errors import ClusterError
+
+if TYPE_CHECKING:
+    from kubernetes.client.exceptions import ApiException
 
 __all__ = ["explain", "explained", "is_unreachable", "unknown_resource"]
 
@@ -40,7 +43,7 @@ def unknown_resource(exc: BaseException) -> bool:
 _HANDSHAKE = re.compile(r"^Handshake status (\d+) (.*?) -\+-\+- .*? -\+-\+- b?'?(.*?)'?$", re.DOTALL)
 
 
-def _answer(exc: Any) -> tuple[int, str, str]:
+def _answer(exc: ApiException) -> tuple[int, str, str]:
     """``(status, reason, body)`` of an ``ApiException``, also when it wraps a refused WebSocket handshake."""
     status, reason, body = exc.status, str(exc.reason or ""), str(exc.body or "")
     m = _HANDSHAKE.match(reason) if not status else None

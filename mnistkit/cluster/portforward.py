@@ -12,11 +12,17 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
+from mnistkit.cluster.objects import name_of
 from mnistkit.errors import ClusterError, ConfigError
 from mnistkit.manifests.serving import REST_PORT
 from mnistkit.manifests.tensorboard import TENSORBOARD_PORT
+
+if TYPE_CHECKING:
+    from kubernetes.stream.ws_client import PortForward
+
+    from mnistkit.cluster.client import ClusterClient
 
 __all__ = ["find_pod", "forward", "TARGETS"]
 
@@ -28,22 +34,22 @@ TARGETS = {
 }
 
 
-def find_pod(client: Any, job_name: str, target: str) -> str:
+def find_pod(client: ClusterClient, job_name: str, target: str) -> str:
     """The name of a Running pod serving ``target`` for ``job_name``; a clear error if there is none."""
     if target not in TARGETS:
         raise ClusterError(f"target must be one of {', '.join(TARGETS)}, got {target!r}", field="target", value=target)
     component, _ = TARGETS[target]
     pods = client.pods(job_name, component=component)
-    running = [p.metadata.name for p in pods if p.status and p.status.phase == "Running"]
+    running = [name_of(p) for p in pods if p.status and p.status.phase == "Running"]
     if not running:
-        state = ", ".join(f"{p.metadata.name}={p.status.phase if p.status else '?'}" for p in pods) or "no pods"
+        state = ", ".join(f"{name_of(p)}={p.status.phase if p.status else '?'}" for p in pods) or "no pods"
         raise ClusterError(
             f"no running {component} pod for job {job_name!r} ({state})", field="job_name", value=job_name
         )
     return sorted(running)[0]
 
 
-def _pump(src: Any, dst: Any) -> None:
+def _pump(src: socket.socket, dst: socket.socket) -> None:
     try:
         while data := src.recv(65536):
             dst.sendall(data)
@@ -57,7 +63,7 @@ def _pump(src: Any, dst: Any) -> None:
                 pass
 
 
-def _serve(conn: socket.socket, pf: Any, remote: int, on_error: Callable[[str], None] | None) -> None:
+def _serve(conn: socket.socket, pf: PortForward, remote: int, on_error: Callable[[str], None] | None) -> None:
     """Pump one local connection through its WebSocket; then report what the error channel said, if anything."""
     remote_sock = pf.socket(remote)
     remote_sock.setblocking(True)
@@ -69,7 +75,7 @@ def _serve(conn: socket.socket, pf: Any, remote: int, on_error: Callable[[str], 
 
 
 def forward(
-    client: Any,
+    client: ClusterClient,
     job_name: str,
     target: str = "tensorboard",
     local_port: int = 0,

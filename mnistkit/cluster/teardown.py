@@ -8,12 +8,15 @@ TrainJob with their pods, and the TensorBoard and serving Deployments and Servic
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
+from mnistkit.cluster.objects import name_of
 from mnistkit.manifests.common import JOB_LABEL
 
 if TYPE_CHECKING:
     from mnistkit.cluster.client import ClusterClient
+
 
 __all__ = ["delete_job", "leftovers", "TRAINING_KINDS"]
 
@@ -33,7 +36,7 @@ def delete_job(c: ClusterClient, job_name: str) -> dict[str, int]:
     selector = f"{JOB_LABEL}={job_name}"
     counts = {"workflows": 0, "tfjobs": 0, "trainjobs": 0, "deployments": 0, "services": 0}
 
-    def gone(fn: Any, *args: Any, **kw: Any) -> int:
+    def gone(fn: Callable[..., object], *args: Any, **kw: Any) -> int:
         # DELETE is idempotent: a lost response is retried (urllib3 retries it too); a 404 on the
         # retry means it is gone, so counts are "confirmed by this call", not exact.
         for attempt in range(4):
@@ -69,9 +72,9 @@ def delete_job(c: ClusterClient, job_name: str) -> dict[str, int]:
                     body=opts,
                 )
         for d in c.apps.list_namespaced_deployment(c.namespace, label_selector=selector).items:
-            counts["deployments"] += gone(c.apps.delete_namespaced_deployment, _name(d), c.namespace, body=opts)
+            counts["deployments"] += gone(c.apps.delete_namespaced_deployment, name_of(d), c.namespace, body=opts)
         for s in c.core.list_namespaced_service(c.namespace, label_selector=selector).items:
-            counts["services"] += gone(c.core.delete_namespaced_service, _name(s), c.namespace, body=opts)
+            counts["services"] += gone(c.core.delete_namespaced_service, name_of(s), c.namespace, body=opts)
     return counts
 
 
@@ -80,8 +83,8 @@ def _training_objects(c: ClusterClient, api: tuple[str, str], plural: str, selec
     from kubernetes.client.exceptions import ApiException
 
     try:
-        found: Any = c.custom.list_namespaced_custom_object(  # a dict: custom objects are untyped
-            *api, c.namespace, plural, label_selector=selector
+        found = cast(  # a dict (the client types custom objects as object)
+            dict[str, Any], c.custom.list_namespaced_custom_object(*api, c.namespace, plural, label_selector=selector)
         )
     except ApiException as exc:
         if exc.status == 404:
@@ -104,16 +107,11 @@ def leftovers(c: ClusterClient, job_name: str) -> list[str]:
             for j in _training_objects(c, api, plural, selector)
         ]
         names += [
-            f"deployment/{_name(d)}"
+            f"deployment/{name_of(d)}"
             for d in c.apps.list_namespaced_deployment(c.namespace, label_selector=selector).items
         ]
         names += [
-            f"service/{_name(s)}" for s in c.core.list_namespaced_service(c.namespace, label_selector=selector).items
+            f"service/{name_of(s)}" for s in c.core.list_namespaced_service(c.namespace, label_selector=selector).items
         ]
-        names += [f"pod/{_name(p)}" for p in c.core.list_namespaced_pod(c.namespace, label_selector=selector).items]
+        names += [f"pod/{name_of(p)}" for p in c.core.list_namespaced_pod(c.namespace, label_selector=selector).items]
     return names
-
-
-def _name(obj: Any) -> str:
-    """A kubernetes model object's name (its ``metadata`` is optional in the client's types, never in practice)."""
-    return str(obj.metadata.name) if obj.metadata is not None else ""

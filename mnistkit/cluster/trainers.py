@@ -19,7 +19,12 @@ a TFJob or a TrainJob alike, and ``get_job_logs`` reads one step's pod per call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+from mnistkit.cluster.objects import drain
+
+if TYPE_CHECKING:
+    from mnistkit.cluster.client import ClusterClient
 
 from mnistkit.errors import ClusterError
 
@@ -56,7 +61,7 @@ def _status(exc: Exception) -> int | None:
     return getattr(exc, "status", None)
 
 
-def crd_installed(client: Any, name: str) -> bool | None:
+def crd_installed(client: ClusterClient, name: str) -> bool | None:
     """Whether the CRD ``name`` exists; ``None`` when reading CRDs is forbidden. Other API errors raise."""
     from kubernetes import client as k
     from kubernetes.client.exceptions import ApiException
@@ -64,11 +69,7 @@ def crd_installed(client: Any, name: str) -> bool | None:
     try:
         # Raw (_preload_content=False gives the urllib3 response): only existence matters, and a full CRD need not
         # fit the client's models. Read and drop the body so the connection goes back to the pool clean.
-        resp: Any = k.ApiextensionsV1Api(client.api_client).read_custom_resource_definition(
-            name, _preload_content=False
-        )
-        _ = resp.data
-        resp.release_conn()
+        drain(k.ApiextensionsV1Api(client.api_client).read_custom_resource_definition(name, _preload_content=False))
         return True
     except ApiException as exc:
         if exc.status == 404:
@@ -78,7 +79,7 @@ def crd_installed(client: Any, name: str) -> bool | None:
         raise
 
 
-def runtime_kind(client: Any) -> tuple[str | None, bool]:
+def runtime_kind(client: ClusterClient) -> tuple[str | None, bool]:
     """(kind of the ``mnistkit-tensorflow`` runtime found, or None; whether the answer is known)."""
     from kubernetes.client.exceptions import ApiException
 
@@ -109,7 +110,7 @@ def runtime_kind(client: Any) -> tuple[str | None, bool]:
     return None, known
 
 
-def probe(client: Any) -> TrainerSupport:
+def probe(client: ClusterClient) -> TrainerSupport:
     """Look at the cluster once: which CRDs, and (with Trainer v2) where the runtime is."""
     tfjob, trainjob = crd_installed(client, TFJOB_CRD), crd_installed(client, TRAINJOB_CRD)
     if trainjob is False:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from mnistkit.cluster.objects import raw
 from mnistkit.errors import ClusterError
+
+if TYPE_CHECKING:
+    from urllib3 import BaseHTTPResponse
 
 __all__ = ["follow", "WatchStats"]
 
@@ -28,7 +32,7 @@ class WatchStats:
         self.events = 0
 
 
-def _lines(resp: Any) -> Iterator[str]:
+def _lines(resp: BaseHTTPResponse) -> Iterator[str]:
     from kubernetes.watch.watch import iter_resp_lines
 
     try:
@@ -39,7 +43,7 @@ def _lines(resp: Any) -> Iterator[str]:
 
 
 def follow(
-    list_fn: Callable[..., Any],
+    list_fn: Callable[..., object],
     *,
     field_selector: str = "",
     label_selector: str = "",
@@ -67,7 +71,7 @@ def follow(
     failures = 0
     while deadline is None or time.monotonic() < deadline:
         if rv is None:
-            listing = list_fn(**kwargs)
+            listing = cast(dict[str, Any], list_fn(**kwargs))  # the parsed JSON list
             rv = listing["metadata"]["resourceVersion"]
             for obj in listing.get("items", []):
                 yield "SYNC", obj
@@ -75,13 +79,15 @@ def follow(
             server_timeout if deadline is None else max(1, min(server_timeout, int(deadline - time.monotonic()) + 1))
         )
         try:
-            resp = list_fn(
-                watch=True,
-                resource_version=rv,
-                timeout_seconds=remaining,
-                allow_watch_bookmarks=True,
-                _preload_content=False,
-                **kwargs,
+            resp = raw(
+                list_fn(
+                    watch=True,
+                    resource_version=rv,
+                    timeout_seconds=remaining,
+                    allow_watch_bookmarks=True,
+                    _preload_content=False,
+                    **kwargs,
+                )
             )
             for line in _lines(resp):
                 if not line.strip():

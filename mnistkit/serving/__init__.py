@@ -7,7 +7,15 @@ Importing this package is light; the server (TensorFlow, gRPC) and the client lo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mnistkit._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # what __getattr__ imports on first use, for type checkers
+    from mnistkit.serving.ascii import ascii_art
+    from mnistkit.serving.client import ModelClient, Prediction
+    from mnistkit.serving.server import ModelServer
+    from mnistkit.serving.status import RequestError
 
 __all__ = ["ModelServer", "ModelClient", "Prediction", "RequestError", "ascii_art"]
 

@@ -9,7 +9,16 @@ lazily: ``from mnistkit.widgets import DrawingPad`` imports anywidget only then.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mnistkit._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # what __getattr__ imports on first use, for type checkers
+    from mnistkit.predictor import saved_model_predictor
+    from mnistkit.widgets.drawing_pad import DrawingPad
+    from mnistkit.widgets.s3_panel import S3Panel
+    from mnistkit.widgets.training_panel import TrainingMonitor, TrainingPanel
+
 
 __all__ = ["DrawingPad", "S3Panel", "TrainingPanel", "TrainingMonitor", "saved_model_predictor"]
 

@@ -13,7 +13,22 @@ Importing this package is light: submodules load on first use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mnistkit._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # what __getattr__ imports on first use, for type checkers
+    from mnistkit.workshop.digits import drawing_pad_score, fixed_digit_set
+    from mnistkit.workshop.exercises import CheckResult
+    from mnistkit.workshop.hub import hub_context
+    from mnistkit.workshop.leaderboard import Leaderboard
+    from mnistkit.workshop.names import participant_from_user, validate_participant
+    from mnistkit.workshop.panel import InstructorPanel, ParticipantPanel
+    from mnistkit.workshop.preflight import run_checks
+    from mnistkit.workshop.prepare import prepare
+    from mnistkit.workshop.runs import RunRecord, list_runs, record_run
+    from mnistkit.workshop.workspace import Workspace
+
 
 __all__ = [
     "Workspace",

@@ -19,7 +19,6 @@ PENDING += tuple(
     f"{d}/"
     for d in [
         "mnistkit/workshop",
-        "mnistkit/cluster",
         "mnistkit/commands",
         "mnistkit/widgets",
         "mnistkit/rehearsal",
@@ -33,7 +32,6 @@ PENDING += tuple(
     for m in [
         "plots",
         "predictor",
-        "_lazy",
         "s3",
         "tensorboard",
         "demo",
