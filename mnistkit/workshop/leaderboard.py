@@ -34,6 +34,8 @@ from mnistkit.workshop.runs import (
 
 if TYPE_CHECKING:
     from mnistkit.config import S3Config
+    from mnistkit.s3 import S3Client
+    from mnistkit.workshop.digits import DigitSet
     from mnistkit.workshop.exercises import CheckResult
 
 __all__ = ["Leaderboard", "Standing", "RoomAggregate", "ParticipantView"]
@@ -116,7 +118,13 @@ class Leaderboard:
     scores made on that set; None ranks every score."""
 
     def __init__(
-        self, cfg: S3Config, room: str, *, digit_set: str | None = None, client: Any = None, rank_reported: bool = False
+        self,
+        cfg: S3Config,
+        room: str,
+        *,
+        digit_set: str | None = None,
+        client: S3Client | None = None,
+        rank_reported: bool = False,
     ) -> None:
         self.cfg = cfg
         self.room = validate_room(room)
@@ -136,7 +144,7 @@ class Leaderboard:
         self._listeners: list[Callable[[Leaderboard], None]] = []
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         if self._client is None:
             self._client = shared_client(self.cfg)
         return self._client
@@ -194,7 +202,11 @@ class Leaderboard:
         return run.drawing_pad_score
 
     def verify(
-        self, held_back: Any = None, *, scorer: Callable[[Path, Any], float] | None = None, cache_dir: str | None = None
+        self,
+        held_back: DigitSet | None = None,
+        *,
+        scorer: Callable[[Path, DigitSet], float] | None = None,
+        cache_dir: str | None = None,
     ) -> dict[str, float]:
         """Score every participant's latest exported model on ``held_back`` digits (default: a set drawn from a
         seed nobody in the room knows), each in a sandboxed process (``scorer.score_in_sandbox``). Only
@@ -277,7 +289,7 @@ class Leaderboard:
         return {p: dict(v) for p, v in self.checks.items()}
 
     def check_models(
-        self, load: Callable[[str], Any] | None = None, *, cache_dir: str | None = None
+        self, load: Callable[[str], object] | None = None, *, cache_dir: str | None = None
     ) -> dict[str, CheckResult]:
         """The teacher's pass over the room: ``check_model`` on each participant's latest exported model.
 
@@ -292,7 +304,7 @@ class Leaderboard:
 
         tmp = Path(cache_dir or tempfile.mkdtemp(prefix="mnistkit-room-"))
 
-        def default_load(export: str) -> Any:
+        def default_load(export: str) -> object:
             from mnistkit import s3
 
             # owned_export (below) has checked the URL; the local folder's name is a hash, never remote text.

@@ -8,7 +8,7 @@ took. ``ParticipantPanel`` is the participant's side: their own runs and only ag
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
@@ -120,5 +120,5 @@ class ParticipantPanel(w.VBox):
         self.leaderboard.refresh(checks=False)
         self._show()
 
-    def _show(self) -> Any:
+    def _show(self) -> None:
         self.view.value = self.leaderboard.participant_view(self.participant).to_html()

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistkit.errors import ConfigError, S3Error
 from mnistkit.workshop.names import validate_participant, validate_room
 
 if TYPE_CHECKING:
+    from mnistkit._types import JsonValue, UserValue
     from mnistkit.config import S3Config
+    from mnistkit.s3 import S3Client
 
 __all__ = [
     "RunRecord",
@@ -43,11 +47,11 @@ MAX_RECORD_BYTES = 64 * 1024  # a record is ~500 bytes; a bigger object is someo
 _KNOWN = ("job_name", "state", "test_accuracy", "drawing_pad_score", "digit_set", "created", "run_id")
 
 
-_CLIENTS: dict[S3Config, Any] = {}
+_CLIENTS: dict[S3Config, S3Client] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def shared_client(cfg: S3Config) -> Any:
+def shared_client(cfg: S3Config) -> S3Client:
     """One boto3 client per S3 settings in this process (clients are thread-safe; making one costs ~0.3 s).
 
     The lock matters: thirty threads asking at once would otherwise each build their own client.
@@ -97,15 +101,14 @@ def owned_export(export: str, bucket: str, room: str, participant: str) -> str:
     return prefix
 
 
-def cache_folder(root: Any, remote: str) -> Any:
+def cache_folder(root: str | os.PathLike[str], remote: str) -> Path:
     """A local folder under ``root`` for a copy of ``remote``: its name is a hash, never remote text."""
     import hashlib
-    from pathlib import Path
 
     return Path(root) / hashlib.sha256(remote.encode("utf-8")).hexdigest()[:32]
 
 
-def _fraction(name: str, value: Any) -> float | None:
+def _fraction(name: str, value: UserValue) -> float | None:
     if value is None:
         return None
     try:
@@ -117,7 +120,7 @@ def _fraction(name: str, value: Any) -> float | None:
     return number
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> JsonValue:
     """Keep what JSON can hold (numpy scalars become numbers); anything else becomes its ``str``."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
@@ -209,7 +212,7 @@ def make_record(room: str, participant: str, result: dict[str, Any], now: dateti
     )
 
 
-def _put_once(client: Any, bucket: str, key: str, body: bytes) -> bool:
+def _put_once(client: S3Client, bucket: str, key: str, body: bytes) -> bool:
     """Put ``key`` unless it exists. Returns False when the store said it exists (a collision)."""
     from botocore.exceptions import ClientError
 
@@ -226,7 +229,9 @@ def _put_once(client: Any, bucket: str, key: str, body: bytes) -> bool:
         raise
 
 
-def record_run(cfg: S3Config, room: str, participant: str, result: dict[str, Any], *, client: Any = None) -> RunRecord:
+def record_run(
+    cfg: S3Config, room: str, participant: str, result: dict[str, Any], *, client: S3Client | None = None
+) -> RunRecord:
     """Write one run record under the participant's prefix and return it (``record.key`` is where).
 
     ``result`` may carry: ``job_name``, ``state`` (a ``JobState`` or its name; default Succeeded when
@@ -260,7 +265,7 @@ class RunListing:
     keys_listed: int = 0
 
 
-def _list_participants(client: Any, bucket: str, room: str) -> list[str]:
+def _list_participants(client: S3Client, bucket: str, room: str) -> list[str]:
     names = []
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=room_prefix(room), Delimiter="/"):
@@ -274,7 +279,7 @@ def _list_participants(client: Any, bucket: str, room: str) -> list[str]:
 
 
 def list_runs(
-    cfg: S3Config, room: str, participant: str | None = None, *, client: Any = None, workers: int = 8
+    cfg: S3Config, room: str, participant: str | None = None, *, client: S3Client | None = None, workers: int = 8
 ) -> RunListing:
     """Every run record in ``room`` (or of one participant), oldest first."""
     from mnistkit import s3

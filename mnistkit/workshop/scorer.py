@@ -18,9 +18,12 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mnistkit.workshop.digits import DigitSet
 
 __all__ = ["MAX_EXPORT_BYTES", "held_back_digit_set", "main", "sandbox_env", "score_in_sandbox"]
 
@@ -29,7 +32,7 @@ MEMORY_LIMIT_BYTES = 6 * 1024**3  # address space: TensorFlow reserves ~3 GB of 
 CPU_LIMIT_S = 300
 
 
-def held_back_digit_set(seed: int | None = None) -> Any:
+def held_back_digit_set(seed: int | None = None) -> DigitSet:
     """A drawn-digit set like the room's fixed one, from a seed participants do not know (random by default)."""
     import secrets
 
@@ -57,7 +60,7 @@ def sandbox_env(home: str) -> dict[str, str]:
 
 
 def score_in_sandbox(
-    model_dir: Path, digits: Any, *, timeout_s: float = 180.0, memory_bytes: int = MEMORY_LIMIT_BYTES
+    model_dir: Path, digits: DigitSet, *, timeout_s: float = 180.0, memory_bytes: int = MEMORY_LIMIT_BYTES
 ) -> float:
     """The drawing-pad score of the SavedModel in ``model_dir`` on ``digits``, measured in a child process with
     no credentials in its environment and limited memory and time. Raises ``ServingError`` saying why not."""

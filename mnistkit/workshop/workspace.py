@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mnistkit.config import S3Config, TrainConfig
     from mnistkit.engines.base import Job
     from mnistkit.engines.local import LocalEngine
+    from mnistkit.s3 import S3Client
     from mnistkit.workshop.exercises import CheckResult
 
 __all__ = ["Workspace", "ResetReport", "default_local_root"]
@@ -129,10 +130,12 @@ class Workspace:
         return LocalEngine(run_dir=self.local_dir / "runs", s3_config=self.s3, **kwargs)
 
     # -- records ---------------------------------------------------------------------------------
-    def record_run(self, result: dict[str, Any], *, client: Any = None) -> RunRecord:
+    def record_run(self, result: dict[str, Any], *, client: S3Client | None = None) -> RunRecord:
         return record_run(self._cfg(), self.room, self.participant, result, client=client)
 
-    def record_job(self, job: Job, *, score: bool = True, model: Any = None, client: Any = None) -> RunRecord:
+    def record_job(
+        self, job: Job, *, score: bool = True, model: object = None, client: S3Client | None = None
+    ) -> RunRecord:
         """Record a finished (or failed) job: its state, test accuracy and drawing-pad score.
 
         The score comes from ``model`` when given (e.g. the ``ModelClient`` of the participant's server),
@@ -168,7 +171,7 @@ class Workspace:
             s3.download_prefix(shared_client(self._cfg()), bucket, prefix, target)
         return str(target)
 
-    def record_check(self, result: CheckResult, *, client: Any = None) -> str:
+    def record_check(self, result: CheckResult, *, client: S3Client | None = None) -> str:
         """Store the latest result of one exercise check (one object per check name) for the teacher's grid."""
         import json
 
@@ -186,7 +189,7 @@ class Workspace:
         return key
 
     # -- reset -----------------------------------------------------------------------------------
-    def reset(self, *, client: Any = None, local: bool = True) -> ResetReport:
+    def reset(self, *, client: S3Client | None = None, local: bool = True) -> ResetReport:
         """Delete this participant's prefix and local folder; never anything of anyone else's."""
         from mnistkit import s3
 

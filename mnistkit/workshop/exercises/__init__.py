@@ -12,12 +12,17 @@ instructor's leaderboard shows them as a grid (``Leaderboard.check_grid()``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from mnistkit.workshop.exercises.data import check_data
 from mnistkit.workshop.exercises.model import check_model, check_prediction
 from mnistkit.workshop.exercises.preprocess import check_preprocess
 from mnistkit.workshop.exercises.result import PASS_SCORE, CheckResult
+
+if TYPE_CHECKING:
+    from mnistkit._types import UserValue
 
 __all__ = [
     "CheckResult",
@@ -33,12 +38,12 @@ __all__ = [
 
 def run_all(
     *,
-    data: Any = None,
-    labels: Any = None,
-    model: Any = None,
-    preprocess: Callable[[Any], Any] | None = None,
-    predictions: Any = None,
-    prediction_labels: Any = None,
+    data: object = None,
+    labels: object = None,
+    model: object = None,
+    preprocess: Callable[[np.ndarray], object] | None = None,
+    predictions: UserValue = None,
+    prediction_labels: object = None,
 ) -> list[CheckResult]:
     """Every check whose input is given, in the workshop's order."""
     results = []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from mnistkit.workshop.exercises.result import CheckResult, fail, guard, ok
@@ -11,7 +9,7 @@ from mnistkit.workshop.exercises.result import CheckResult, fail, guard, ok
 __all__ = ["check_data"]
 
 
-def _check_images(name: str, x: Any) -> CheckResult | None:
+def _check_images(name: str, x: object) -> CheckResult | None:
     """None when ``x`` looks like MNIST images ready for a model, else the failing result."""
     x = np.asarray(x)
     if x.dtype == object or x.dtype.kind not in "fiub":
@@ -55,7 +53,7 @@ def _check_images(name: str, x: Any) -> CheckResult | None:
     return None
 
 
-def _check_labels(name: str, y: Any, n: int) -> CheckResult | None:
+def _check_labels(name: str, y: object, n: int) -> CheckResult | None:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 10:
         return fail(
@@ -79,7 +77,7 @@ def _check_labels(name: str, y: Any, n: int) -> CheckResult | None:
     return None
 
 
-def check_data(data: Any, labels: Any = None) -> CheckResult:
+def check_data(data: object, labels: object = None) -> CheckResult:
     """Images (and labels) ready to train on: ``check_data(x_train, y_train)``, ``check_data((x, y))`` or a
     ``mnistkit.data.Dataset`` (raw uint8 by design: then the hint reminds you to scale)."""
     name = "data"
@@ -88,10 +86,10 @@ def check_data(data: Any, labels: Any = None) -> CheckResult:
         from mnistkit.data import Dataset
 
         if isinstance(data, Dataset):
-            for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-                if len(y) == 0:
+            for split, images, labels_ in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+                if len(labels_) == 0:
                     return fail(name, f"the {split} split is empty", "load a data directory with both splits")
-                bad = _check_labels(name, y, len(x))
+                bad = _check_labels(name, labels_, len(images))
                 if bad is not None:
                     return bad
             return ok(

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mnistkit.workshop.exercises.result import PASS_SCORE, CheckResult, fail, guard, ok
+
+if TYPE_CHECKING:
+    from mnistkit._types import UserValue
+    from mnistkit.workshop.digits import DigitSet
 
 __all__ = ["check_model", "check_prediction"]
 
@@ -44,7 +48,7 @@ def _export_version(path: Path) -> Path | None:
     return found[0] if found else None
 
 
-def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
+def check_model(model_or_export_dir: object, digits: DigitSet | None = None) -> CheckResult:
     """A trained model (Keras, an export dir, a ``ModelClient`` or a function) reads the fixed drawn digits.
 
     For an export dir the serving contract is checked too (``serving_default``, input ``x`` float32
@@ -125,7 +129,7 @@ def check_model(model_or_export_dir: Any, digits: Any = None) -> CheckResult:
     return guard(name, run)
 
 
-def check_prediction(predictions: Any, labels: Any = None) -> CheckResult:
+def check_prediction(predictions: UserValue, labels: object = None) -> CheckResult:
     """Answers from a server or model: ``Prediction`` objects (``.digit``, ``.probabilities``) or ``[b, 10]``
     probabilities; with ``labels``, also whether they are right."""
     name = "prediction"

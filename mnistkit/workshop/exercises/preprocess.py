@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mnistkit.workshop.exercises.result import CheckResult, fail, guard, ok
+
+if TYPE_CHECKING:
+    from mnistkit.workshop.digits import DigitSet
 
 __all__ = ["check_preprocess"]
 
@@ -32,7 +35,9 @@ def _props(image: np.ndarray) -> dict[str, float]:
     }
 
 
-def check_preprocess(fn: Callable[[Any], Any], digits: Any = None, *, samples: int = 10) -> CheckResult:
+def check_preprocess(
+    fn: Callable[[np.ndarray], object], digits: DigitSet | None = None, *, samples: int = 10
+) -> CheckResult:
     """Your ``preprocess(canvas)`` turns 280x280 drawings (dark ink on white) into what MNIST looks like:
     [28, 28] floats in [0, 1], white on black, the digit fitted into 20x20 and centred by centre of mass."""
     name = "preprocess"
