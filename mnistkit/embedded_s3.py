@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import socket
 import time
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.config import S3Config
 from mnistkit.errors import S3Error
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 __all__ = ["EmbeddedS3", "free_port"]
 
@@ -37,7 +39,7 @@ class EmbeddedS3:
             # The embedded server has no authentication: never expose it beyond loopback.
             raise S3Error(f"the embedded S3 server binds to loopback only, not {host!r}", field="host", value=host)
         self.host, self.port, self.bucket = host, port, bucket
-        self._server: Any = None
+        self._server: ThreadedMotoServer | None = None
 
     @property
     def config(self) -> S3Config:
@@ -88,5 +90,5 @@ class EmbeddedS3:
     def __enter__(self) -> EmbeddedS3:
         return self.start()
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

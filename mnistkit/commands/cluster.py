@@ -14,17 +14,21 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.config import validate_job_name
 from mnistkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mnistkit.cluster.client import ClusterClient
+    from mnistkit.cluster.info import WorkflowInfo
 
 __all__ = ["register"]
 
 Command = Callable[[argparse.Namespace], int]
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace) -> ClusterClient:
     from mnistkit.cluster.client import ClusterClient
 
     client = ClusterClient.connect(args.namespace, kubeconfig=args.kubeconfig, context=args.context)
@@ -81,7 +85,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", help="kubeconfig context")
 
 
-def _print_info(info: Any) -> None:
+def _print_info(info: WorkflowInfo) -> None:
     print(
         f"Name:       {info.name}\nNamespace:  {info.namespace}\nJob:        {info.job_name}\n"
         f"Status:     {info.phase}\nStarted:    {info.started}\nFinished:   {info.finished}"
@@ -198,7 +202,7 @@ def _secret(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     def add(name: str, help_: str, func: Command) -> argparse.ArgumentParser:
         p = subparsers.add_parser(name, help=help_, description=help_)
         _common(p)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 __all__ = ["register", "run"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "predict",
         help="ask a model server what digit an image shows",

@@ -7,12 +7,11 @@ kept on disk, and this puts it where servers look, complete or not at all, then 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 __all__ = ["register", "run"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "publish",
         help="publish a kept SavedModel export under a model base path (local or s3://)",

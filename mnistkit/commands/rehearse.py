@@ -16,16 +16,22 @@ mnistkit's own server image (``mnistkit serve`` on the ``s3://`` export) instead
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mnistkit.config import S3Config
+    from mnistkit.manifests import ManifestParams
 
 __all__ = ["register", "run"]
 
 
-def _s3_and_params(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
+def _s3_and_params(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[S3Config, ManifestParams]:
 
     from mnistkit.cluster.identity import default_job_name
     from mnistkit.commands.render import parse_parameters
@@ -56,7 +62,7 @@ def _s3_and_params(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
     return server.config, params
 
 
-def _check_data(s3: Any, url: str) -> None:
+def _check_data(s3: S3Config, url: str) -> None:
     from mnistkit import s3 as s3mod
     from mnistkit.config import split_s3_url
     from mnistkit.errors import DataError
@@ -68,7 +74,7 @@ def _check_data(s3: Any, url: str) -> None:
         )
 
 
-def _hold(say: Any) -> None:
+def _hold(say: Callable[[str], None]) -> None:
     say("serving until Ctrl-C")
     try:
         threading.Event().wait()
@@ -139,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     return 1  # pragma: no cover - the with-block always returns
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "rehearse",
         help="run the model-train workflow on this machine as a cluster would",

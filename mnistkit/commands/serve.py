@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mnistkit.serving.server import ModelServer
 
 __all__ = ["register", "run", "build_server"]
 
 MAX_CONCURRENT_RPCS_LIMIT = 65536
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
         help="serve a model over TF Serving's gRPC and REST APIs",
@@ -55,7 +59,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def build_server(args: argparse.Namespace) -> Any:
+def build_server(args: argparse.Namespace) -> ModelServer:
     """The ``ModelServer`` the flags describe, not started; a bad flag is a ``ConfigError`` naming it."""
     from mnistkit.errors import ConfigError
 
@@ -116,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server.start()
 
-    def _stop(signum: int, _frame: Any) -> None:
+    def _stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("mnistkit.serving").info("signal %d: stopping", signum)
         server.stop(grace=2.0)
 

@@ -7,13 +7,16 @@ syncs the result back. With no browser (papermill), use ``pad.controller.submit(
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
 
 from mnistkit.widgets._assets import asset
 from mnistkit.widgets.drawing_pad_controller import DrawingPadController, PadResult
+
+if TYPE_CHECKING:
+    from mnistkit.drawing import Canvas
 
 __all__ = ["DrawingPad"]
 
@@ -53,7 +56,7 @@ class DrawingPad(anywidget.AnyWidget):
         if change["new"]:
             self.controller.submit(change["new"])
 
-    def _on_msg(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+    def _on_msg(self, _widget: object, content: dict[str, Any], _buffers: object) -> None:
         event = content.get("event") if isinstance(content, dict) else None
         if event == "clear":
             self.controller.clear()
@@ -84,6 +87,6 @@ class DrawingPad(anywidget.AnyWidget):
             truth = "" if result.label is None else f"; true label {result.label}"
             self.status = f"predicted {p.digit} with {max(p.probabilities):.0%}{version}{truth}"
 
-    def submit(self, canvas: Any) -> PadResult | None:
+    def submit(self, canvas: Canvas) -> PadResult | None:
         """Classify an array, PNG bytes or data URL without a browser; the pad shows the result too."""
         return self.controller.submit(canvas)

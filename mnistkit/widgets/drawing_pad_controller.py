@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mnistkit.errors import ConfigError
 from mnistkit.predictor import Predicted, Predictor, as_predictor
 from mnistkit.widgets.job_monitor import describe_error
+
+if TYPE_CHECKING:
+    from mnistkit.drawing import Canvas
 
 __all__ = ["Predicted", "PadResult", "Predictor", "DrawingPadController"]
 
@@ -80,7 +83,7 @@ class DrawingPadController:
         self._notify()
         return self.result
 
-    def submit(self, canvas: Any) -> PadResult | None:
+    def submit(self, canvas: Canvas) -> PadResult | None:
         """A drawing (array, PNG bytes or data URL) -> its result; ``None`` with ``error`` set on failure."""
         from mnistkit.drawing import preprocess
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mnistkit.errors import MnistkitError
 
@@ -39,7 +39,7 @@ class MonitorSnapshot:
     done: bool
     epoch: int
     epochs: int
-    metrics: tuple[Any, ...] = ()
+    metrics: tuple[EpochMetrics, ...] = ()
     log_tail: str = ""
     error: str = ""
     steps: tuple[Step, ...] = ()  # the workflow's steps (Argo jobs); empty for other engines
@@ -51,7 +51,7 @@ class MonitorSnapshot:
         return self.epoch / self.epochs if self.epochs else 0.0
 
     @property
-    def last(self) -> Any:
+    def last(self) -> EpochMetrics | None:
         return self.metrics[-1] if self.metrics else None
 
     @property

@@ -9,13 +9,16 @@ dataset (with a progress bar) and Create Kubernetes secret (only enabled when a 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
 from mnistkit.config import mask_key_id
 from mnistkit.widgets.s3_panel_controller import S3PanelController
+
+if TYPE_CHECKING:
+    from mnistkit.config import S3Config
 
 __all__ = ["S3Panel"]
 
@@ -116,7 +119,7 @@ class S3Panel(w.VBox):
         self._show()
 
     @property
-    def config(self) -> Any:
+    def config(self) -> S3Config | None:
         """The validated ``S3Config`` (``None`` until the fields validate)."""
         return self.controller.config or self.controller.validate()
 
@@ -130,7 +133,7 @@ class S3Panel(w.VBox):
             self.fields[name].value = ""  # typed once, kept only in the controller
         self.fields["access_key_id"].placeholder = mask_key_id(str(self.controller.values.get("access_key_id") or ""))
 
-    def _run(self, action: Any) -> None:
+    def _run(self, action: Callable[[], object]) -> None:
         self._read_fields()
         self._busy(True)
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -20,6 +20,9 @@ from mnistkit.cluster.identity import default_job_name
 from mnistkit.engines.base import ENGINE_NAMES
 from mnistkit.widgets.job_monitor import JobMonitor, MonitorSnapshot
 from mnistkit.widgets.training_controller import TrainingController
+
+if TYPE_CHECKING:
+    from mnistkit.engines.base import Engine, Job
 
 __all__ = ["TrainingPanel", "TrainingMonitor"]
 
@@ -31,7 +34,7 @@ _WIDE = w.Layout(width="480px")
 class TrainingMonitor(w.VBox):
     """A live view of one job; ``TrainingMonitor(job)`` works for any ``mnistkit.engines.base.Job``."""
 
-    def __init__(self, job_or_monitor: Any, *, interval: float = 1.0, start: bool = True) -> None:
+    def __init__(self, job_or_monitor: Job | JobMonitor, *, interval: float = 1.0, start: bool = True) -> None:
         self.monitor = (
             job_or_monitor if isinstance(job_or_monitor, JobMonitor) else JobMonitor(job_or_monitor, interval=interval)
         )
@@ -71,7 +74,7 @@ class TrainingMonitor(w.VBox):
             self.monitor.start()
 
     @property
-    def job(self) -> Any:
+    def job(self) -> Job:
         return self.monitor.job
 
     def wait(self, timeout: float | None = None) -> MonitorSnapshot:
@@ -130,7 +133,7 @@ class TrainingPanel(w.VBox):
     def __init__(
         self,
         *,
-        engine_factory: Callable[[str], Any] | None = None,
+        engine_factory: Callable[[str], Engine] | None = None,
         engine_kwargs: dict[str, dict[str, Any]] | None = None,
         data_dir: str = "",
         model_dir: str = "",
