@@ -19,12 +19,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import mnistkit.rehearsal.tfjob
 import mnistkit.rehearsal.trainjob  # noqa: F401 - registers the TrainJob controller (Kubeflow Trainer v2)
 from mnistkit.rehearsal.deployments import DeploymentController, InferenceServiceController
-from mnistkit.rehearsal.jobs import JOB_CONTROLLERS
+from mnistkit.rehearsal.jobs import JOB_CONTROLLERS, JobController
 from mnistkit.rehearsal.kubelet import Kubelet
 from mnistkit.rehearsal.pods import Addresses
 from mnistkit.rehearsal.store import Obj, ObjectStore, StoreBase
@@ -45,7 +44,9 @@ class Rehearsal:
         self.store = store or ObjectStore()
         self.addresses = Addresses()
         self.kubelet = Kubelet(self.store, self.addresses, self.workdir)
-        self.controllers: dict[str, Any] = {k: make(self.store, self.addresses) for k, make in JOB_CONTROLLERS.items()}
+        self.controllers: dict[str, JobController] = {
+            k: make(self.store, self.addresses) for k, make in JOB_CONTROLLERS.items()
+        }
         self.controllers["Deployment"] = DeploymentController(self.store, self.addresses)
         self.controllers["InferenceService"] = InferenceServiceController(self.store, self.addresses)
         self.workflows: dict[str, WorkflowRun] = {}  # workflow uid -> run

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mnistkit._types import JsonValue
 
 __all__ = ["evaluate_when", "placeholders", "substitute"]
 
@@ -47,7 +50,7 @@ def substitute(text: str, scope: Mapping[str, str], where: str = "template") -> 
     return _PLACEHOLDER_RE.sub(one, text)
 
 
-def substitute_all(obj: Any, scope: Mapping[str, str], where: str = "template") -> Any:
+def substitute_all(obj: JsonValue, scope: Mapping[str, str], where: str = "template") -> JsonValue:
     """``substitute`` in every string of a JSON-like structure (values with quotes stay intact)."""
     if isinstance(obj, str):
         return substitute(obj, scope, where)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mnistkit.rehearsal.pods import Addresses
 from mnistkit.rehearsal.store import ApiError, Obj, StoreBase, now_rfc3339
@@ -35,9 +35,10 @@ class JobController(Protocol):
 
 
 JOB_CONTROLLERS: dict[str, Callable[[StoreBase, Addresses], JobController]] = {}
+_C = TypeVar("_C", bound=JobController)
 
 
-def job_controller(cls: Any) -> Any:
+def job_controller(cls: type[_C]) -> type[_C]:
     """Register a job controller class under its ``kind``."""
     JOB_CONTROLLERS[cls.kind] = cls
     return cls

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -22,6 +22,9 @@ from mnistkit.manifests.conditions import resource_outcome
 from mnistkit.rehearsal.jobs import owner_reference
 from mnistkit.rehearsal.store import ApiError, Obj, StoreBase
 
+if TYPE_CHECKING:
+    from mnistkit._types import JsonValue
+
 __all__ = ["StepFailed", "jsonpath", "run_resource"]
 
 
@@ -29,7 +32,7 @@ class StepFailed(MnistkitError):
     """A step's failure, with the message Argo would show for its node."""
 
 
-def jsonpath(obj: Any, expr: str) -> str:
+def jsonpath(obj: JsonValue, expr: str) -> str:
     """kubectl's ``-o jsonpath={...}``: the matches' values, strings as-is, others as JSON, space-separated."""
     from jsonpath_ng.ext import parse
 

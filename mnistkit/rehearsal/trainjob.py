@@ -34,13 +34,16 @@ import copy
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistkit.rehearsal.jobs import create_pod, job_controller
 from mnistkit.rehearsal.pods import Addresses
 from mnistkit.rehearsal.store import Obj, ObjectStore, now_rfc3339
 from mnistkit.rehearsal.ttl import expired, seconds_since
 from trainer.jobset import DEFAULT_TF_PORT, ENV_COMPLETION_INDEX, ENV_HOST_MAP
+
+if TYPE_CHECKING:
+    from mnistkit._types import JsonValue
 
 __all__ = ["TrainJobController", "merge_named"]
 
@@ -52,7 +55,7 @@ _JOB_KEYS = ("ready", "succeeded", "failed", "active", "suspended")
 _COUNTED = "rehearsal.mnistkit.io/counted"  # on a failed pod the Job controller has handled: "true" if counted
 
 
-def merge_named(base: Any, patch: Any) -> Any:
+def merge_named(base: JsonValue, patch: JsonValue) -> JsonValue:
     """A strategic merge for what runtime patches touch: dicts merged, lists of named dicts merged by name."""
     if isinstance(base, dict) and isinstance(patch, dict):
         out = dict(base)

@@ -16,9 +16,12 @@ Times are the API's, whole seconds (RFC 3339), so an object may go up to a secon
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.rehearsal.store import Obj, StoreBase
+
+if TYPE_CHECKING:
+    from mnistkit._types import JsonValue
 
 __all__ = ["expire_workflows", "expired", "seconds_since", "workflow_ttl"]
 
@@ -31,7 +34,7 @@ def seconds_since(stamp: str) -> float:
     return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
 
 
-def expired(finished_at: str | None, ttl: Any) -> bool:
+def expired(finished_at: str | None, ttl: JsonValue) -> bool:
     """``finished_at`` + ``ttl`` seconds is past (False without either)."""
     return ttl is not None and bool(finished_at) and seconds_since(str(finished_at)) >= int(ttl)
 

@@ -26,7 +26,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mnistkit.errors import ConfigError
@@ -195,7 +195,7 @@ class WorkflowRun:
             value=tmpl.get("name"),
         )
 
-    def _run_pod(self, tmpl: dict[str, Any], wf: Obj, check: Any) -> dict[str, str]:
+    def _run_pod(self, tmpl: dict[str, Any], wf: Obj, check: Callable[[], None]) -> dict[str, str]:
         container = {**tmpl["container"], "name": "main"}
         spec = wf.get("spec", {})
         pod_name = f"{self.name}-{tmpl['name']}-{uuid.uuid4().int % 10**10}"
