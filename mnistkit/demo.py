@@ -15,12 +15,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from mnistkit.config import S3Config, TrainConfig
 from mnistkit.errors import TrainingError
+
+if TYPE_CHECKING:
+    from mnistkit.serving.client import ModelClient
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -186,7 +189,7 @@ def run_demo(
         shutil.rmtree(run / "serving-cache", ignore_errors=True)
 
 
-def _accuracy(client: Any, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
+def _accuracy(client: ModelClient, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
     correct = 0
     for i in range(0, len(y), batch):
         preds = client.predict(x[i : i + batch].astype(np.float32) / 255.0)

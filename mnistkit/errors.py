@@ -7,8 +7,6 @@ papermill's ``exceptions.py``: a small flat hierarchy, one class per place thing
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = [
     "MnistkitError",
     "ConfigError",
@@ -37,7 +35,7 @@ class MnistkitError(Exception):
     fields that hold secrets the value is never stored, so it can't leak through ``str``/``repr``.
     """
 
-    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
         self.field = field
         self.value = None if looks_secret(field) else value
         super().__init__(message)

@@ -8,11 +8,15 @@ as PNG when they are a cell's value (no trailing ``;``, which would hide them).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mnistkit.errors import DataError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "confusion_matrix",
@@ -24,7 +28,14 @@ __all__ = [
 ]
 
 
-def _labels(name: str, values: Any, n_classes: int) -> np.ndarray:
+class _Epoch(Protocol):
+    """An ``EpochMetrics``, or anything with its ``epoch`` (the curves read ``loss``... with ``getattr``)."""
+
+    @property
+    def epoch(self) -> int: ...
+
+
+def _labels(name: str, values: ArrayLike, n_classes: int) -> np.ndarray:
     a = np.asarray(values)
     if a.ndim != 1:
         raise DataError(f"{name} must be a 1-D array of digits, got shape {list(a.shape)}", field=name)
@@ -33,7 +44,7 @@ def _labels(name: str, values: Any, n_classes: int) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int = 10) -> np.ndarray:
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int = 10) -> np.ndarray:
     """``cm[i, j]`` = how many digits labelled ``i`` were predicted ``j``."""
     t, p = _labels("y_true", y_true, n_classes), _labels("y_pred", y_pred, n_classes)
     if t.shape != p.shape:
@@ -43,12 +54,12 @@ def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int = 10) -> np.ndarra
     return cm
 
 
-def accuracy(y_true: Any, y_pred: Any) -> float:
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     cm = confusion_matrix(y_true, y_pred)
     return float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0
 
 
-def _figure(size: tuple[float, float]) -> Any:
+def _figure(size: tuple[float, float]) -> Figure:
     from matplotlib.figure import Figure
 
     class NotebookFigure(Figure):
@@ -64,7 +75,9 @@ def _figure(size: tuple[float, float]) -> Any:
     return NotebookFigure(figsize=size, layout="constrained")
 
 
-def plot_confusion_matrix(y_true: Any, y_pred: Any, *, normalize: bool = False, title: str | None = None) -> Any:
+def plot_confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, *, normalize: bool = False, title: str | None = None
+) -> Figure:
     """A heat map of the confusion matrix with counts (or row fractions) written in each cell."""
     cm = confusion_matrix(y_true, y_pred)
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
@@ -96,8 +109,14 @@ def plot_confusion_matrix(y_true: Any, y_pred: Any, *, normalize: bool = False, 
 
 
 def plot_misclassified(
-    images: Any, y_true: Any, y_pred: Any, probs: Any | None = None, n: int = 16, *, columns: int = 8
-) -> Any:
+    images: ArrayLike,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    probs: ArrayLike | None = None,
+    n: int = 16,
+    *,
+    columns: int = 8,
+) -> Figure:
     """Up to ``n`` misclassified digits, most confident mistakes first, titled ``true→pred (p)``."""
     x = np.asarray(images)
     if x.ndim != 3 or x.shape[1:] != (28, 28):
@@ -134,12 +153,14 @@ def plot_misclassified(
     return fig
 
 
-def plot_training_curves(metrics: Sequence[Any], *, title: str = "") -> Any:
+def plot_training_curves(metrics: Sequence[_Epoch], *, title: str = "") -> Figure:
     """Loss and accuracy per epoch (train, and validation where reported), side by side.
 
     ``metrics`` are ``EpochMetrics`` (anything with ``epoch``, ``loss``, ``accuracy``, ``val_loss``,
     ``val_accuracy``); the training monitor redraws this after every epoch.
     """
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [m.epoch for m in metrics]
 
     def series(name: str) -> list[float]:
@@ -154,7 +175,9 @@ def plot_training_curves(metrics: Sequence[Any], *, title: str = "") -> Any:
         ax.set_ylabel(ylabel)
         if epochs:
             ax.set_xlim(0.5, max(epochs) + 0.5)
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            locator = ax.xaxis.get_major_locator()
+            if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+                locator.set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
@@ -162,7 +185,7 @@ def plot_training_curves(metrics: Sequence[Any], *, title: str = "") -> Any:
     return fig
 
 
-def figure_png(fig: Any, dpi: int = 80) -> bytes:
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     """A figure as PNG bytes (for an ``ipywidgets.Image``), without pyplot's global state."""
     import io
 

@@ -19,10 +19,11 @@ import os
 import reprlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from mnistkit._types import UserValue
 from mnistkit.errors import ServingError
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
     "saved_model_predictor",
 ]
 
-PredictFn = Callable[[np.ndarray], Any]
+PredictFn = Callable[[np.ndarray], UserValue]  # returns what the model returns: to_predictions/to_digits read it
 ACCEPTED = "a function, a Keras model, a ModelClient (anything with .predict) or an export dir"
 
 
@@ -79,7 +80,7 @@ def predict_function(model: object) -> PredictFn:
     )
 
 
-def _array(raw: Any) -> np.ndarray | None:
+def _array(raw: UserValue) -> np.ndarray | None:
     """``raw`` as an array when it is one (NumPy, or a tensor with ``.numpy()``), else None."""
     if isinstance(raw, np.ndarray):
         return raw
@@ -88,7 +89,7 @@ def _array(raw: Any) -> np.ndarray | None:
     return None
 
 
-def to_predictions(raw: Any, n: int) -> list[Predicted]:
+def to_predictions(raw: UserValue, n: int) -> list[Predicted]:
     """What a predictor returned for ``n`` images -> ``n`` predictions with their ten probabilities."""
     array = _array(raw)
     if array is not None:
@@ -109,7 +110,7 @@ def to_predictions(raw: Any, n: int) -> list[Predicted]:
     return out
 
 
-def to_digits(raw: Any, n: int) -> np.ndarray:
+def to_digits(raw: UserValue, n: int) -> np.ndarray:
     """What a predictor returned for ``n`` images -> ``n`` digits: from ``[n, 10]`` probabilities, ``[n]``
     digits, or predictions with ``.digit`` (the probabilities may be missing here)."""
     array = _array(raw)

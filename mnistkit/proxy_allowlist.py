@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from typing import Any
 
 __all__ = ["allowed_host", "host_allowlist", "user_namespace"]
 
@@ -39,6 +38,6 @@ def allowed_host(host: str, namespace: str) -> bool:
     return re.fullmatch(pattern, name) is not None
 
 
-def host_allowlist(handler: Any, host: str) -> bool:
+def host_allowlist(handler: object, host: str) -> bool:
     """``c.ServerProxy.host_allowlist`` for the notebook image (jupyter-server-proxy calls it per request)."""
     return allowed_host(host, user_namespace())

@@ -17,6 +17,7 @@ from mnistkit.config import S3Config
 from mnistkit.errors import S3Error
 
 if TYPE_CHECKING:  # boto3 is a core dependency, but its import costs ~0.3 s: load on first use.
+    from boto3.s3.transfer import TransferConfig
     from mypy_boto3_s3 import S3Client  # pragma: no cover
 else:
     S3Client = Any
@@ -110,7 +111,7 @@ def ensure_bucket(client: S3Client, bucket: str, region: str = "us-east-1") -> b
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 
 
-def _transfer_config() -> Any:
+def _transfer_config() -> TransferConfig:
     from boto3.s3.transfer import TransferConfig
 
     # Threads help a remote store; on loopback they mostly add overhead, but 4 keeps large files fast.

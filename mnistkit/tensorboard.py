@@ -24,9 +24,14 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.errors import ConfigError, MnistkitError
+
+if TYPE_CHECKING:
+    from IPython.display import IFrame
+
+    from mnistkit._types import UserValue
 
 __all__ = [
     "TensorBoardError",
@@ -115,7 +120,7 @@ def _check_reachable(env: Mapping[str, str] | None = None) -> None:
         )
 
 
-def _logdir_of(target: Any) -> str:
+def _logdir_of(target: UserValue) -> str:
     if isinstance(target, (str, os.PathLike)):
         logdir = os.fspath(target)
     elif getattr(target, "logdir", None):
@@ -182,7 +187,7 @@ def start(logdir: str | os.PathLike[str], port: int | None = None, timeout: floa
     return server
 
 
-def show(logdir_or_job: Any, port: int | None = None, height: int = 640) -> Any:
+def show(logdir_or_job: UserValue, port: int | None = None, height: int = 640) -> IFrame:
     """An ``IPython.display.IFrame`` with TensorBoard for a log directory or a job (make it the cell's value)."""
     from IPython.display import IFrame
 

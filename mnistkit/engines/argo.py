@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistkit.cluster.identity import default_job_name
 from mnistkit.config import S3Config, TrainConfig
@@ -19,6 +19,9 @@ from mnistkit.engines.base import Engine, EpochMetrics, Job, JobState
 from mnistkit.errors import MnistkitError
 from mnistkit.manifests.params import ManifestParams
 from mnistkit.trainspec import RunLayout, parse_metrics
+
+if TYPE_CHECKING:
+    from mnistkit.cluster.client import ClusterClient
 
 __all__ = ["ArgoEngine", "ArgoJob"]
 
@@ -144,7 +147,7 @@ class ArgoEngine(Engine):
 
     def __init__(
         self,
-        client: Any = None,
+        client: ClusterClient | None = None,
         *,
         namespace: str | None = None,
         s3: S3Config | None = None,

@@ -23,9 +23,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mnistkit._types import JsonValue
 
 __all__ = ["Requirement", "gjson_lookup", "parse_requirements", "requirement_matches", "resource_outcome"]
 
@@ -122,7 +125,7 @@ def parse_requirements(expr: str) -> list[Requirement]:
     return reqs
 
 
-def gjson_lookup(obj: Any, key: str) -> tuple[bool, str]:
+def gjson_lookup(obj: JsonValue, key: str) -> tuple[bool, str]:
     """``(exists, value)`` of a qualified-name key as a gjson path into ``obj`` (gjson's ``Result.String()``)."""
     cur = obj
     for part in key.split("."):
