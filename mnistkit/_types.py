@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-__all__ = ["JsonValue", "TFModel", "TFTensor", "TFModule", "Widget", "Boto3Client", "UserValue", "KubeBody"]
+__all__ = ["JsonValue", "TFModel", "TFTensor", "TFModule", "TFObject", "Widget", "Boto3Client", "UserValue", "KubeBody"]
 
 JsonValue: TypeAlias = Any
 """A value parsed from JSON or YAML (str, int, float, bool, None, list or dict), walked by shape."""
@@ -26,6 +26,9 @@ TFTensor: TypeAlias = Any
 
 TFModule: TypeAlias = Any
 """The ``tensorflow`` (or ``tf_keras``) module itself, passed in because it is imported lazily."""
+
+TFObject: TypeAlias = Any
+"""Another TensorFlow or tf_keras object (a callback, a distribution strategy, a learning-rate schedule)."""
 
 Widget: TypeAlias = Any
 """An ipywidgets widget: ipywidgets ships no type information."""

@@ -7,10 +7,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.trainspec import HOLD_ENV, EpochMetrics, RunLayout, format_metrics
 from trainer.mirror import S3Mirror, log
+
+if TYPE_CHECKING:
+    from mnistkit._types import TFModule, TFObject
 
 __all__ = ["make_callbacks"]
 
@@ -18,7 +21,7 @@ HOLD_LIMIT_S = 600.0  # a hold nobody releases ends by itself
 
 
 def make_callbacks(
-    keras: Any,
+    keras: TFModule,
     local: Path,
     *,
     epochs: int,
@@ -26,9 +29,9 @@ def make_callbacks(
     is_chief: bool,
     mirror: S3Mirror | None,
     started: float,
-) -> list[Any]:
+) -> list[TFObject]:
     """BackupAndRestore (guarded by the mirror's lock), TensorBoard, and the per-epoch report."""
-    guard: Callable[[], contextlib.AbstractContextManager[Any]] = (
+    guard: Callable[[], contextlib.AbstractContextManager[object]] = (
         (lambda: mirror.lock) if mirror is not None else contextlib.nullcontext
     )
     hold_after = int(os.environ.get(HOLD_ENV) or 0)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trainer.mirror import log
+
+if TYPE_CHECKING:
+    from mnistkit._types import TFModule, TFTensor
 
 __all__ = ["epoch_order", "resume_epoch"]
 
 
-def epoch_order(tf: Any, n: int, per_epoch: int, seed: int, start: int, stop: int) -> Any:
+def epoch_order(tf: TFModule, n: int, per_epoch: int, seed: int, start: int, stop: int) -> TFTensor:
     """A ``tf.data`` stream of sample indices for epochs ``start``..``stop - 1``, ``per_epoch`` each.
 
     Each epoch takes permutations of ``range(n)`` drawn by stateless ops keyed on (seed, epoch): its
@@ -21,7 +24,7 @@ def epoch_order(tf: Any, n: int, per_epoch: int, seed: int, start: int, stop: in
     """
     reps = -(-per_epoch // n)  # permutations per epoch: an epoch may be a little longer than the data
 
-    def one_epoch(epoch: Any) -> Any:
+    def one_epoch(epoch: TFTensor) -> TFTensor:
         perms = [
             tf.argsort(tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch * reps + j])))
             for j in range(reps)
@@ -31,7 +34,7 @@ def epoch_order(tf: Any, n: int, per_epoch: int, seed: int, start: int, stop: in
     return tf.data.Dataset.range(start, stop).flat_map(one_epoch)
 
 
-def resume_epoch(tf: Any, backup_dir: Path) -> int:
+def resume_epoch(tf: TFModule, backup_dir: Path) -> int:
     """The epoch (0-based) that ``BackupAndRestore`` will resume at: 0 without a backup.
 
     Read from the backup's own ``ckpt_saved_epoch`` (where tf-keras keeps it), so the data order and

@@ -12,9 +12,8 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-from mnistkit._types import TFModule
+from mnistkit._types import TFModel, TFModule, TFTensor
 
 __all__ = [
     "export_saved_model",
@@ -33,19 +32,19 @@ OUTPUTS = ("classes", "predictions")
 STALE_TMP_S = 24 * 3600  # a .tmp-* dir untouched this long belongs to a killed publish
 
 
-def export_saved_model(model: Any, path: str | os.PathLike[str]) -> Path:
+def export_saved_model(model: TFModel, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` (any callable Keras model taking [b, 28, 28]) as a SavedModel at ``path``."""
     from mnistkit.tf_runtime import import_tensorflow
 
     tf: TFModule = import_tensorflow()
 
     class MnistServing(tf.Module):
-        def __init__(self, m: Any) -> None:
+        def __init__(self, m: TFModel) -> None:
             super().__init__()
             self.model = m
 
         @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name=INPUT)])
-        def serve(self, x: Any) -> dict[str, Any]:  # tf.Tensor: TensorFlow ships no type information
+        def serve(self, x: TFTensor) -> dict[str, TFTensor]:
             probs = tf.cast(self.model(x, training=False), tf.float32)
             return {"classes": tf.cast(tf.argmax(probs, axis=1), tf.uint8), "predictions": probs}
 

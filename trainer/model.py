@@ -11,7 +11,12 @@ Every model takes ``[batch, 28, 28]`` float32 in [0, 1] and returns softmax prob
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mnistkit._types import TFModel, TFObject, TFTensor
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,7 +29,9 @@ tf = import_tensorflow()  # TensorFlow's start-up noise silenced before tf_keras
 import tf_keras as keras  # noqa: E402 - after import_tensorflow(), which silences it
 
 
-def learning_rate(rate: float, schedule: str = "constant", *, total_steps: int = 0, warmup_steps: int = 0) -> Any:
+def learning_rate(
+    rate: float, schedule: str = "constant", *, total_steps: int = 0, warmup_steps: int = 0
+) -> float | TFObject:
     """Adam's rate: ``constant``, or ``cosine``: a linear warm-up from ``rate / 10`` to ``rate`` over
     ``warmup_steps``, then a cosine decay to 0 at ``total_steps`` (so the last epochs fine-tune). The
     optimizer's step counter is in the backup, so a resumed run continues the same curve."""
@@ -40,18 +47,18 @@ def learning_rate(rate: float, schedule: str = "constant", *, total_steps: int =
 
 def build_model(
     model_type: str = "cnn",
-    rate: Any = 0.01,
+    rate: float | TFObject = 0.01,
     *,
     augment: bool = False,
     label_smoothing: float = 0.0,
-) -> Any:
+) -> TFModel:
     """A compiled model: ``cnn`` (the classic Keras MNIST convnet), ``bn`` (a wider convnet with batch
     normalization, for accuracy), ``small`` (a fast CNN for tests) or ``linear`` (softmax regression, as
     the seed's LINEAR type). ``rate``: a number or a schedule (``learning_rate``); ``label_smoothing``: the
     cross-entropy's target puts that much weight evenly on all ten digits (less over-confidence on few data)."""
     layers = keras.layers
 
-    def conv_bn(h: Any, filters: int, size: int, padding: str = "valid") -> Any:
+    def conv_bn(h: TFTensor, filters: int, size: int, padding: str = "valid") -> TFTensor:
         h = layers.Conv2D(filters, size, padding=padding, use_bias=False)(h)
         # momentum 0.9, not Keras' 0.99: with a few dozen steps an epoch the moving statistics must follow
         # the weights within an epoch, or early epochs are evaluated (and exported) with a stale normalization.
@@ -99,10 +106,10 @@ def build_model(
     return model
 
 
-def _smoothed_loss(smoothing: float) -> Any:
+def _smoothed_loss(smoothing: float) -> Callable[[TFTensor, TFTensor], TFTensor]:
     """Sparse categorical cross-entropy with label smoothing (tf-keras' sparse loss has no such option)."""
 
-    def smoothed_crossentropy(y_true: Any, y_pred: Any) -> Any:
+    def smoothed_crossentropy(y_true: TFTensor, y_pred: TFTensor) -> TFTensor:
         one_hot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), 10)
         return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=smoothing)
 

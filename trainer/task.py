@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.jobset import JobSetError, set_tf_config_from_jobset
 
@@ -37,10 +37,14 @@ from trainer.cluster import ClusterInfo, cluster_info
 from trainer.data_order import epoch_order, resume_epoch
 from trainer.mirror import S3Mirror, log
 
+if TYPE_CHECKING:
+    from mnistkit._types import TFModel, TFObject
+    from mnistkit.data import Dataset
+
 __all__ = ["main", "build_parser", "ClusterInfo", "cluster_info", "epoch_order", "S3Mirror"]
 
 
-def _load_data(data_dir: str, work: Path, seed: int) -> Any:
+def _load_data(data_dir: str, work: Path, seed: int) -> Dataset:
     from mnistkit import data
 
     if not data_dir:
@@ -50,7 +54,7 @@ def _load_data(data_dir: str, work: Path, seed: int) -> Any:
     return data.read_data_dir(local)
 
 
-def _export(model: Any, export_dir: str, version: int, work: Path) -> str:
+def _export(model: TFModel, export_dir: str, version: int, work: Path) -> str:
     from trainer.export import export_saved_model, publish_export
 
     # Not a temp dir: an export that cannot be published (S3 down for good) is kept, and the error names it.
@@ -112,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keras.utils.set_random_seed(cfg.seed)
     if info.multi_worker:
         # Blocks until every peer has registered with the coordination service (hence the watchdog).
-        strategy: Any = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy: TFObject = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
     if watchdog is not None and watchdog.stdin is not None:
