@@ -26,14 +26,13 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistkit.config import split_s3_url
 from mnistkit.errors import S3Error
 from mnistkit.s3 import (
     STAGING_PREFIX,
     Progress,
-    S3Client,
     _etag_check,
     _files,
     _local_etag,
@@ -45,6 +44,9 @@ from mnistkit.s3 import (
     upload_dir,
 )
 from mnistkit.versions import MARKER_FILE, is_version_name
+
+if TYPE_CHECKING:
+    from mnistkit.s3 import S3Client
 
 __all__ = ["CLAIMS_PREFIX", "VersionTaken", "publish_model_version", "publish_with_retries"]
 

@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,7 @@ from mnistkit.errors import S3Error
 
 if TYPE_CHECKING:  # boto3 is a core dependency, but its import costs ~0.3 s: load on first use.
     from boto3.s3.transfer import TransferConfig
-    from mypy_boto3_s3 import S3Client  # pragma: no cover
-else:
-    S3Client = Any
+    from mypy_boto3_s3 import S3Client  # the stubs (dev extra): every S3 call is checked
 
 __all__ = [
     "Progress",
@@ -151,7 +149,7 @@ def upload_file(
         raise _wrap("upload", f"s3://{bucket}/{key}", exc) from None
 
 
-def _etag_check(client: S3Client, bucket: str, key: str, head: dict[str, Any]) -> tuple[str, int] | None:
+def _etag_check(client: S3Client, bucket: str, key: str, head: Mapping[str, Any]) -> tuple[str, int] | None:
     """``(etag, part_size)`` to verify a download against, or None when the ETag is not an MD5.
 
     boto3 checks downloads against nothing (``response_checksum_validation="when_required"`` and most
@@ -215,7 +213,7 @@ def download_file(
     try:
         for attempt in range(max(1, attempts)):
             if attempt == 0 and listed is not None and "Size" in listed and "ETag" in listed:
-                head = {"ContentLength": listed["Size"], "ETag": listed["ETag"]}
+                head: Mapping[str, Any] = {"ContentLength": listed["Size"], "ETag": listed["ETag"]}
             else:
                 head = client.head_object(Bucket=bucket, Key=key)
             size = head["ContentLength"]

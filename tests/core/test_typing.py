@@ -15,13 +15,6 @@ from helpers.paths import ROOT
 
 TYPES_MODULE = "mnistkit/_types.py"
 PENDING = ("mnistkit/serving/",)  # branch perf15 edits the server; its Any move to the aliases after its merge
-PENDING += tuple(f"{d}/" for d in [])  # in progress on this branch
-PENDING += tuple(
-    f"mnistkit/{m}.py"
-    for m in [
-        "s3",
-    ]
-)
 MAPPINGS = {"dict", "Mapping", "MutableMapping"}  # dict[str, Any]: a JSON object, its values walked by shape
 
 
