@@ -105,3 +105,32 @@ def test_the_check_sees_unexplained_suppressions() -> None:
 def test_every_noqa_and_type_ignore_says_why() -> None:
     found = {name: lines for name, source in _sources().items() if (lines := unexplained(source))}
     assert found == {}, "write `# noqa: CODE - why` / `# type: ignore[code]  # why`"
+
+
+def test_lazy_packages_show_type_checkers_what_they_import() -> None:
+    """A package's ``__getattr__`` imports ``_WHERE[name]`` on first use; its ``if TYPE_CHECKING:`` block
+    imports the same names from the same modules, so ``from mnistkit.widgets import DrawingPad`` is typed."""
+    checked = 0
+    for name, source in _sources().items():
+        tree = ast.parse(source)
+        where = next(
+            (
+                ast.literal_eval(node.value)
+                for node in tree.body
+                if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_WHERE" for t in node.targets)
+            ),
+            None,
+        )
+        if where is None:
+            continue
+        typed = {
+            alias.asname or alias.name: node.module
+            for block in tree.body
+            if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+            for node in block.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        assert typed == where, name
+        checked += 1
+    assert checked >= 3  # serving, widgets, workshop
