@@ -6,9 +6,8 @@ The 2018 example printed the digit it sent so that a terminal user could check t
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mnistkit.errors import ServingError
 
@@ -18,7 +17,7 @@ INK = "@"
 BACKGROUND = "."
 
 
-def ascii_art(image: Any, threshold: float = 0.3) -> str:
+def ascii_art(image: ArrayLike, threshold: float = 0.3) -> str:
     """Render a ``[28, 28]`` (or ``[1, 28, 28]``) image, float in [0, 1] or uint8 0-255, as 28 lines.
 
     A pixel is ink when its intensity is above ``threshold`` (a fraction of full scale): lower than one

@@ -18,15 +18,23 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mnistkit.errors import ServingError
 from mnistkit.serving.status import RequestError, code_for_http
+
+if TYPE_CHECKING:
+    import grpc
+    from tensorflow_serving.apis.model_service_pb2_grpc import ModelServiceStub
+    from tensorflow_serving.apis.prediction_service_pb2_grpc import PredictionServiceStub
+
+    from mnistkit._types import Proto
 
 __all__ = ["Prediction", "ModelClient", "prepare_images", "ServingError", "RequestError"]
 
@@ -63,7 +71,7 @@ class Prediction:
     model_version: int
 
 
-def prepare_images(images: Any) -> np.ndarray:
+def prepare_images(images: ArrayLike) -> np.ndarray:
     """``[28, 28]`` or ``[b, 28, 28]``, float in [0, 1] or uint8 0-255 -> float32 ``[b, 28, 28]`` in [0, 1]."""
     arr = np.asarray(images)
     if arr.ndim == 2:
@@ -134,8 +142,8 @@ class ModelClient:
         self.host, self.port, self.protocol = host, port, protocol
         self.model_name, self.signature_name, self.timeout = model_name, signature_name, float(timeout)
         self.version = version
-        self._channel: Any = None
-        self._stubs: tuple[Any, Any] | None = None
+        self._channel: grpc.Channel | None = None
+        self._stubs: tuple[PredictionServiceStub, ModelServiceStub] | None = None
         self._local = threading.local()
         self._conns: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
@@ -178,14 +186,14 @@ class ModelClient:
 
     # -- public API -----------------------------------------------------------------------------------
 
-    def predict(self, images: Any) -> list[Prediction]:
+    def predict(self, images: ArrayLike) -> list[Prediction]:
         """Predict the digit of each image (``[28, 28]`` or ``[b, 28, 28]``)."""
         batch = prepare_images(images)
         if self.protocol == "grpc":
             return self._predict_grpc(batch)
         return self._predict_rest(batch)
 
-    def predict_one(self, image: Any) -> Prediction:
+    def predict_one(self, image: ArrayLike) -> Prediction:
         arr = np.asarray(image)
         if arr.shape != (28, 28) and arr.shape != (1, 28, 28):
             raise ServingError(
@@ -262,7 +270,7 @@ class ModelClient:
 
     # -- gRPC -----------------------------------------------------------------------------------------
 
-    def _grpc_stubs(self) -> tuple[Any, Any]:
+    def _grpc_stubs(self) -> tuple[PredictionServiceStub, ModelServiceStub]:
         stubs = self._stubs
         if stubs is not None:  # every request comes here: no lock once the stubs exist
             return stubs
@@ -284,7 +292,7 @@ class ModelClient:
                 )
             return self._stubs
 
-    def _call(self, method: Any, request: Any) -> Any:
+    def _call(self, method: Callable[..., Proto], request: Proto) -> Proto:
         import grpc
 
         try:

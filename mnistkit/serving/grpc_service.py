@@ -9,7 +9,7 @@ shapes) before any tensor is decoded, so a few bytes declaring 16M floats cost n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
 from tensorflow_serving.apis import (
@@ -25,13 +25,16 @@ from mnistkit.serving.signature import DEFAULT_SIGNATURE, check_declared, check_
 from mnistkit.serving.status import RequestError, grpc_abort
 from mnistkit.serving.tensors import declared, fill_proto, proto_to_ndarray
 
+if TYPE_CHECKING:
+    from mnistkit._types import Proto
+
 __all__ = ["PredictionServicer", "ModelServicer", "add_services"]
 
 # ModelVersionStatus.State values by name.
 _STATE = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 
 
-def _version(spec: Any) -> int | None:
+def _version(spec: Proto) -> int | None:
     if spec.HasField("version"):
         return int(spec.version.value)
     if spec.version_label:
@@ -49,7 +52,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def Predict(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         b = self._backend
         try:
             model = b.resolve(request.model_spec.name, _version(request.model_spec))
@@ -74,7 +77,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             fill_proto(response.outputs[key], value)
         return response
 
-    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def GetModelMetadata(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         try:
             fields = list(request.metadata_field)
             if not fields:
@@ -104,7 +107,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def GetModelStatus(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         try:
             statuses = self._backend.status(request.model_spec.name, _version(request.model_spec))
         except RequestError as exc:

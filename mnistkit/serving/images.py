@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mnistkit.errors import ConfigError, DataError
 
@@ -23,7 +23,7 @@ MAX_SIDE = 4096
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def to_mnist(gray: Any) -> np.ndarray:
+def to_mnist(gray: ArrayLike) -> np.ndarray:
     """A 2-D grayscale array (uint8, or float in [0, 1]) -> uint8 ``[28, 28]`` white-on-black, MNIST-framed.
 
     A blank image (no ink) is a ``DataError``: there is nothing to classify.

@@ -26,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.config import S3Config
 from mnistkit.errors import MnistkitError
@@ -34,6 +34,11 @@ from mnistkit.serving import loading
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.status import RequestError
 from mnistkit.versions import local_versions
+
+Fingerprint = tuple[tuple[str, int, int], ...]  # (path, size, mtime_ns) of each file of a version
+
+if TYPE_CHECKING:
+    from mnistkit.s3 import S3Client
 
 __all__ = ["RETRY_SECONDS", "ModelManager", "VersionStatus", "cache_folder"]
 
@@ -75,7 +80,7 @@ class ModelManager:
         self.poll_wait_seconds = max(0.05, float(poll_wait_seconds))
         self._is_s3 = self.base_path.startswith("s3://")
         self._s3_config = s3_config
-        self._s3_client: Any = None
+        self._s3_client: S3Client | None = None
         self._own_cache = False
         if self._is_s3:
             from mnistkit.config import split_s3_url
@@ -92,7 +97,7 @@ class ModelManager:
         self._current: LoadedModel | None = None
         self._history: dict[int, VersionStatus] = {}
         # version -> (error message, files fingerprint at the failed attempt, monotonic time of it)
-        self._failures: dict[int, tuple[str, tuple[Any, ...], float]] = {}
+        self._failures: dict[int, tuple[str, Fingerprint, float]] = {}
         self._download_failures: dict[int, float] = {}  # s3: version -> monotonic time of its failed download
         self._warned: set[str] = set()
         self._lock = threading.Lock()  # one poll at a time (the thread and explicit poll_once calls)
@@ -270,7 +275,7 @@ class ModelManager:
                     break
             return self._current
 
-    def _fingerprint(self, version: int) -> tuple[Any, ...]:
+    def _fingerprint(self, version: int) -> Fingerprint:
         """Names, sizes and mtimes of a version's files: changes when someone finishes or fixes it."""
         items = []
         for root, _dirs, files in os.walk(self.local_dir / str(version)):

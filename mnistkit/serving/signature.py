@@ -9,14 +9,17 @@ lists, decoded tensors) into what the model is called with.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mnistkit.serving.status import RequestError
 from mnistkit.serving.tensors import DTYPE_NAMES, DTYPES
+
+if TYPE_CHECKING:
+    from mnistkit._types import Proto, TFObject
 
 __all__ = [
     "DEFAULT_SIGNATURE",
@@ -52,7 +55,7 @@ class TensorInfo:
     """One input or output of a signature: its key, dtype and shape (``None`` for unknown dimensions)."""
 
     key: str
-    dtype: np.dtype[Any]
+    dtype: np.dtype
     dtype_name: str
     shape: tuple[int | None, ...] | None
 
@@ -70,10 +73,10 @@ class Signature:
     name: str
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
-    fn: Any
+    fn: TFObject  # the SavedModel's concrete function
 
 
-def tensor_info(key: str, proto: Any) -> TensorInfo:
+def tensor_info(key: str, proto: Proto) -> TensorInfo:
     """A ``TensorInfo`` from a SignatureDef's ``TensorInfo`` proto."""
     dtype = DTYPES.get(proto.dtype, (np.dtype(object), ""))[0]
     shape = (
@@ -84,7 +87,7 @@ def tensor_info(key: str, proto: Any) -> TensorInfo:
     return TensorInfo(key, dtype, DTYPE_NAMES.get(proto.dtype, f"dtype {proto.dtype}"), shape)
 
 
-def _check_keys(sig: Signature, keys: Any) -> None:
+def _check_keys(sig: Signature, keys: Iterable[str]) -> None:
     extra = sorted(set(keys) - set(sig.inputs))
     if extra:
         raise RequestError(
@@ -131,7 +134,7 @@ def _check_shape(info: TensorInfo, shape: tuple[int, ...], max_batch: int, batch
 
 def check_declared(
     sig: Signature,
-    declared: Mapping[str, tuple[np.dtype[Any] | None, tuple[int, ...]]],
+    declared: Mapping[str, tuple[np.dtype | None, tuple[int, ...]]],
     *,
     max_batch: int = MAX_BATCH,
     max_bytes: int = MAX_DECODED_BYTES,
@@ -197,7 +200,7 @@ def feed(
     return out
 
 
-def _coerce(info: TensorInfo, value: Any, strict: bool) -> np.ndarray:
+def _coerce(info: TensorInfo, value: object, strict: bool) -> np.ndarray:
     key = info.key
     if isinstance(value, np.ndarray):
         if strict and value.dtype != info.dtype:

@@ -9,9 +9,12 @@ client turns an HTTP status back into a code with ``code_for_http``: one table, 
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from mnistkit.errors import ServingError
+
+if TYPE_CHECKING:
+    import grpc
 
 __all__ = ["HTTP_STATUS", "RequestError", "http_status", "code_for_http", "grpc_abort"]
 
@@ -60,7 +63,7 @@ def code_for_http(status: int) -> str:
     return "UNKNOWN" if status >= 500 else "INVALID_ARGUMENT"
 
 
-def grpc_abort(context: Any, exc: RequestError) -> NoReturn:
+def grpc_abort(context: grpc.ServicerContext, exc: RequestError) -> NoReturn:
     """End a gRPC call with ``exc``'s canonical code and message (``context.abort`` raises)."""
     import grpc
 

@@ -10,11 +10,14 @@ clients written against it (the 2018 example included) read ``outputs["classes"]
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mnistkit.serving.status import RequestError
+
+if TYPE_CHECKING:
+    from mnistkit._types import Proto
 
 __all__ = [
     "DTYPES",
@@ -29,7 +32,7 @@ __all__ = [
 MAX_TENSOR_BYTES = 64 * 1024 * 1024
 
 # TensorFlow DataType enum value -> (numpy dtype, typed value field).
-DTYPES: dict[int, tuple[np.dtype[Any], str]] = {
+DTYPES: dict[int, tuple[np.dtype[np.generic], str]] = {
     1: (np.dtype(np.float32), "float_val"),
     2: (np.dtype(np.float64), "double_val"),
     3: (np.dtype(np.int32), "int_val"),
@@ -57,10 +60,10 @@ DTYPE_NAMES: dict[int, str] = {
     22: "DT_UINT32",
     23: "DT_UINT64",
 }
-_ENUM_OF: dict[np.dtype[Any], int] = {dt: enum for enum, (dt, _field) in DTYPES.items()}
+_ENUM_OF: dict[np.dtype[np.generic], int] = {dt: enum for enum, (dt, _field) in DTYPES.items()}
 
 
-def declared(proto: Any, name: str = "input") -> tuple[np.dtype[Any], tuple[int, ...]]:
+def declared(proto: Proto, name: str = "input") -> tuple[np.dtype[np.generic], tuple[int, ...]]:
     """The dtype and shape a ``TensorProto`` declares, read without decoding a value."""
     if proto.dtype not in DTYPES:
         label = DTYPE_NAMES.get(proto.dtype, f"dtype {proto.dtype}")
@@ -70,7 +73,7 @@ def declared(proto: Any, name: str = "input") -> tuple[np.dtype[Any], tuple[int,
     return DTYPES[proto.dtype][0], tuple(int(d.size) for d in proto.tensor_shape.dim)
 
 
-def proto_to_ndarray(proto: Any, name: str = "input") -> np.ndarray:
+def proto_to_ndarray(proto: Proto, name: str = "input") -> np.ndarray:
     """Decode a ``TensorProto``; a malformed one is an ``INVALID_ARGUMENT`` naming ``name``."""
     dtype, shape = declared(proto, name)
     field = DTYPES[proto.dtype][1]
@@ -108,7 +111,7 @@ def proto_to_ndarray(proto: Any, name: str = "input") -> np.ndarray:
     raise RequestError(f"input {name!r}: {n} values do not fit shape {list(shape)}", field=name, value=list(shape))
 
 
-def fill_proto(proto: Any, array: np.ndarray, *, content: bool = False) -> Any:
+def fill_proto(proto: Proto, array: np.ndarray, *, content: bool = False) -> Proto:
     """Write ``array`` into the (empty) ``TensorProto`` ``proto``; typed fields unless ``content``."""
     array = np.asarray(array)
     enum = _ENUM_OF.get(array.dtype)
@@ -124,7 +127,7 @@ def fill_proto(proto: Any, array: np.ndarray, *, content: bool = False) -> Any:
     return proto
 
 
-def ndarray_to_proto(array: np.ndarray, *, content: bool = True) -> Any:
+def ndarray_to_proto(array: np.ndarray, *, content: bool = True) -> Proto:
     """A new ``TensorProto`` holding ``array`` (``tensor_content`` by default: compact and fast)."""
     from tensorflow.core.framework import tensor_pb2
 
