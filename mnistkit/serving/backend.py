@@ -15,7 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from mnistkit.serving.manager import ModelManager, VersionStatus
 from mnistkit.serving.signature import MAX_BATCH, MAX_DECODED_BYTES, Signature
 from mnistkit.serving.status import RequestError
 from mnistkit.versions import is_version_name
+
+if TYPE_CHECKING:
+    from mnistkit._types import Proto
 
 __all__ = ["Backend", "ModelCall", "Steps", "parse_version", "signature_def_map"]
 
@@ -156,7 +159,7 @@ def _run_direct(
     return model.run(sig, inputs, wanted)
 
 
-def signature_def_map(model: LoadedModel) -> Any:
+def signature_def_map(model: LoadedModel) -> Proto:
     """The model's ``SignatureDefMap`` proto (what TF Serving's metadata answers under ``signature_def``)."""
     from tensorflow_serving.apis import get_model_metadata_pb2
 

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,12 @@ from mnistkit.serving.backend import ModelCall
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.signature import Signature
 from mnistkit.serving.status import RequestError
+
+# (model, signature, wanted outputs, (input, dtype, row shape)...): requests with the same key share a batch
+BatchKey = tuple[int, str, tuple[str, ...], tuple[tuple[str, str, tuple[int, ...]], ...]]
+
+if TYPE_CHECKING:
+    from mnistkit._types import Proto
 
 __all__ = ["BatchingParameters", "Batcher", "parse_batching_parameters", "read_batching_parameters"]
 
@@ -68,7 +74,7 @@ class BatchingParameters:
             )
 
 
-def _message_class() -> Any:
+def _message_class() -> Callable[[], Proto]:
     """TF Serving's ``BatchingParameters`` message (session_bundle_config.proto), for its text format."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
 
@@ -142,7 +148,7 @@ class _Task:
 
     __slots__ = ("key", "call", "rows", "arrived", "result", "error", "notify")
 
-    def __init__(self, key: tuple[Any, ...], call: ModelCall, rows: int, notify: Callable[[_Task], None]) -> None:
+    def __init__(self, key: BatchKey, call: ModelCall, rows: int, notify: Callable[[_Task], None]) -> None:
         self.key, self.call, self.rows, self.notify = key, call, rows, notify
         self.arrived = time.monotonic()
         self.result: dict[str, np.ndarray] | None = None
@@ -291,7 +297,7 @@ class Batcher:
                         return self._collect(first.key, limit)
                     self._cond.wait(left)
 
-    def _collect(self, key: tuple[Any, ...], limit: int) -> list[_Task]:
+    def _collect(self, key: BatchKey, limit: int) -> list[_Task]:
         """Take the oldest tasks with ``key``, up to ``limit`` rows, out of the queue (lock held)."""
         batch: list[_Task] = []
         total = 0

@@ -10,7 +10,7 @@ other methods (model repository, shared memory, statistics, streaming) answer ``
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -19,6 +19,9 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from mnistkit.serving import oip
 from mnistkit.serving.backend import Backend
 from mnistkit.serving.status import RequestError, grpc_abort
+
+if TYPE_CHECKING:
+    from mnistkit._types import Proto
 
 __all__ = ["InferenceServicer", "add_service"]
 
@@ -38,14 +41,14 @@ _CONTENTS = {
 }
 
 
-def _typed(name: str, datatype: str, contents: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
+def _typed(name: str, datatype: str, contents: Proto, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     field = _CONTENTS.get(datatype)
     if field is None:
         raise RequestError(f"input {name!r}: {datatype} must be sent in raw_input_contents", field=name)
     return oip.flat_values(name, np.asarray(getattr(contents, field)), dtype, shape)
 
 
-def _inputs(request: Any) -> list[oip.V2Input]:
+def _inputs(request: Proto) -> list[oip.V2Input]:
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
         raise RequestError(
@@ -71,25 +74,25 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def ServerLive(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         return service_pb2.ServerLiveResponse(live=True)
 
-    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def ServerReady(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         return service_pb2.ServerReadyResponse(ready=self._backend.manager.current is not None)
 
-    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def ModelReady(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         try:
             return service_pb2.ModelReadyResponse(ready=oip.model_ready(self._backend, request.name, request.version))
         except RequestError as exc:
             grpc_abort(context, exc)
 
-    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def ServerMetadata(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         meta = oip.server_metadata()
         return service_pb2.ServerMetadataResponse(
             name=meta["name"], version=meta["version"], extensions=meta["extensions"]
         )
 
-    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def ModelMetadata(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         try:
             meta = oip.model_metadata(self._backend, request.name, request.version)
         except RequestError as exc:
@@ -103,7 +106,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(**t) for t in meta["outputs"]],
         )
 
-    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def ModelInfer(self, request: Proto, context: grpc.ServicerContext) -> Proto:
         try:
             names = [o.name for o in request.outputs] or None
             model, outputs = self._backend.complete(

@@ -25,7 +25,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import tornado.http1connection
 import tornado.httpserver
@@ -34,6 +34,12 @@ import tornado.netutil
 
 from mnistkit.serving.backend import Backend, ModelCall, Outputs, Steps
 from mnistkit.serving.status import RequestError
+
+if TYPE_CHECKING:
+    from asyncio import Future
+    from collections.abc import Awaitable
+
+    from mnistkit._types import JsonValue
 
 __all__ = [
     "BODY_SECONDS",
@@ -76,7 +82,9 @@ class Reply:
     close: bool = False
 
 
-def json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = (), close: bool = False) -> Reply:
+def json_reply(
+    status: int, payload: JsonValue, headers: tuple[tuple[str, str], ...] = (), close: bool = False
+) -> Reply:
     return Reply(status, json.dumps(payload, allow_nan=True).encode(), headers, close)
 
 
@@ -144,7 +152,7 @@ class _Exchange(tornado.httputil.HTTPMessageDelegate):
         self,
         start_line: tornado.httputil.RequestStartLine | tornado.httputil.ResponseStartLine,
         headers: tornado.httputil.HTTPHeaders,
-    ) -> Any:
+    ) -> Awaitable[None] | None:
         assert isinstance(start_line, tornado.httputil.RequestStartLine)
         self._method, self._path, self._headers = start_line.method, start_line.path.split("?", 1)[0], headers
         problem = framing_problem(self._method, headers, self._app.max_bytes)
@@ -232,7 +240,7 @@ class _Exchange(tornado.httputil.HTTPMessageDelegate):
                 self._send, json_reply(503, {"error": "the server is stopping"}, close=True)
             )
 
-    def _send(self, reply: Reply) -> Any:
+    def _send(self, reply: Reply) -> Future[None] | None:
         if self._closed or self._answered:
             return None
         self._answered = True

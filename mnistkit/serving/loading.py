@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,11 @@ from mnistkit.serving.signature import (
 from mnistkit.serving.status import RequestError
 from mnistkit.versions import MARKER_FILE
 
+if TYPE_CHECKING:
+    from mnistkit._types import Proto, TFModule, TFObject
+
+Runner = Callable[..., dict[str, np.ndarray]]  # a signature run by input name: its outputs by name
+
 __all__ = ["LoadedModel", "load_model"]
 
 _SERVE_TAG = "serve"
@@ -42,9 +47,9 @@ class LoadedModel:
         self,
         version: int,
         path: Path,
-        runners: Mapping[str, Any],
-        signature_defs: Mapping[str, Any],
-        keep_alive: Any = None,
+        runners: Mapping[str, Runner],
+        signature_defs: Mapping[str, Proto],
+        keep_alive: object = None,
     ) -> None:
         self.version = version
         self.path = path
@@ -86,7 +91,7 @@ class LoadedModel:
     def predict(
         self,
         signature_name: str | None,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, object],
         *,
         strict_dtype: bool = True,
         max_batch: int = MAX_BATCH,
@@ -109,7 +114,7 @@ def _warm_up(model: LoadedModel) -> None:
         sig.fn(**feed)
 
 
-def _serving_meta_graph(sm: Any) -> Any:
+def _serving_meta_graph(sm: Proto) -> Proto:
     """The meta graph tagged exactly ``serve``, as TF Serving picks by default (a SavedModel may also hold
     ``train`` or ``gpu`` graphs); one meta graph of any tags is taken as it is, as TF2's loader does."""
     if len(sm.meta_graphs) == 1:
@@ -130,7 +135,7 @@ def _first_line(exc: BaseException) -> str:
     return ""
 
 
-def _session_config() -> Any:
+def _session_config() -> Proto:
     """The process's ``tf.config`` settings (devices, GPU memory growth, intra-op threads) as a
     ``ConfigProto``, so a session honours what a notebook set; graphs run in the caller's thread."""
     from tensorflow.core.protobuf import config_pb2
@@ -147,14 +152,14 @@ def _session_config() -> Any:
     return config
 
 
-def _dense(sdef: Any) -> bool:
+def _dense(sdef: Proto) -> bool:
     """Whether every input and output of the ``SignatureDef`` is one plain named tensor."""
     return all(t.WhichOneof("encoding") == "name" for t in (*sdef.inputs.values(), *sdef.outputs.values()))
 
 
 def _session_runners(
-    tf: Any, path: Path, tags: list[str], signature_defs: Mapping[str, Any]
-) -> tuple[Any, dict[str, Any]]:
+    tf: TFModule, path: Path, tags: list[str], signature_defs: Mapping[str, Proto]
+) -> tuple[TFObject, dict[str, Runner]]:
     """Load the meta graph tagged ``tags`` into its own graph and ``Session``; one callable per signature.
 
     This is how TF Serving runs a SavedModel (a session over the meta graph, fed and fetched by tensor
@@ -171,7 +176,7 @@ def _session_runners(
         tf.compat.v1.saved_model.loader.load(session, tags, str(path))
     from tensorflow.core.protobuf import config_pb2
 
-    runners: dict[str, Any] = {}
+    runners: dict[str, Runner] = {}
     for name, sdef in signature_defs.items():
         inputs, outputs = list(sdef.inputs), list(sdef.outputs)
         feeds, fetches = [sdef.inputs[k].name for k in inputs], [sdef.outputs[k].name for k in outputs]
@@ -182,22 +187,24 @@ def _session_runners(
         else:
             call = session.make_callable(fetches, feed_list=feeds)
 
-        def run(_call: Any = call, _inputs: list[str] = inputs, _outputs: list[str] = outputs, **feed: Any) -> dict:
+        def run(
+            _call: TFObject = call, _inputs: list[str] = inputs, _outputs: list[str] = outputs, **feed: Any
+        ) -> dict[str, np.ndarray]:
             return dict(zip(_outputs, _call(*[feed[k] for k in _inputs])))
 
         runners[name] = run
     return session, runners
 
 
-def _eager_runner(fn: Any) -> Any:
-    def run(**feed: Any) -> dict:
+def _eager_runner(fn: TFObject) -> Runner:
+    def run(**feed: Any) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in fn(**feed).items()}
 
     return run
 
 
 @contextlib.contextmanager
-def _quiet_tf_loader(tf: Any) -> Iterator[None]:
+def _quiet_tf_loader(tf: TFModule) -> Iterator[None]:
     """TF1's loader logs a deprecation warning and "Restoring parameters from ..." (INFO, shown by
     ``mnistkit serve``) on every load, retries of a broken version included; the server logs its own line."""
     logger = tf.get_logger()
@@ -206,7 +213,7 @@ def _quiet_tf_loader(tf: Any) -> Iterator[None]:
     try:
         from tensorflow.python.util import deprecation
 
-        silence: Any = deprecation.silence()
+        silence: contextlib.AbstractContextManager[object] = deprecation.silence()
     except ImportError:  # a TensorFlow without the private module: the warning is harmless
         silence = contextlib.nullcontext()
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,10 +23,13 @@ from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, Signature, TensorInfo, check_declared, check_outputs, feed
 from mnistkit.serving.status import RequestError
 
+if TYPE_CHECKING:
+    from mnistkit._types import JsonValue
+
 __all__ = ["DATATYPES", "V2Input", "datatype_of", "infer", "model_metadata", "model_ready", "server_metadata"]
 
 PLATFORM = "tensorflow_savedmodel"
-DATATYPES: dict[str, np.dtype[Any]] = {
+DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
     "UINT16": np.dtype(np.uint16),
@@ -43,7 +46,7 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 _NAME_OF = {dt: name for name, dt in DATATYPES.items()}
 
 
-def datatype_of(dtype: np.dtype[Any]) -> str:
+def datatype_of(dtype: np.dtype) -> str:
     """The v2 datatype name of a numpy dtype (``BYTES`` for anything else)."""
     return _NAME_OF.get(np.dtype(dtype), "BYTES")
 
@@ -59,7 +62,7 @@ class V2Input:
     name: str
     datatype: str
     shape: tuple[int, ...]
-    decode: Callable[[np.dtype[Any], tuple[int, ...]], Any]
+    decode: Callable[[np.dtype, tuple[int, ...]], np.ndarray]
 
 
 def _signature(model: LoadedModel) -> Signature:
@@ -113,7 +116,7 @@ def infer(
     names = [i.name for i in inputs]
     if len(set(names)) != len(names):
         raise RequestError("an input is given more than once", field="inputs")
-    declared: dict[str, tuple[np.dtype[Any] | None, tuple[int, ...]]] = {}
+    declared: dict[str, tuple[np.dtype | None, tuple[int, ...]]] = {}
     for i in inputs:
         dtype = DATATYPES.get(i.datatype)
         if dtype is None:
@@ -134,7 +137,7 @@ def infer(
     return model, outputs
 
 
-def flat_values(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
+def flat_values(name: str, data: JsonValue, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """JSON ``data`` (flat or nested, as the protocol allows) -> an array of ``shape``."""
     try:
         arr = np.asarray(data)
@@ -151,7 +154,7 @@ def flat_values(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[int, ..
     return arr.reshape(shape).astype(dtype, copy=False)
 
 
-def raw_values(name: str, raw: bytes, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
+def raw_values(name: str, raw: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """Binary tensor data (little-endian, row-major) -> an array of ``shape``."""
     need = math.prod(shape) * dtype.itemsize
     if len(raw) != need:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -25,6 +25,9 @@ from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.manager import VersionStatus
 from mnistkit.serving.signature import DEFAULT_SIGNATURE, feed
 from mnistkit.serving.status import RequestError
+
+if TYPE_CHECKING:
+    from mnistkit._types import JsonValue
 
 __all__ = ["metadata_json", "parse_json", "predict_json", "predict_steps", "routes", "status_json"]
 
@@ -56,7 +59,7 @@ def metadata_json(name: str, model: LoadedModel) -> dict[str, Any]:
     }
 
 
-def _columns_from_instances(instances: Any, input_keys: list[str]) -> dict[str, Any]:
+def _columns_from_instances(instances: JsonValue, input_keys: list[str]) -> dict[str, Any]:
     """Row format -> one batched value per input."""
     if not isinstance(instances, list):
         raise RequestError('"instances" must be a list', field="instances")
@@ -64,7 +67,7 @@ def _columns_from_instances(instances: Any, input_keys: list[str]) -> dict[str, 
         raise RequestError('"instances" is an empty list: nothing to predict', field="instances", value=0)
     named = [isinstance(i, dict) for i in instances]
     if all(named):
-        cols: dict[str, list[Any]] = {}
+        cols: dict[str, list[JsonValue]] = {}
         keys = set(instances[0])
         for inst in instances:
             if set(inst) != keys:
@@ -82,7 +85,7 @@ def _columns_from_instances(instances: Any, input_keys: list[str]) -> dict[str, 
     return {input_keys[0]: instances}
 
 
-def _rows(outputs: dict[str, np.ndarray]) -> list[Any]:
+def _rows(outputs: dict[str, np.ndarray]) -> list[JsonValue]:
     """Outputs -> row format: a list of values (one output) or of objects (several)."""
     arrays = {k: v.tolist() for k, v in outputs.items()}
     if len(arrays) == 1:

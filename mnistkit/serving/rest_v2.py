@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -23,6 +23,11 @@ from mnistkit.serving.backend import Backend, Steps
 from mnistkit.serving.http_front import HttpRequest, Reply, Route, json_reply
 from mnistkit.serving.rest import parse_json
 from mnistkit.serving.status import RequestError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mnistkit._types import JsonValue
 
 __all__ = ["routes"]
 
@@ -75,7 +80,7 @@ def _split(request: HttpRequest) -> tuple[bytes, bytes]:
     return request.body[:n], request.body[n:]
 
 
-def _shape(name: str, value: Any) -> tuple[int, ...]:
+def _shape(name: str, value: JsonValue) -> tuple[int, ...]:
     if not isinstance(value, list) or len(value) > 32 or not all(type(d) is int and d >= 0 for d in value):
         raise RequestError(f"input {name!r}: shape must be a list of non-negative integers", field=name)
     return tuple(value)
@@ -157,7 +162,9 @@ def _infer(request: HttpRequest, m: re.Match[str], backend: Backend) -> Steps[Re
 def routes(backend: Backend) -> list[Route]:
     """The Open Inference Protocol's REST routes over ``backend``."""
 
-    def route(pattern: str, fn: Any, in_pool: bool = False, steps: bool = False) -> Route:
+    def route(
+        pattern: str, fn: Callable[..., Reply | Steps[Reply]], in_pool: bool = False, steps: bool = False
+    ) -> Route:
         return Route(re.compile(pattern), functools.partial(fn, backend=backend), in_pool, steps)
 
     return [

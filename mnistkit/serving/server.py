@@ -14,7 +14,7 @@ import logging
 import os
 from concurrent import futures
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mnistkit.config import S3Config
 from mnistkit.errors import ServingError
@@ -23,6 +23,12 @@ from mnistkit.serving.batching import BatchingParameters
 from mnistkit.serving.loading import LoadedModel
 from mnistkit.serving.manager import ModelManager, VersionStatus
 from mnistkit.serving.signature import MAX_BATCH, MAX_DECODED_BYTES
+
+if TYPE_CHECKING:
+    import grpc
+
+    from mnistkit.serving.batching import Batcher
+    from mnistkit.serving.http_front import HttpFrontEnd
 
 __all__ = ["ModelServer", "MAX_REQUEST_BYTES", "MAX_CONCURRENT_RPCS"]
 
@@ -82,9 +88,9 @@ class ModelServer:
             model_name, self.manager, max_batch=max_batch, max_decoded_bytes=max_decoded_bytes, workers=grpc_workers
         )
         self.batching = batching
-        self._batcher: Any = None
-        self._grpc: Any = None
-        self._rest: Any = None
+        self._batcher: Batcher | None = None
+        self._grpc: grpc.Server | None = None
+        self._rest: HttpFrontEnd | None = None
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
 
@@ -182,7 +188,7 @@ class ModelServer:
         )
         return self
 
-    def _add_v2(self, grpc_server: Any) -> None:
+    def _add_v2(self, grpc_server: grpc.Server) -> None:
         """The Open Inference Protocol's gRPC service, where its protos (``tritonclient[grpc]``) are installed."""
         try:
             from mnistkit.serving import grpc_v2
@@ -191,7 +197,7 @@ class ModelServer:
             return
         grpc_v2.add_service(grpc_server, self.backend)
 
-    def _start_rest(self, port: int) -> Any:
+    def _start_rest(self, port: int) -> HttpFrontEnd:
         from mnistkit.serving import rest, rest_v2
         from mnistkit.serving.http_front import HttpFrontEnd
 
