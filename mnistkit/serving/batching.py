@@ -146,17 +146,26 @@ def read_batching_parameters(path: str | None) -> BatchingParameters:
 class _Task:
     """One request waiting in the queue; ``finish`` hands it its rows (or an error) and calls ``notify``."""
 
-    __slots__ = ("key", "call", "rows", "arrived", "result", "error", "notify")
+    __slots__ = ("key", "call", "rows", "arrived", "result", "error", "notify", "finished")
 
     def __init__(self, key: BatchKey, call: ModelCall, rows: int, notify: Callable[[_Task], None]) -> None:
         self.key, self.call, self.rows, self.notify = key, call, rows, notify
         self.arrived = time.monotonic()
         self.result: dict[str, np.ndarray] | None = None
         self.error: BaseException | None = None
+        self.finished = False
 
     def finish(self, result: dict[str, np.ndarray] | None = None, error: BaseException | None = None) -> None:
+        """Only the first call counts, and a failing ``notify`` is logged, as a ``Future`` does: a batch that
+        fails after handing out some rows must not notify those requests twice or stop its batch thread."""
+        if self.finished:
+            return
+        self.finished = True
         self.result, self.error = result, error
-        self.notify(self)
+        try:
+            self.notify(self)
+        except Exception:  # one request's completion must not fail its batch-mates (logged)
+            log.exception("batching: a request's completion callback failed")
 
     def outputs(self) -> dict[str, np.ndarray]:
         """The rows of this request (after ``notify``), or its error raised."""

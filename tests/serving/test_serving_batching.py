@@ -199,6 +199,45 @@ def test_no_batch_is_empty_when_batch_threads_race() -> None:
     assert sizes and min(sizes) >= 1, sizes
 
 
+def test_a_failing_completion_callback_does_not_touch_its_batch_mates() -> None:
+    """A queued request whose ``done`` callback raises (e.g. its event loop closed) is finished once; its
+    batch-mate still gets its own rows, once; the batch thread lives on."""
+    from mnistkit.serving.backend import ModelCall
+
+    model = FakeModel()
+    batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=30_000_000, num_batch_threads=1))
+    calls: list[tuple[str, Any, Any]] = []
+    got_second = threading.Event()
+
+    def broken(outputs: Any, error: Any) -> None:
+        calls.append(("broken", outputs, error))
+        raise RuntimeError("event loop is closed")
+
+    def second(outputs: Any, error: Any) -> None:
+        calls.append(("second", outputs, error))
+        got_second.set()
+
+    try:
+        model.hold.clear()
+        lone = threading.Thread(target=batcher.run, args=(model, SIG, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+        lone.start()
+        assert model.entered.wait(30)  # a lone request runs in its own thread and holds the model
+        assert batcher.submit(ModelCall(model, SIG, {"x": np.full((1, 2), 2, np.float32)}, ["y"]), broken)
+        assert batcher.submit(ModelCall(model, SIG, {"x": np.full((1, 2), 3, np.float32)}, ["y"]), second)
+        model.hold.set()  # the two queued requests run as one batch
+        lone.join(30)
+        assert got_second.wait(30)
+        assert [name for name, _, _ in calls] == ["broken", "second"]
+        _, outputs, error = calls[1]
+        assert error is None and float(outputs["y"][0]) == 6.0
+        answer = batcher.run(model, SIG, {"x": np.full((2, 2), 5, np.float32)}, ["y"])  # the thread lives on
+        assert answer["y"].tolist() == [10.0, 10.0]
+    finally:
+        model.hold.set()
+        batcher.stop()
+    assert model.calls[:2] == [1, 2]
+
+
 def test_padding_to_allowed_sizes_and_large_requests_alone() -> None:
     model = FakeModel()
     batcher = Batcher(
