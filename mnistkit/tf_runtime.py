@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
-__all__ = ["import_tensorflow", "silenced_stderr_fd"]
+__all__ = ["import_tensorflow", "set_intra_op_threads", "silenced_stderr_fd"]
 
 
 @contextlib.contextmanager
@@ -48,3 +48,27 @@ def import_tensorflow() -> ModuleType:
 
         tf.config.list_physical_devices()  # triggers cuInit here, not in the first user cell
     return tf
+
+
+def set_intra_op_threads(threads: int, flag: str = "tensorflow_intra_op_parallelism") -> None:
+    """Size TensorFlow's intra-op pool (0: TensorFlow's default, one thread per core), as TF Serving's
+    ``--tensorflow_intra_op_parallelism`` does; the sessions the server loads afterwards use it.
+
+    TensorFlow fixes the pool once it has run an op in this process: asking for another size then is a
+    ``ConfigError`` naming ``flag``, not a silent no-op.
+    """
+    from mnistkit.errors import ConfigError
+
+    tf = import_tensorflow()
+    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise ConfigError(
+            f"--{flag}={threads} comes too late: TensorFlow already runs ops in this process with "
+            f"{tf.config.threading.get_intra_op_parallelism_threads() or 'one per core'} intra-op threads; "
+            "set it before TensorFlow's first op (a fresh `mnistkit serve`, or the top of the notebook)",
+            field=flag,
+            value=threads,
+        ) from None

@@ -56,6 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="at most N gRPC calls in flight or queued; more are answered RESOURCE_EXHAUSTED at once (default 256)",
     )
+    p.add_argument(
+        "--tensorflow_intra_op_parallelism",
+        type=int,
+        default=0,
+        metavar="N",
+        help="threads one op may use (default 0: one per core, as TF Serving); 1 serves many small concurrent "
+        "requests with less CPU each (docs/serving.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -107,6 +115,7 @@ def build_server(args: argparse.Namespace) -> ModelServer:
         s3_config=s3_config,
         cache_dir=args.model_cache_dir,
         batching=batching,
+        intra_op_threads=args.tensorflow_intra_op_parallelism,
         **({"max_concurrent_rpcs": rpcs} if rpcs is not None else {}),
     )
 

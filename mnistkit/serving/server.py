@@ -45,7 +45,10 @@ class ModelServer:
     off. Both bind to ``host`` (loopback by default: the server has no authentication). ``grpc_workers``
     threads run predictions for each protocol; at most ``max_concurrent_rpcs`` gRPC calls are in
     flight or queued at once. ``batching`` (TF Serving's ``--enable_batching``) merges concurrent
-    requests of both protocols into one model call.
+    requests of both protocols into one model call. ``intra_op_threads`` sizes TensorFlow's intra-op pool
+    (TF Serving's ``--tensorflow_intra_op_parallelism``; 0 is one thread per core, None leaves the
+    process's setting): 1 runs each request's ops in its own thread, which serves many small requests
+    with less CPU each (docs/serving.md); it must be set before TensorFlow runs in the process.
     """
 
     def __init__(
@@ -65,10 +68,17 @@ class ModelServer:
         max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
         grpc_workers: int = 16,
         batching: BatchingParameters | None = None,
+        intra_op_threads: int | None = None,
     ) -> None:
         if not model_name or "/" in model_name or ":" in model_name:
             raise ServingError(
                 f"model_name must be a plain name, got {model_name!r}", field="model_name", value=model_name
+            )
+        if intra_op_threads is not None and intra_op_threads < 0:
+            raise ServingError(
+                f"--tensorflow_intra_op_parallelism must be 0 (one thread per core) or more, got {intra_op_threads}",
+                field="tensorflow_intra_op_parallelism",
+                value=intra_op_threads,
             )
         self.model_name = model_name
         self.host = host
@@ -88,6 +98,7 @@ class ModelServer:
             model_name, self.manager, max_batch=max_batch, max_decoded_bytes=max_decoded_bytes, workers=grpc_workers
         )
         self.batching = batching
+        self.intra_op_threads = intra_op_threads
         self._batcher: Batcher | None = None
         self._grpc: grpc.Server | None = None
         self._rest: HttpFrontEnd | None = None
@@ -131,7 +142,7 @@ class ModelServer:
 
     def start(self) -> ModelServer:
         """Load the latest version (if any), start polling, and open the gRPC and REST ports."""
-        from mnistkit.tf_runtime import import_tensorflow
+        from mnistkit.tf_runtime import import_tensorflow, set_intra_op_threads
 
         import_tensorflow()  # before the gRPC service imports TF's protos, so its start-up noise is silenced
         import grpc
@@ -139,6 +150,8 @@ class ModelServer:
         from mnistkit.serving.grpc_service import add_services
 
         port, rest_port = self._requested_ports
+        if self.intra_op_threads is not None:  # before the first model loads: sessions take the pool as it is then
+            set_intra_op_threads(self.intra_op_threads)
         if self.batching is not None:
             from mnistkit.serving.batching import Batcher
 
