@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test test-fast lint bench reruns browser notebook-outputs clean
+.PHONY: venv demo test test-fast lint bench reruns browser loadgen notebook-outputs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,13 @@ browser:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; \
 	fi
 
+# Debian's nghttp2-client for h2load, the C load generator of `make bench`'s batching target (bench/h2load.py).
+loadgen:
+	@if ! command -v h2load > /dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nghttp2-client; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq nghttp2-client; fi; \
+	fi
+
 demo: venv
 	$(BIN)/mnistkit demo
 
@@ -32,13 +39,13 @@ lint: venv
 	$(BIN)/ruff format --check mnistkit trainer
 	$(BIN)/mypy
 
-test: venv browser lint
+test: venv browser loadgen lint
 	$(BIN)/python -m pytest -q
 
 test-fast: venv lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: venv
+bench: venv loadgen
 	$(BIN)/python -m bench
 
 # RELIABILITY.md's "flakes" figure: the notebook tests N times back to back (20: ~110 min on 2 cores).
