@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from helpers.serving import exported_model, model_base, sample, server  # noqa: F401 - fixtures
+from helpers.serving import exported_model, model_base, sample, start_server  # noqa: F401 - fixtures
+
+
+@pytest.fixture(scope="module")
+def server(model_base: Any) -> Iterator[Any]:
+    """A server of this module's own, stopped after it (not the serving tests' session one, whose polling
+    thread would outlive this folder's tests)."""
+    srv = start_server(model_base)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
 
 pytestmark = pytest.mark.skipif(
     shutil.which("h2load") is None, reason="h2load missing: `make loadgen` installs Debian's nghttp2-client"

@@ -7,9 +7,9 @@ import builtins
 import io
 import os
 import pathlib
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import NoReturn
 
 import pytest
 
@@ -19,19 +19,40 @@ from helpers.paths import ROOT
 
 
 class _NoEnviron(Mapping[str, str]):
-    def _fail(self, *_args: object, **_kwargs: object) -> NoReturn:
-        raise AssertionError("a manifest builder read the environment")
+    """``os.environ`` as the test's thread sees it: every access fails. Other threads (a server a session
+    fixture started, polling its model folder) read the real environment: they are not the builder."""
 
-    __getitem__ = __iter__ = __len__ = __contains__ = get = _fail  # type: ignore[assignment] # every access fails
+    def __init__(self, real: Mapping[str, str], thread: int) -> None:
+        self._real, self._thread = real, thread
+
+    def _check(self) -> None:
+        if threading.get_ident() == self._thread:
+            raise AssertionError("a manifest builder read the environment")
+
+    def __getitem__(self, key: str) -> str:
+        self._check()
+        return self._real[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._check()
+        return iter(self._real)
+
+    def __len__(self) -> int:
+        self._check()
+        return len(self._real)
 
 
 @contextmanager
 def _no_io(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every file-system and environment access fails (and is recorded, in case a caller swallows the error)."""
+    """Every file-system and environment access from this thread fails (and is recorded, in case a caller
+    swallows the error); other threads, which are not the builder, go through."""
     seen: list[str] = []
+    me = threading.get_ident()
 
-    def refuse(what: str):  # type: ignore[no-untyped-def] # a stand-in for functions of any signature
-        def fail(*args: object, **_kwargs: object) -> NoReturn:
+    def refuse(what: str, real: Callable[..., object]) -> Callable[..., object]:
+        def fail(*args: object, **kwargs: object) -> object:
+            if threading.get_ident() != me:
+                return real(*args, **kwargs)
             seen.append(f"{what}{args[:1]!r}")
             raise AssertionError(f"a manifest builder did I/O: {what}{args[:1]!r}")
 
@@ -40,10 +61,10 @@ def _no_io(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     with monkeypatch.context() as m:
         for mod, name in [(builtins, "open"), (io, "open"), (os, "open"), (os, "stat"), (os, "listdir"),
                           (os, "scandir"), (os, "getenv")]:
-            m.setattr(mod, name, refuse(f"{mod.__name__}.{name}"))
+            m.setattr(mod, name, refuse(f"{mod.__name__}.{name}", getattr(mod, name)))
         for name in ("open", "read_text", "read_bytes", "exists", "is_file", "is_dir", "stat", "iterdir"):
-            m.setattr(pathlib.Path, name, refuse(f"Path.{name}"))
-        m.setattr(os, "environ", _NoEnviron())
+            m.setattr(pathlib.Path, name, refuse(f"Path.{name}", getattr(pathlib.Path, name)))
+        m.setattr(os, "environ", _NoEnviron(os.environ, me))
         yield seen
 
 
@@ -69,6 +90,25 @@ def test_the_guard_catches_a_builder_that_reads(monkeypatch: pytest.MonkeyPatch,
     for read in (lambda: (tmp_path / "ns").read_text(), lambda: os.environ.get("USER", ""), lambda: os.getenv("X")):
         with pytest.raises(AssertionError, match="I/O|environment"), _no_io(monkeypatch):
             read()
+
+
+def test_the_guard_lets_other_threads_work(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    """A server's polling thread (a session fixture) reading files meanwhile is not the builder: it goes
+    through and is not recorded, while the same reads in the test's thread are refused."""
+    (tmp_path / "v").write_text("1")
+    got: list[object] = []
+
+    def poll() -> None:
+        got.extend([(tmp_path / "v").read_text(), os.stat(tmp_path).st_mode > 0, os.environ.get("PATH") is not None])
+
+    with _no_io(monkeypatch) as seen:
+        worker = threading.Thread(target=poll)
+        worker.start()
+        worker.join()
+        with pytest.raises(AssertionError, match="I/O"):
+            (tmp_path / "v").read_text()
+    assert got == ["1", True, True]
+    assert seen == [f"Path.read_text({tmp_path / 'v'!r},)"]
 
 
 def test_no_manifest_module_reads_files_or_the_environment() -> None:
