@@ -37,12 +37,20 @@ __all__ = [
     "KSERVE_SERVICE_ACCOUNT",
     "KSERVE_COMPONENT",
     "inference_service_metadata",
+    "serving_resources",
+    "INTRA_OP_ARG",
 ]
 
 GRPC_PORT = 8500
 REST_PORT = 8501
 SEED_GRPC_PORT = 9000
 MODEL_NAME = "mnist"
+# The serving containers' CPU limit, and one intra-op thread per CPU of it. TensorFlow sizes its intra-op pool by
+# the CPUs the process may be scheduled on, which under a CPU limit (a CFS quota) are all the node's cores: on a
+# 32-core node a 2-CPU server would split each op over 32 threads and be throttled. TF Serving and `mnistkit
+# serve` take the same flag (docs/serving.md: on 2 CPUs, one thread per op serves batch-1 requests cheaper still).
+SERVING_CPUS = 2
+INTRA_OP_ARG = f"--tensorflow_intra_op_parallelism={SERVING_CPUS}"
 KSERVE_SERVICE_ACCOUNT = "mnistkit-kserve-s3"
 # An InferenceService's component label. KServe copies the service's labels onto its predictor pods: with the
 # Deployment's "serving", the serving Service (and port-forward) would select KServe's pods, on ports they don't
@@ -120,6 +128,7 @@ def serving_deployment(p: ManifestParams) -> dict[str, Any]:
                                 f"--rest_api_port={REST_PORT}",
                                 f"--model_name={MODEL_NAME}",
                                 f"--model_base_path=/models/{MODEL_NAME}",
+                                INTRA_OP_ARG,
                             ],
                             "ports": [
                                 {"name": "grpc", "containerPort": GRPC_PORT},
@@ -130,7 +139,7 @@ def serving_deployment(p: ManifestParams) -> dict[str, Any]:
                                 "initialDelaySeconds": 5,
                                 "periodSeconds": 10,
                             },
-                            "resources": resources("500m", "1Gi", "2", "2Gi"),
+                            "resources": serving_resources(),
                             "securityContext": container_security(),
                             "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
                         }
@@ -143,6 +152,11 @@ def serving_deployment(p: ManifestParams) -> dict[str, Any]:
             },
         },
     }
+
+
+def serving_resources() -> dict[str, Any]:
+    """What a serving container requests, and its limits (``SERVING_CPUS``)."""
+    return resources("500m", "1Gi", str(SERVING_CPUS), "2Gi")
 
 
 def serving_service(p: ManifestParams) -> dict[str, Any]:
@@ -195,7 +209,7 @@ def inference_service(p: ManifestParams) -> dict[str, Any]:
                 "model": {
                     "modelFormat": {"name": "tensorflow"},
                     "storageUri": p.export_dir,
-                    "resources": resources("500m", "1Gi", "2", "2Gi"),
+                    "resources": serving_resources(),
                 },
             }
         },

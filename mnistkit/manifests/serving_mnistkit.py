@@ -23,16 +23,17 @@ from typing import Any
 from mnistkit.manifests.common import (
     container_security,
     pod_security,
-    resources,
     s3_env,
 )
 from mnistkit.manifests.params import ManifestParams
 from mnistkit.manifests.serving import (
     GRPC_PORT,
+    INTRA_OP_ARG,
     MODEL_NAME,
     REST_PORT,
     inference_service_metadata,
     serving_deployment,
+    serving_resources,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ def serve_args(p: ManifestParams, grpc_port: int, rest_port: int) -> list[str]:
         f"--model_base_path={p.export_dir}",
         f"--file_system_poll_wait_seconds={POLL_SECONDS}",
         f"--model_cache_dir={CACHE_DIR}",
+        INTRA_OP_ARG,
         # The server binds 127.0.0.1 by default (it has no authentication). In a pod, loopback is reachable only
         # from the pod itself: the kubelet's probes and the Service come through the pod's IP, so it must listen
         # there. Who may connect is the NetworkPolicy's job (networkpolicy-serving.yaml).
@@ -87,7 +89,7 @@ def _container(p: ManifestParams, name: str, grpc_port: int, rest_port: int) -> 
         "startupProbe": _probe("/v2/health/live", rest_port, periodSeconds=5, failureThreshold=60),
         "readinessProbe": _probe("/v2/health/ready", rest_port, periodSeconds=5),
         "livenessProbe": _probe("/v2/health/live", rest_port, periodSeconds=10, failureThreshold=3),
-        "resources": resources("500m", "1Gi", "2", "2Gi"),
+        "resources": serving_resources(),
         "securityContext": container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }

@@ -240,3 +240,20 @@ def test_the_serving_image_installs_the_serving_extra_and_the_rehearsal_knows_it
     image = ManifestParams().mnistkit_serving_image
     local = next(i for i in IMAGES if i.repository == repository_of(image))
     assert "mnistkit" in local.programs  # the manifests' command, run by `mnistkit rehearse`
+
+
+# ---- CPU: TensorFlow's intra-op pool sized by the container's limit, not the node ----------------------
+def test_every_serving_container_splits_an_op_over_no_more_threads_than_its_cpu_limit(
+    default: dict[str, Any], own: dict[str, Any]
+) -> None:
+    """Under a CPU limit TensorFlow sees all the node's cores; each serving container (TF Serving's and
+    ``mnistkit serve``, as a Deployment and as KServe's predictor) says how many threads an op may use, and
+    that is its CPU limit."""
+    containers = [
+        _pod(default["serving-deployment.yaml"])["containers"][0],
+        _pod(own["serving-deployment.yaml"])["containers"][0],
+        own["inferenceservice.yaml"]["spec"]["predictor"]["containers"][0],
+    ]
+    for c in containers:
+        flags = [a for a in c["args"] if a.startswith("--tensorflow_intra_op_parallelism=")]
+        assert flags == [f"--tensorflow_intra_op_parallelism={int(c['resources']['limits']['cpu'])}"], c["name"]
