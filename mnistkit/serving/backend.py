@@ -28,7 +28,7 @@ from mnistkit.versions import is_version_name
 if TYPE_CHECKING:
     from mnistkit._types import Proto
 
-__all__ = ["Backend", "ModelCall", "Steps", "parse_version", "signature_def_map"]
+__all__ = ["Backend", "ModelCall", "Steps", "parse_version", "resume", "signature_def_map"]
 
 T = TypeVar("T")
 Outputs = dict[str, np.ndarray]
@@ -129,12 +129,7 @@ class Backend:
             call = next(steps)
         except StopIteration as stop:  # answered without the model
             return stop.value
-        outputs = self.run(call.model, call.sig, call.inputs, call.wanted)
-        try:
-            steps.send(outputs)
-        except StopIteration as stop:
-            return stop.value
-        raise RuntimeError("a request handler asked for the model twice")
+        return resume(steps, self.run(call.model, call.sig, call.inputs, call.wanted))
 
     def run_later(self, call: ModelCall, done: Callable[[Outputs | None, BaseException | None], None]) -> None:
         """Run ``call`` off the calling thread and call ``done(outputs, error)`` where it ran: queued for a
@@ -151,6 +146,15 @@ class Backend:
             done(outputs, None)
 
         self.submit(run)
+
+
+def resume(steps: Steps[T], outputs: Outputs) -> T:
+    """A handler's steps after its model call: its answer from ``outputs``."""
+    try:
+        steps.send(outputs)
+    except StopIteration as stop:
+        return stop.value
+    raise RuntimeError("a request handler asked for the model twice")
 
 
 def _run_direct(

@@ -190,9 +190,9 @@ class Batcher:
     arrived (TF Serving's two rules), or when no batch is running and as many rows wait as the last batch
     had. The last rule is what keeps a lone client from waiting (its batches have one row, so its next
     request runs at once, in its own thread: no hand-off to a batch thread) while concurrent clients get
-    full batches: under load a batch waits for as
-    many requests as the previous one had (they are on their way: their clients got answers at the same
-    time), instead of running the first arrival alone and the rest after it.
+    full batches: under load a batch waits for as many requests as the previous one had (they are on their
+    way: their clients got answers at the same time), instead of running the first arrival alone and the
+    rest after it.
     """
 
     def __init__(self, params: BatchingParameters) -> None:
@@ -215,8 +215,8 @@ class Batcher:
     def run(
         self, model: LoadedModel, sig: Signature, inputs: Mapping[str, np.ndarray], wanted: list[str]
     ) -> dict[str, np.ndarray]:
-        rows = next(iter(inputs.values())).shape[0] if inputs else 0
-        if rows >= self.params.max_batch_size or not _batchable(sig):
+        rows = self._rows_of(sig, inputs)
+        if rows is None:
             return model.run(sig, inputs, wanted)
         with self._cond:
             alone = not self._queue and self._running == 0 and self._expected <= rows and not self._stopped
@@ -243,11 +243,17 @@ class Batcher:
     ) -> bool:
         """Queue ``call`` without waiting: ``done(outputs, error)`` is called on a batch thread. False when
         batching does not take it (too many rows, or a signature without a batch dimension)."""
-        rows = next(iter(call.inputs.values())).shape[0] if call.inputs else 0
-        if rows >= self.params.max_batch_size or not _batchable(call.sig):
+        rows = self._rows_of(call.sig, call.inputs)
+        if rows is None:
             return False
         self._enqueue(call, rows, lambda task: done(task.result, task.error))
         return True
+
+    def _rows_of(self, sig: Signature, inputs: Mapping[str, np.ndarray]) -> int | None:
+        """The rows of a request batching takes; None for one it runs alone (as long as a batch, or a
+        signature without a batch dimension)."""
+        rows = next(iter(inputs.values())).shape[0] if inputs else 0
+        return None if rows >= self.params.max_batch_size or not _batchable(sig) else int(rows)
 
     def _enqueue(self, call: ModelCall, rows: int, notify: Callable[[_Task], None]) -> _Task:
         key = (

@@ -32,7 +32,7 @@ import tornado.httpserver
 import tornado.httputil
 import tornado.netutil
 
-from mnistkit.serving.backend import Backend, ModelCall, Outputs, Steps
+from mnistkit.serving.backend import Backend, ModelCall, Outputs, Steps, resume
 from mnistkit.serving.status import RequestError
 
 if TYPE_CHECKING:
@@ -295,11 +295,7 @@ class _App(tornado.httputil.HTTPServerConnectionDelegate):
         if error is not None:
             raise error
         assert outputs is not None
-        try:
-            steps.send(outputs)
-        except StopIteration as stop:
-            return stop.value
-        raise RuntimeError("a request handler asked for the model twice")
+        return resume(steps, outputs)
 
     @staticmethod
     def guard(request: HttpRequest, fn: Callable[[], T]) -> T | Reply:
