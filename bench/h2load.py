@@ -50,13 +50,11 @@ def bodies(image: Any, grpc_port: int, rest_port: int) -> Bodies:
     import numpy as np
     from tensorflow_serving.apis import predict_pb2
 
+    from mnistkit.serving.tensors import fill_proto
+
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "mnist"
-    tensor = request.inputs["x"]
-    tensor.dtype = 1  # DT_FLOAT
-    for d in image.shape:
-        tensor.tensor_shape.dim.add(size=int(d))
-    tensor.tensor_content = np.ascontiguousarray(image, dtype=np.float32).tobytes()
+    fill_proto(request.inputs["x"], np.asarray(image, dtype=np.float32), content=True)  # as ModelClient sends it
     message = request.SerializeToString()
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         raw = channel.unary_unary(_PREDICT)(message, timeout=30)  # bytes in, bytes out: no (de)serializers

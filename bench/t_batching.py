@@ -127,7 +127,7 @@ def run(ctx: Context) -> Outcome:
         clients = {k: ModelClient("127.0.0.1", g, "grpc") for k, (_p, g, _r) in servers.items()}
         lat: dict[str, list[float]] = {k: [] for k in clients}
         for i in range(n + 50):
-            for k in list(clients)[i % 4 :] + list(clients)[: i % 4]:
+            for k in list(clients)[i % len(clients) :] + list(clients)[: i % len(clients)]:
                 t = time.perf_counter()
                 clients[k].predict(image)
                 if i >= 50:
