@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 
 .PHONY: venv demo test test-fast lint bench reruns browser loadgen notebook-outputs clean
 
@@ -18,17 +19,11 @@ venv: $(STAMP)
 
 # Debian's chromium for the JupyterLab browser tests (playwright cannot download a browser offline).
 browser:
-	@if [ ! -x $(CHROMIUM) ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; \
-	fi
+	@if [ ! -x $(CHROMIUM) ]; then $(APT) update -qq && $(APT) install -y -qq chromium; fi
 
 # Debian's nghttp2-client for h2load, the C load generator of `make bench`'s batching target (bench/h2load.py).
 loadgen:
-	@if ! command -v h2load > /dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nghttp2-client; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq nghttp2-client; fi; \
-	fi
+	@if ! command -v h2load > /dev/null; then $(APT) update -qq && $(APT) install -y -qq nghttp2-client; fi
 
 demo: venv
 	$(BIN)/mnistkit demo
