@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mnistkit.cluster.identity import pod_namespace
+from mnistkit.errors import ClusterError
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
-from mnistkit.errors import ClusterError
 
 __all__ = ["Connection", "connect", "in_cluster", "kubeconfig_paths", "pod_namespace", "cluster_status"]
 

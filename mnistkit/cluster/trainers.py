@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mnistkit.cluster.objects import drain
+from mnistkit.errors import ClusterError
 
 if TYPE_CHECKING:
     from mnistkit.cluster.client import ClusterClient
-
-from mnistkit.errors import ClusterError
 
 __all__ = [
     "TFJOB_CRD",
