@@ -45,10 +45,13 @@ def _export(ctx: Context) -> tuple[str, str]:
     return ctx.shared["export_dir"], ctx.shared["export_base"]
 
 
-def _start_server(base: str, log_path: Any, checkout: Path = ROOT, extra: Sequence[str] = ()) -> tuple[Any, int, int]:
+def _start_server(
+    base: str, log_path: Any, checkout: Path = ROOT, extra: Sequence[str] = (), module: Sequence[str] = ("mnistkit", "serve")
+) -> tuple[Any, int, int]:
     """``mnistkit serve`` from ``checkout`` on free ports, once it answers: (process, gRPC port, REST port).
 
-    ``extra``: more ``mnistkit serve`` flags (``--enable_batching``).
+    ``extra``: more ``mnistkit serve`` flags (``--enable_batching``). ``module``: what ``python -m`` runs
+    instead (``bench.frontend_only``, which takes the same three flags).
 
     The checkout is both the working directory and ``PYTHONPATH``, because ``python -m`` puts the working
     directory first: another checkout's server runs that checkout's code (``bench.compare_servers``).
@@ -63,7 +66,7 @@ def _start_server(base: str, log_path: Any, checkout: Path = ROOT, extra: Sequen
     if checkout != ROOT:
         env["PYTHONPATH"] = str(checkout)  # that tree's mnistkit only, not this one's
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "mnistkit", "serve", f"--model_base_path={base}",
+    proc = subprocess.Popen([sys.executable, "-m", *module, f"--model_base_path={base}",
                              f"--port={gport}", f"--rest_api_port={rport}", *extra], cwd=checkout, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120

@@ -1,0 +1,65 @@
+"""``python -m bench.frontend_only``: ``mnistkit serve`` with the model call taken out (the batching ceiling).
+
+The same ``ModelServer`` on the same export: both protocols' front ends, the request checks, decoding,
+the version manager and the responses. But each prediction answers zeros of the signature's output
+dtypes and shapes instead of running the model, where the request is (a gRPC worker thread; the REST
+event loop, without the hand-off to a prediction thread). Batching makes the model call, and the
+hand-off to it, cheaper per request; this server has neither, so no batching can make a request
+cheaper than here: its throughput over the plain server's is the most batching could give on this
+machine (the batching target prints it as the "ceiling").
+
+    python -m bench.frontend_only --model_base_path=DIR --port=P --rest_api_port=R
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from mnistkit.serving.backend import ModelCall, Outputs
+from mnistkit.serving.loading import LoadedModel
+from mnistkit.serving.signature import Signature
+
+__all__ = ["model_free_runner", "answer_at_once", "main"]
+
+
+def model_free_runner(
+    model: LoadedModel, sig: Signature, inputs: Mapping[str, np.ndarray], wanted: list[str]
+) -> dict[str, np.ndarray]:
+    """A ``Backend.runner`` that answers zeros shaped as ``sig``'s outputs for the request's rows."""
+    rows = next(iter(inputs.values())).shape[0] if inputs else 1
+    out = {}
+    for key in wanted:
+        info = sig.outputs[key]
+        dims = info.shape or ()
+        shape = tuple(rows if i == 0 else (d or 1) for i, d in enumerate(dims))
+        out[key] = np.zeros(shape, info.dtype)
+    return out
+
+
+def answer_at_once(call: ModelCall, done: Callable[[Outputs | None, BaseException | None], None]) -> bool:
+    """A ``Backend.enqueue`` that answers where it is called (the REST event loop): no prediction thread."""
+    done(model_free_runner(call.model, call.sig, call.inputs, call.wanted), None)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mnistkit.serving.server import ModelServer
+
+    parser = argparse.ArgumentParser(prog="python -m bench.frontend_only", description=__doc__.split("\n")[0])
+    parser.add_argument("--model_base_path", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rest_api_port", type=int, required=True)
+    args = parser.parse_args(argv)
+    server = ModelServer(args.model_base_path, port=args.port, rest_api_port=args.rest_api_port)
+    server.backend.runner = model_free_runner
+    server.backend.enqueue = answer_at_once
+    with server:
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
