@@ -3,29 +3,18 @@ in the shapes and dtypes its signature declares, to the stock client on both pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from helpers.serving import exported_model, model_base, sample, start_server  # noqa: F401 - fixtures
+from helpers.serving import exported_model, model_base, module_server, sample  # noqa: F401 - fixtures
 
 
-@pytest.fixture(scope="module")
-def server(model_base: Any) -> Iterator[Any]:
-    """A server of this module's own (its backend is patched below), stopped after it."""
-    srv = start_server(model_base)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-def test_model_free_runner_answers_the_signatures_shapes_and_dtypes(server: Any) -> None:
+def test_model_free_runner_answers_the_signatures_shapes_and_dtypes(module_server: Any) -> None:
     from bench.frontend_only import model_free_runner
 
-    model = server.manager.current
+    model = module_server.manager.current
     sig = model.signature(None)
     x = {"x": np.ones((3, 28, 28), np.float32)}
     out = model_free_runner(model, sig, x, ["classes", "predictions"])
@@ -37,19 +26,19 @@ def test_model_free_runner_answers_the_signatures_shapes_and_dtypes(server: Any)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])
-def test_server_without_its_model_answers_stock_clients(server: Any, protocol: str) -> None:
+def test_server_without_its_model_answers_stock_clients(module_server: Any, protocol: str) -> None:
     from bench.frontend_only import answer_at_once, model_free_runner
     from mnistkit.serving.client import ModelClient
 
-    port = server.grpc_port if protocol == "grpc" else server.rest_port
+    port = module_server.grpc_port if protocol == "grpc" else module_server.rest_port
     image = np.full((28, 28), 0.5, np.float32)
     with ModelClient("127.0.0.1", port, protocol) as client:
         assert sum(client.predict_one(image).probabilities) == pytest.approx(1.0, abs=1e-3)  # the model answers
-        runner, enqueue = server.backend.runner, server.backend.enqueue
-        server.backend.runner, server.backend.enqueue = model_free_runner, answer_at_once
+        runner, enqueue = module_server.backend.runner, module_server.backend.enqueue
+        module_server.backend.runner, module_server.backend.enqueue = model_free_runner, answer_at_once
         try:
             answers = client.predict(np.stack([image, image]))
         finally:
-            server.backend.runner, server.backend.enqueue = runner, enqueue
+            module_server.backend.runner, module_server.backend.enqueue = runner, enqueue
     assert [(a.digit, sum(a.probabilities)) for a in answers] == [(0, 0.0), (0, 0.0)]
-    assert answers[0].model_version == server.version
+    assert answers[0].model_version == module_server.version

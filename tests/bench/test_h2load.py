@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from helpers.serving import exported_model, model_base, sample, start_server  # noqa: F401 - fixtures
-
-
-@pytest.fixture(scope="module")
-def server(model_base: Any) -> Iterator[Any]:
-    """A server of this module's own, stopped after it (not the serving tests' session one, whose polling
-    thread would outlive this folder's tests)."""
-    srv = start_server(model_base)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+from helpers.serving import exported_model, model_base, module_server, sample  # noqa: F401 - fixtures
 
 
 pytestmark = pytest.mark.skipif(
@@ -31,12 +19,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])
-def test_h2load_run_counts_answers_and_errors(server: Any, protocol: str) -> None:
+def test_h2load_run_counts_answers_and_errors(module_server: Any, protocol: str) -> None:
     from bench import h2load
 
     image = np.zeros((1, 28, 28), np.float32)
-    bodies = h2load.bodies(image, server.grpc_port, server.rest_port)
-    port = server.grpc_port if protocol == "grpc" else server.rest_port
+    bodies = h2load.bodies(image, module_server.grpc_port, module_server.rest_port)
+    port = module_server.grpc_port if protocol == "grpc" else module_server.rest_port
     good = h2load.run(port, protocol, 4, 200, bodies)
     assert good.errors == 0
     assert good.rps > 0

@@ -73,6 +73,17 @@ def start_server(base: Path | str, **kwargs: Any) -> Any:
     return ModelServer(base, **kwargs).start()
 
 
+@pytest.fixture(scope="module")
+def module_server(model_base: Path) -> Iterator[Any]:
+    """A server of the test module's own, stopped after it: for modules that patch their server, or whose
+    tests run before the serving ones (the session ``server``'s polling thread would outlive them)."""
+    srv = start_server(model_base)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def server(model_base: Path) -> Iterator[Any]:
     """A server on version 1 of ``model_base``, shared by the tests that do not change its versions."""
