@@ -6,7 +6,8 @@ dtypes and shapes instead of running the model, where the request is (a gRPC wor
 event loop, without the hand-off to a prediction thread). Batching makes the model call, and the
 hand-off to it, cheaper per request; this server has neither, so no batching can make a request
 cheaper than here: its throughput over the plain server's is the most batching could give on this
-machine (the batching target prints it as the "ceiling").
+machine (the batching target prints it as the "ceiling"). If anything it errs high: zeros encode a little
+faster than real answers.
 
     python -m bench.frontend_only --model_base_path=DIR --port=P --rest_api_port=R
 """
@@ -41,7 +42,12 @@ def model_free_runner(
 
 def answer_at_once(call: ModelCall, done: Callable[[Outputs | None, BaseException | None], None]) -> bool:
     """A ``Backend.enqueue`` that answers where it is called (the REST event loop): no prediction thread."""
-    done(model_free_runner(call.model, call.sig, call.inputs, call.wanted), None)
+    try:
+        outputs = model_free_runner(call.model, call.sig, call.inputs, call.wanted)
+    except Exception as exc:  # noqa: BLE001 - answered as the server answers a failed model call
+        done(None, exc)
+    else:
+        done(outputs, None)
     return True
 
 

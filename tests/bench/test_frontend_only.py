@@ -25,20 +25,56 @@ def test_model_free_runner_answers_the_signatures_shapes_and_dtypes(module_serve
     assert list(model_free_runner(model, sig, x, ["classes"])) == ["classes"]
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "rest"])
-def test_server_without_its_model_answers_stock_clients(module_server: Any, protocol: str) -> None:
+@pytest.mark.parametrize(("protocol", "patched"), [("grpc", "runner"), ("rest", "enqueue")])
+def test_server_without_its_model_answers_stock_clients(module_server: Any, protocol: str, patched: str) -> None:
+    """gRPC answers through ``runner`` in its worker thread, REST through ``enqueue`` on its event loop: each
+    protocol gets only its own patch, so a front end taking another path would get the real model's answer."""
     from bench.frontend_only import answer_at_once, model_free_runner
     from mnistkit.serving.client import ModelClient
 
+    backend = module_server.backend
     port = module_server.grpc_port if protocol == "grpc" else module_server.rest_port
     image = np.full((28, 28), 0.5, np.float32)
     with ModelClient("127.0.0.1", port, protocol) as client:
         assert sum(client.predict_one(image).probabilities) == pytest.approx(1.0, abs=1e-3)  # the model answers
-        runner, enqueue = module_server.backend.runner, module_server.backend.enqueue
-        module_server.backend.runner, module_server.backend.enqueue = model_free_runner, answer_at_once
+        before = getattr(backend, patched)
+        setattr(backend, patched, model_free_runner if patched == "runner" else answer_at_once)
         try:
             answers = client.predict(np.stack([image, image]))
         finally:
-            module_server.backend.runner, module_server.backend.enqueue = runner, enqueue
+            setattr(backend, patched, before)
     assert [(a.digit, sum(a.probabilities)) for a in answers] == [(0, 0.0), (0, 0.0)]
     assert answers[0].model_version == module_server.version
+
+
+def test_main_serves_the_flags_it_is_given_without_its_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mnistkit.serving.server
+    from bench import frontend_only
+
+    made: list[Any] = []
+
+    class FakeServer:
+        def __init__(self, base: str, **kwargs: Any) -> None:
+            self.args = (base, kwargs)
+            self.backend = type("B", (), {})()
+            self.waited = False
+            made.append(self)
+
+        def __enter__(self) -> FakeServer:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def wait(self) -> None:
+            self.waited = True
+
+    monkeypatch.setattr(mnistkit.serving.server, "ModelServer", FakeServer)
+    assert frontend_only.main(["--model_base_path=/m", "--port=5", "--rest_api_port=6"]) == 0
+    (srv,) = made
+    assert srv.args == ("/m", {"port": 5, "rest_api_port": 6})
+    assert srv.backend.runner is frontend_only.model_free_runner
+    assert srv.backend.enqueue is frontend_only.answer_at_once
+    assert srv.waited
+    with pytest.raises(SystemExit):
+        frontend_only.main(["--port=5", "--rest_api_port=6"])  # the base path is required

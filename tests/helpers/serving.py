@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-__all__ = ["exported_model", "sample", "model_base", "server", "start_server", "POLL"]
+__all__ = ["exported_model", "sample", "model_base", "module_server", "server", "start_server", "POLL"]
 
 POLL = 0.2
 _SAMPLE: dict[str, Any] = {}
