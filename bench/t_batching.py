@@ -16,8 +16,11 @@ and what batching adds to it. Those figures are reported; the target compares th
 And the ceiling: a fifth server, the same one with the model call taken out (``bench.frontend_only``: its
 front ends, checks, decoding and responses, answering zeros), in the same rounds. Batching only makes
 the model call (and the hand-off to it) cheaper per request, so its throughput over the plain server's
-("ceiling") is the most batching could give here; when it is under the goal, the outcome says that the
-target is out of reach on this machine whatever the batcher does (``out_of_reach`` in the JSON).
+("ceiling") is the most batching could give here. Tighter, from server CPU a request ("bound"): a batched
+request costs at least the ceiling server's CPU plus the model's CPU per row at batch 32 (the default
+``max_batch_size``; per row, smaller batches cost more), so batching can give at most the plain server's
+CPU a request over that sum while the CPU is what limits. When either is under the goal, the outcome says
+that the target is out of reach on this machine whatever the batcher does (``out_of_reach`` in the JSON).
 
 Where the time goes, printed beside the figures: CPU per request of each server process, the rows per
 model call the servers logged, and the model's own CPU per row at batch 1 and 32 called in-process.
@@ -189,18 +192,28 @@ def run(ctx: Context) -> Outcome:
     if not rps["h2load"]:
         say("h2load not installed (apt-get install nghttp2-client): the target uses the Python clients' figures")
     ok = min(ratio.values()) >= RATIO_GOAL and delta <= LATENCY_MS and errors == 0
-    out_of_reach = [p for p in ("grpc", "rest") if ceiling[p] < RATIO_GOAL and ratio[p] < RATIO_GOAL]
+    bound = {p: cpu[kind][p]["plain"] / (cpu[kind][p]["model-free"] + m32) for p in ("grpc", "rest")}
+    say(
+        "bound from server CPU a request, plain / (model call removed + the model's batch-32 CPU a row): "
+        + ", ".join(
+            f"{p} {cpu[kind][p]['plain']:.0f} / ({cpu[kind][p]['model-free']:.0f} + {m32:.0f}) = {bound[p]:.2f}x"
+            for p in ("grpc", "rest")
+        )
+    )
+    out_of_reach = [p for p in ("grpc", "rest") if min(ceiling[p], bound[p]) < RATIO_GOAL and ratio[p] < RATIO_GOAL]
     if out_of_reach:
         say(
-            f"out of reach here on {', '.join(out_of_reach)} ({kind} clients): the server without its model "
-            f"call is under {RATIO_GOAL:g}x the plain one, so no batching can reach {RATIO_GOAL:g}x on this machine"
+            f"out of reach here on {', '.join(out_of_reach)} ({kind} clients): even without the model, or with "
+            f"every request in a batch of 32, the server would serve under {RATIO_GOAL:g}x the plain one, so no "
+            f"batching can reach {RATIO_GOAL:g}x on this machine"
         )
     reach = f" (out of reach on {', '.join(out_of_reach)})" if out_of_reach else ""
     return Outcome(
         "batching",
         f"16 {kind} clients batch 1: gRPC {ratio['grpc']:.2f}x (p99 {p99[kind]['grpc']['batching']:.1f} ms), REST "
         f"{ratio['rest']:.2f}x (p99 {p99[kind]['rest']['batching']:.1f} ms); ceiling with the model call removed: "
-        f"gRPC {ceiling['grpc']:.2f}x, REST {ceiling['rest']:.2f}x{reach}; one client p50 {delta:+.2f} ms; "
+        f"gRPC {ceiling['grpc']:.2f}x, REST {ceiling['rest']:.2f}x; bound from CPU: gRPC {bound['grpc']:.2f}x, REST "
+        f"{bound['rest']:.2f}x{reach}; one client p50 {delta:+.2f} ms; "
         f"{errors} errors",
         f">= {RATIO_GOAL:g}x on both, one client <= +{LATENCY_MS} ms, 0 errors",
         ok,
@@ -210,6 +223,7 @@ def run(ctx: Context) -> Outcome:
             "server_cpu_us": cpu,
             "ratio": ratio,
             "ceiling": ceiling,
+            "bound": bound,
             "out_of_reach": out_of_reach,
             "clients": kind,
             "one_client_p50_ms": p50,
