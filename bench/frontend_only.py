@@ -9,12 +9,12 @@ cheaper than here: its throughput over the plain server's is the most batching c
 machine (the batching target prints it as the "ceiling"). If anything it errs high: zeros encode a little
 faster than real answers.
 
-    python -m bench.frontend_only --model_base_path=DIR --port=P --rest_api_port=R
+    python -m bench.frontend_only --model_base_path=DIR --port=P --rest_api_port=R  # any `mnistkit serve` flags
 """
 
 from __future__ import annotations
 
-import argparse
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -52,14 +52,17 @@ def answer_at_once(call: ModelCall, done: Callable[[Outputs | None, BaseExceptio
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mnistkit.serving.server import ModelServer
+    """``mnistkit serve``'s own flags and server (``build_server``), with the model call taken out."""
+    from mnistkit.cli import build_parser
+    from mnistkit.commands.serve import build_server
+    from mnistkit.errors import MnistkitError
 
-    parser = argparse.ArgumentParser(prog="python -m bench.frontend_only", description=__doc__.split("\n")[0])
-    parser.add_argument("--model_base_path", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--rest_api_port", type=int, required=True)
-    args = parser.parse_args(argv)
-    server = ModelServer(args.model_base_path, port=args.port, rest_api_port=args.rest_api_port)
+    args = build_parser().parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        server = build_server(args)
+    except MnistkitError as exc:
+        print(f"python -m bench.frontend_only: error: {exc}", file=sys.stderr)
+        return 1
     server.backend.runner = model_free_runner
     server.backend.enqueue = answer_at_once
     with server:

@@ -51,7 +51,7 @@ def _start_server(
     """``mnistkit serve`` from ``checkout`` on free ports, once it answers: (process, gRPC port, REST port).
 
     ``extra``: more ``mnistkit serve`` flags (``--enable_batching``). ``module``: what ``python -m`` runs
-    instead (``bench.frontend_only``, which takes the same three flags).
+    instead (``bench.frontend_only``, which takes ``mnistkit serve``'s flags).
 
     The checkout is both the working directory and ``PYTHONPATH``, because ``python -m`` puts the working
     directory first: another checkout's server runs that checkout's code (``bench.compare_servers``).

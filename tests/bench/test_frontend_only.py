@@ -47,7 +47,8 @@ def test_server_without_its_model_answers_stock_clients(module_server: Any, prot
     assert answers[0].model_version == module_server.version
 
 
-def test_main_serves_the_flags_it_is_given_without_its_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_serves_the_flags_it_is_given_without_its_model(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """``mnistkit serve``'s flags build ``mnistkit serve``'s server, whose model call is then taken out."""
     import mnistkit.serving.server
     from bench import frontend_only
 
@@ -55,7 +56,7 @@ def test_main_serves_the_flags_it_is_given_without_its_model(monkeypatch: pytest
 
     class FakeServer:
         def __init__(self, base: str, **kwargs: Any) -> None:
-            self.args = (base, kwargs)
+            self.base, self.kwargs = base, kwargs
             self.backend = type("B", (), {})()
             self.waited = False
             made.append(self)
@@ -70,11 +71,15 @@ def test_main_serves_the_flags_it_is_given_without_its_model(monkeypatch: pytest
             self.waited = True
 
     monkeypatch.setattr(mnistkit.serving.server, "ModelServer", FakeServer)
-    assert frontend_only.main(["--model_base_path=/m", "--port=5", "--rest_api_port=6"]) == 0
+    monkeypatch.delenv("MODEL_BASE_PATH", raising=False)
+    assert frontend_only.main(["--model_base_path=/m", "--port=5", "--rest_api_port=6", "--enable_batching"]) == 0
     (srv,) = made
-    assert srv.args == ("/m", {"port": 5, "rest_api_port": 6})
+    assert (srv.base, srv.kwargs["port"], srv.kwargs["rest_api_port"]) == ("/m", 5, 6)
+    assert srv.kwargs["batching"] is not None  # every `mnistkit serve` flag is taken
     assert srv.backend.runner is frontend_only.model_free_runner
     assert srv.backend.enqueue is frontend_only.answer_at_once
     assert srv.waited
-    with pytest.raises(SystemExit):
-        frontend_only.main(["--port=5", "--rest_api_port=6"])  # the base path is required
+    # the base path is required, as by `mnistkit serve`: one line naming it, no server
+    assert frontend_only.main(["--port=5", "--rest_api_port=6"]) == 1
+    assert "--model_base_path is required" in capsys.readouterr().err
+    assert len(made) == 1
